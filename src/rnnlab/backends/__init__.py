@@ -1,0 +1,31 @@
+"""Engines behind the layer API, chosen per call.
+
+Every backend has ``name``, ``unsupported(layer, batch) -> str | None`` (why it cannot run this
+call, or None) and ``run(layer, batch, states) -> (output (T, B, D·H_out), final states)``.
+``backend="auto"`` takes the first backend in :data:`AUTO_ORDER` that supports the call; every
+backend computes the same function, so the choice changes speed, never the result beyond
+float rounding. A new engine (``triton``, ``cpu``) registers itself in :data:`BACKENDS` and
+takes its place in :data:`AUTO_ORDER`.
+"""
+
+from __future__ import annotations
+
+from rnnlab.backends import native, reference
+
+BACKENDS = {"reference": reference, "native": native}
+AUTO_ORDER = ["native", "reference"]
+BACKEND_NAMES = ("auto", *BACKENDS)
+
+
+def select_backend(layer, batch):
+    """The engine for this call: the layer's forced backend, or the first that fits."""
+    if layer.backend != "auto":
+        engine = BACKENDS[layer.backend]
+        if reason := engine.unsupported(layer, batch):
+            raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
+        return engine
+    for name in AUTO_ORDER:
+        engine = BACKENDS[name]
+        if engine.unsupported(layer, batch) is None:
+            return engine
+    raise AssertionError("the reference backend supports every call")

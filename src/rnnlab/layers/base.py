@@ -1,0 +1,258 @@
+"""What every recurrent layer shares: torch's arguments and parameter names, initial states,
+the call path ``validate → normalise → backend → outputs``, gate tracing, torch conversion.
+
+A family (RNN, LSTM, GRU, SRU) subclasses :class:`RecurrentBase` and supplies its parameter
+shapes, its state layout and its one-direction recurrence (``sequence`` / ``trace``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.backends import BACKEND_NAMES, select_backend
+from rnnlab.layers import validate
+from rnnlab.layers.sequence import Batch, from_batch, reverse_time, to_batch
+
+INITIAL_STATES = ("zeros", "random", "learned")
+
+
+class RecurrentBase(nn.Module):
+    """Base of :class:`rnnlab.RNN`, :class:`rnnlab.LSTM`, :class:`rnnlab.GRU`, :class:`rnnlab.SRU`.
+
+    Args (as :class:`torch.nn.RNNBase`):
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        proj_size (LSTM only), device, dtype.
+    Keyword-only args:
+        backend: ``"auto"`` (fastest engine that gives the same result), ``"reference"``
+            (time loop + hand-derived BPTT) or ``"native"`` (torch's fused op).
+        initial_state: state used when none is passed: ``"zeros"`` (torch's behaviour),
+            ``"random"`` (``U(-1, 1)`` drawn per call) or ``"learned"`` (parameters
+            ``initial_h`` / ``initial_c`` of shape (L·D, S), shared over the batch).
+    """
+
+    gate_count: int = 1  # row blocks in weight_ih / weight_hh
+    state_names: tuple[str, ...] = ("h0",)  # pieces of hx, in order
+    torch_class: type[nn.Module] | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, backend: str = "auto", initial_state: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers), ("proj_size", proj_size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+        if input_size <= 0 or hidden_size <= 0 or num_layers <= 0:
+            raise ValueError("input_size, hidden_size, num_layers: expected positive integers, got "
+                             f"{input_size}, {hidden_size}, {num_layers}")
+        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(f"proj_size: expected 0 or 0 < proj_size < hidden_size={hidden_size}, "
+                             f"got {proj_size}")
+        if proj_size and type(self).__name__ != "LSTM":
+            raise ValueError(f"proj_size: only LSTM supports a projection, not {type(self).__name__}")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
+        if backend not in BACKEND_NAMES:
+            raise ValueError(f"backend: expected one of {BACKEND_NAMES}, got {backend!r}")
+        if initial_state not in INITIAL_STATES:
+            raise ValueError(f"initial_state: expected one of {INITIAL_STATES}, got {initial_state!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        self.backend, self.initial_state = backend, initial_state
+        kw = {"device": device, "dtype": dtype}
+        self._param_keys: list[list[dict[str, str]]] = []
+        for k in range(num_layers):
+            layer_input = input_size if k == 0 else self.output_size * self.num_directions
+            keys = []
+            for d in range(self.num_directions):
+                suffix = f"_l{k}" + ("_reverse" if d else "")
+                names = {}
+                for short, shape in self.param_shapes(layer_input).items():
+                    self.register_parameter(short + suffix, nn.Parameter(torch.empty(shape, **kw)))
+                    names[short] = short + suffix
+                keys.append(names)
+            self._param_keys.append(keys)
+        if initial_state == "learned":
+            for name, size in zip(self.state_names, self.state_sizes()):
+                rows = num_layers * self.num_directions
+                setattr(self, "initial_" + name[0], nn.Parameter(torch.zeros(rows, size, **kw)))
+        self.reset_parameters()
+        if backend == "native" and (reason := self.native_unsupported()):
+            raise ValueError(f"backend: 'native' cannot run this configuration: {reason}")
+
+    # ---- what a family supplies -------------------------------------------------------------
+    def param_shapes(self, layer_input: int) -> dict[str, tuple[int, ...]]:
+        """Parameter shapes of one direction of one layer (torch's names and order)."""
+        H, rows = self.hidden_size, self.gate_count * self.hidden_size
+        shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, self.output_size)}
+        if self.bias:
+            shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+        if self.proj_size:
+            shapes["weight_hr"] = (self.proj_size, H)
+        return shapes
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    def sequence(self, x, state, params, mask):
+        """One direction of one layer: ``(y (T, B, H_out), final_state)``."""
+        raise NotImplementedError
+
+    def trace_sequence(self, x, state, params, mask) -> dict[str, Tensor]:
+        """Like :meth:`sequence`, but returns the per-step gates and states, ``h`` included."""
+        raise NotImplementedError
+
+    def native_unsupported(self) -> str | None:
+        """Why torch's fused op cannot run this configuration, or None."""
+        return None
+
+    def extra_repr_options(self) -> list[str]:
+        return []
+
+    # ---- shared machinery -------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def reset_parameters(self) -> None:
+        """torch's default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if not name.startswith("initial_"):
+                    p.uniform_(-bound, bound)
+
+    def cell_params(self, layer: int, direction: int) -> dict[str, Tensor]:
+        """Parameters of one layer and direction by their short names (``weight_ih`` …)."""
+        return {short: getattr(self, full)
+                for short, full in self._param_keys[layer][direction].items()}
+
+    def initial_states(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        rows = self.num_layers * self.num_directions
+        states = []
+        for name, size in zip(self.state_names, self.state_sizes()):
+            if self.initial_state == "learned":
+                learned = getattr(self, "initial_" + name[0])
+                states.append(learned.unsqueeze(1).expand(rows, batch, size))
+            elif self.initial_state == "random":
+                states.append(torch.rand(rows, batch, size, dtype=like.dtype, device=like.device)
+                              * 2 - 1)
+            else:
+                states.append(like.new_zeros(rows, batch, size))
+        return tuple(states)
+
+    def split_hx(self, hx) -> tuple[Tensor, ...]:
+        """torch's ``hx`` (a tensor, or a tuple for LSTM) as a tuple of state tensors."""
+        return (hx,)
+
+    def join_hx(self, states: tuple[Tensor, ...]):
+        return states[0]
+
+    def _prepare(self, input, hx, lengths):
+        validate.check_input(self, input, lengths)
+        batch, unbatched = to_batch(input, lengths, self.batch_first)
+        B = batch.x.shape[1]
+        rows = self.num_layers * self.num_directions
+        if hx is None:
+            states = self.initial_states(B, batch.x)
+        else:
+            states = self.split_hx(hx)
+            for name, state, size in zip(self.state_names, states, self.state_sizes()):
+                expected = (rows, size) if unbatched else (rows, B, size)
+                validate.check_state(self, state, name, expected)
+            if unbatched:
+                states = tuple(s.unsqueeze(1) for s in states)
+        return batch, unbatched, states
+
+    def forward(self, input, hx=None, *, lengths=None):
+        """Run the layer. ``input``: (T, B, I), (B, T, I) with ``batch_first``, (T, I)
+        unbatched, or a PackedSequence; ``lengths`` (B,) optionally marks padded steps of a
+        tensor input. Returns ``(output, h_n)`` (``(output, (h_n, c_n))`` for LSTM) as torch.
+        """
+        batch, unbatched, states = self._prepare(input, hx, lengths)
+        engine = select_backend(self, batch)
+        out, finals = engine.run(self, batch, states)
+        if unbatched:
+            finals = tuple(s.squeeze(1) for s in finals)
+        return from_batch(out, batch, unbatched, self.batch_first), self.join_hx(finals)
+
+    @torch.no_grad()
+    def trace(self, input, hx=None, *, lengths=None) -> list[dict[str, Tensor]]:
+        """Per-step gate activations and cell states, for diagnostics and plots.
+
+        Returns one dict per layer and direction (index ``layer * D + direction``) mapping a
+        gate name (``i, f, g, o`` / ``r, z, n`` / ``f, r``) or state (``c``, ``h``) to a
+        (T, B, H) tensor in time order, always time-major. Uses the reference forward; the
+        normal call path is untouched.
+        """
+        batch, _, states = self._prepare(input, hx, lengths)
+        mask, rev = batch.mask, batch.reverse_index()
+        x, traces = batch.x, []
+        for k in range(self.num_layers):
+            outputs = []
+            for d in range(self.num_directions):
+                index = k * self.num_directions + d
+                state = tuple(s[index] for s in states)
+                x_dir = x if d == 0 else reverse_time(x, rev)
+                params = self.cell_params(k, d)
+                gates = self.trace_sequence(x_dir, state, params, mask)
+                if d == 1:
+                    gates = {name: reverse_time(v, rev) for name, v in gates.items()}
+                traces.append(gates)
+                outputs.append(gates["h"])
+            x = torch.cat(outputs, dim=-1)
+        return traces
+
+    # ---- torch interop ----------------------------------------------------------------------
+    def torch_kwargs(self) -> dict:
+        kw = dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                  num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                  dropout=self.dropout, bidirectional=self.bidirectional)
+        if self.proj_size:
+            kw["proj_size"] = self.proj_size
+        return kw
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, **options):
+        """Build the rnnlab layer equivalent to a ``torch.nn`` layer, weights included."""
+        if cls.torch_class is None or not isinstance(module, cls.torch_class):
+            expected = cls.torch_class.__name__ if cls.torch_class else "a torch.nn layer"
+            raise TypeError(f"module: expected torch.nn.{expected}, got {type(module).__name__}")
+        ref = next(module.parameters())
+        kw = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
+                                               "batch_first", "dropout", "bidirectional")}
+        if getattr(module, "proj_size", 0):
+            kw["proj_size"] = module.proj_size
+        if getattr(module, "nonlinearity", None):
+            kw["nonlinearity"] = module.nonlinearity
+        layer = cls(**kw, **options, device=ref.device, dtype=ref.dtype)
+        layer.load_state_dict(module.state_dict(), strict=False)
+        return layer
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` layer, weights included."""
+        if reason := self.native_unsupported():
+            raise ValueError(f"to_torch: torch.nn has no equivalent of this layer: {reason}")
+        ref = next(self.parameters())
+        module = self.torch_class(**self.torch_kwargs(), device=ref.device, dtype=ref.dtype)
+        module.load_state_dict({k: v for k, v in self.state_dict().items()
+                                if not k.startswith("initial_")})
+        return module
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0),
+                              ("backend", "auto"), ("initial_state", "zeros")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return ", ".join([s, *self.extra_repr_options()])

@@ -1,0 +1,103 @@
+"""``rnnlab.LSTM``: drop-in for :class:`torch.nn.LSTM`, plus peepholes, cell clipping and a
+coupled input-forget gate."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from rnnlab.bptt.lstm import LSTMOptions, lstm_sequence, lstm_trace
+from rnnlab.layers.base import RecurrentBase
+
+
+class LSTM(RecurrentBase):
+    r"""Multi-layer LSTM, the same module as :class:`torch.nn.LSTM` (arguments, parameter
+    names, gate order ``i, f, g, o``, inputs and outputs), computed by an interchangeable
+    backend. Per layer and direction (see :mod:`rnnlab.cells.lstm` for the options):
+
+    .. math::
+        \begin{aligned}
+        i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi} + p_i \circ c_{t-1}) \\
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf} + p_f \circ c_{t-1}) \\
+        g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        c_t &= \mathrm{clip}(f_t \circ c_{t-1} + i_t \circ g_t) \\
+        o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho} + p_o \circ c_t) \\
+        h_t &= W_{hr}\,(o_t \circ \tanh(c_t))
+        \end{aligned}
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        proj_size: as :class:`torch.nn.LSTM`.
+        peephole: add ``peephole_l{k}`` (3, H), rows ``p_i, p_f, p_o``.
+        cell_clip: clamp ``c_t`` to ``[-cell_clip, cell_clip]``.
+        coupled: input gate tied to the forget gate, ``i_t = 1 - f_t``.
+        backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
+
+    Inputs: ``input, (h_0, c_0)`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a
+    PackedSequence, ``h_0`` (D·L, B, H_out), ``c_0`` (D·L, B, H).
+    Outputs: ``output, (h_n, c_n)`` as torch.
+
+    Example::
+
+        >>> lstm = rnnlab.LSTM(10, 20, num_layers=2, bidirectional=True)
+        >>> out, (h, c) = lstm(torch.randn(7, 3, 10))
+        >>> out.shape, h.shape
+        (torch.Size([7, 3, 40]), torch.Size([4, 3, 20]))
+    """
+
+    gate_count = 4
+    state_names = ("h0", "c0")
+    torch_class = nn.LSTM
+    native_mode = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, peephole: bool = False, cell_clip: float | None = None,
+                 coupled: bool = False, backend: str = "auto", initial_state: str = "zeros",
+                 device=None, dtype=None):
+        if cell_clip is not None and not (isinstance(cell_clip, (int, float)) and cell_clip > 0):
+            raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
+        self.peephole = bool(peephole)
+        self.options = LSTMOptions(cell_clip=None if cell_clip is None else float(cell_clip),
+                                   coupled=bool(coupled))
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, backend=backend, initial_state=initial_state,
+                         device=device, dtype=dtype)
+
+    def param_shapes(self, layer_input):
+        shapes = super().param_shapes(layer_input)
+        if self.peephole:
+            shapes["peephole"] = (3, self.hidden_size)
+        return shapes
+
+    def state_sizes(self):
+        return (self.output_size, self.hidden_size)
+
+    def split_hx(self, hx):
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError("hx: expected a tuple (h_0, c_0) for an LSTM")
+        return tuple(hx)
+
+    def join_hx(self, states):
+        return states
+
+    def sequence(self, x, state, params, mask):
+        return lstm_sequence(x, state, params, mask, self.options)
+
+    def trace_sequence(self, x, state, params, mask):
+        return lstm_trace(x, state, params, mask, self.options)
+
+    def native_unsupported(self):
+        extras = [name for name, on in (("peephole", self.peephole),
+                                        ("cell_clip", self.options.cell_clip is not None),
+                                        ("coupled", self.options.coupled)) if on]
+        return f"torch.nn.LSTM has no {', '.join(extras)}" if extras else None
+
+    def extra_repr_options(self):
+        opts = []
+        if self.peephole:
+            opts.append("peephole=True")
+        if self.options.cell_clip is not None:
+            opts.append(f"cell_clip={self.options.cell_clip}")
+        if self.options.coupled:
+            opts.append("coupled=True")
+        return opts
