@@ -62,12 +62,13 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, we
             torch.sigmoid(a, out=gates[t])
             gates[t, :, 2 * H:3 * H].copy_(a[:, 2 * H:3 * H].tanh())
         else:
-            a_i, a_f, a_g, _ = a.chunk(4, dim=-1)
+            a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)
             if peephole is not None:
                 a_i, a_f = a_i + peephole[0] * c, a_f + peephole[1] * c
             gates[t, :, H:2 * H] = a_f.sigmoid()
             gates[t, :, :H] = 1 - gates[t, :, H:2 * H] if opts.coupled else a_i.sigmoid()
             gates[t, :, 2 * H:3 * H] = a_g.tanh()
+            gates[t, :, 3 * H:] = a_o.sigmoid()  # peepholes redo o once c_t is known
         i, f, g, o = gates[t].chunk(4, dim=-1)
         c_new = torch.addcmul(f * c, i, g)
         if clipped is not None:
@@ -153,7 +154,6 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh, dc):
         grads = lstm_backward(*(g.contiguous() for g in (dy, dh, dc)), ctx.cache)
-        ctx.cache = None
         return (*grads, None, None)
 
 
