@@ -1,10 +1,12 @@
-"""``rnnlab.LSTM``: drop-in for :class:`torch.nn.LSTM`, plus peepholes, cell clipping and a
-coupled input-forget gate."""
+"""``rnnlab.LSTM``: drop-in for :class:`torch.nn.LSTM`, plus peepholes, cell clipping, a
+coupled input-forget gate and layer normalisation."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from rnnlab.bptt.layernorm_lstm import layernorm_lstm_sequence, layernorm_lstm_trace
 from rnnlab.bptt.lstm import LSTMOptions, lstm_sequence, lstm_trace
 from rnnlab.layers.base import RecurrentBase
 
@@ -30,6 +32,13 @@ class LSTM(RecurrentBase):
         peephole: add ``peephole_l{k}`` (3, H), rows ``p_i, p_f, p_o``.
         cell_clip: clamp ``c_t`` to ``[-cell_clip, cell_clip]``.
         coupled: input gate tied to the forget gate, ``i_t = 1 - f_t``.
+        layer_norm: layer-normalised LSTM (Ba et al. 2016, as Haste's ``LayerNormLSTM``, see
+            :mod:`rnnlab.cells.layernorm_lstm`): ``a_t = LN(W_ih x_t)∘γ_ih +
+            LN(W_hh h_{t-1})∘γ_hh + b_ih + b_hh`` and ``h_t = o_t∘tanh(LN(c_t)∘γ_c + β_c)``
+            (eps 1e-5). Adds ``ln_ih_weight_l{k}`` (4H,), ``ln_hh_weight_l{k}`` (4H,),
+            ``ln_c_weight_l{k}`` (H,), initialised to 1, and ``ln_c_bias_l{k}`` (H,),
+            initialised to 0. Cannot be combined with peephole, cell_clip, coupled or
+            proj_size.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, (h_0, c_0)`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a
@@ -52,11 +61,16 @@ class LSTM(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, cell_clip: float | None = None,
-                 coupled: bool = False, backend: str = "auto", initial_state: str = "zeros",
-                 device=None, dtype=None):
+                 coupled: bool = False, layer_norm: bool = False, backend: str = "auto",
+                 initial_state: str = "zeros", device=None, dtype=None):
         if cell_clip is not None and not (isinstance(cell_clip, (int, float)) and cell_clip > 0):
             raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
-        self.peephole = bool(peephole)
+        if layer_norm:
+            others = [name for name, on in (("peephole", peephole), ("cell_clip", cell_clip),
+                                            ("coupled", coupled), ("proj_size", proj_size)) if on]
+            if others:
+                raise ValueError(f"layer_norm: cannot be combined with {', '.join(others)}")
+        self.peephole, self.layer_norm = bool(peephole), bool(layer_norm)
         self.options = LSTMOptions(cell_clip=None if cell_clip is None else float(cell_clip),
                                    coupled=bool(coupled))
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -67,7 +81,20 @@ class LSTM(RecurrentBase):
         shapes = super().param_shapes(layer_input)
         if self.peephole:
             shapes["peephole"] = (3, self.hidden_size)
+        if self.layer_norm:
+            H = self.hidden_size
+            shapes.update(ln_ih_weight=(4 * H,), ln_hh_weight=(4 * H,), ln_c_weight=(H,),
+                          ln_c_bias=(H,))
         return shapes
+
+    def reset_parameters(self):
+        """torch's uniform init; with ``layer_norm`` the norms' gains are 1 and β_c is 0."""
+        super().reset_parameters()
+        if self.layer_norm:
+            with torch.no_grad():
+                for name, p in self.named_parameters():
+                    if name.startswith("ln_"):
+                        p.fill_(0.0 if name.startswith("ln_c_bias") else 1.0)
 
     def state_sizes(self):
         return (self.output_size, self.hidden_size)
@@ -81,15 +108,20 @@ class LSTM(RecurrentBase):
         return states
 
     def sequence(self, x, state, params, mask):
+        if self.layer_norm:
+            return layernorm_lstm_sequence(x, state, params, mask)
         return lstm_sequence(x, state, params, mask, self.options)
 
     def trace_sequence(self, x, state, params, mask):
+        if self.layer_norm:
+            return layernorm_lstm_trace(x, state, params, mask)
         return lstm_trace(x, state, params, mask, self.options)
 
     def native_unsupported(self):
         extras = [name for name, on in (("peephole", self.peephole),
                                         ("cell_clip", self.options.cell_clip is not None),
-                                        ("coupled", self.options.coupled)) if on]
+                                        ("coupled", self.options.coupled),
+                                        ("layer_norm", self.layer_norm)) if on]
         return f"torch.nn.LSTM has no {', '.join(extras)}" if extras else None
 
     def extra_repr_options(self):
@@ -100,4 +132,6 @@ class LSTM(RecurrentBase):
             opts.append(f"cell_clip={self.options.cell_clip}")
         if self.options.coupled:
             opts.append("coupled=True")
+        if self.layer_norm:
+            opts.append("layer_norm=True")
         return opts
