@@ -1,0 +1,144 @@
+"""The GRU cell, one time step, written as the equations read.
+
+.. math::
+    \\begin{aligned}
+    r_t &= \\sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\\\
+    z_t &= \\sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\\\
+    n_t &= \\tanh(W_{in} x_t + b_{in} + r_t \\circ (W_{hn} h_{t-1} + b_{hn})) \\\\
+    h_t &= (1 - z_t) \\circ n_t + z_t \\circ h_{t-1}
+    \\end{aligned}
+
+Cho et al. (2014). Gate order in the weights is ``r, z, n`` as in :class:`torch.nn.GRU`.
+Options beyond torch:
+
+* ``reset_after=False``: the original formulation, the reset gate applied *before* the
+  recurrent product, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t∘h_{t-1}) + b_hn)`` (same
+  parameters). ``reset_after=True`` is torch's and cuDNN's form above.
+* layer normalisation (Ba et al. 2016, as Haste's ``LayerNormGRU``): the input and recurrent
+  pre-activations are each normalised over their 3H rows with a learned gain and no shift,
+  then the biases are added::
+
+      gx_t = LN(W_ih x_t)∘γ_ih + b_ih,   gh_t = LN(W_hh h_{t-1})∘γ_hh + b_hh
+      LN(v) = (v - mean(v)) / sqrt(var(v) + ε),  ε = 1e-5  (biased variance)
+
+  and the gates read ``gx``, ``gh`` in place of the plain affine maps (``reset_after`` form).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnlab.cells.init import uniform_like_torch
+
+LN_EPS = 1e-5
+
+
+def gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None = None, *,
+             reset_after: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """One GRU step from the input contribution ``x_proj = W_ih x_t + b_ih`` (B, 3H).
+
+    Returns ``(h_t, gates)`` where ``gates`` holds ``r, z, n`` (B, H) each.
+    """
+    if reset_after:
+        return gates_to_state(x_proj, F.linear(h, weight_hh, bias_hh), h)
+    H = h.shape[-1]
+    x_r, x_z, x_n = x_proj.chunk(3, dim=-1)
+    w_rz, w_n = weight_hh.split([2 * H, H])
+    b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * H, H])
+    h_r, h_z = F.linear(h, w_rz, b_rz).chunk(2, dim=-1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + F.linear(r * h, w_n, b_n))
+    return (1 - z) * n + z * h, {"r": r, "z": z, "n": n}
+
+
+def gates_to_state(gx: Tensor, gh: Tensor, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """The ``reset_after`` gates from the input and recurrent pre-activations (B, 3H) each."""
+    x_r, x_z, x_n = gx.chunk(3, dim=-1)
+    h_r, h_z, h_n = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h, {"r": r, "z": z, "n": n}
+
+
+def layer_norm(v: Tensor, gain: Tensor, eps: float = LN_EPS) -> Tensor:
+    """``(v - mean(v)) / sqrt(var(v) + eps) ∘ gain`` over the last dimension, no shift."""
+    mean = v.mean(-1, keepdim=True)
+    var = ((v - mean) ** 2).mean(-1, keepdim=True)
+    return (v - mean) / torch.sqrt(var + eps) * gain
+
+
+def layernorm_gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, ln_hh_weight: Tensor,
+                       bias_hh: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """One layer-normalised GRU step from ``x_proj = LN(W_ih x_t)∘γ_ih + b_ih`` (B, 3H).
+
+    ``gh = LN(W_hh h_{t-1})∘γ_hh + b_hh``; returns ``(h_t, gates)`` as :func:`gru_step`.
+    """
+    gh = layer_norm(F.linear(h, weight_hh), ln_hh_weight)
+    if bias_hh is not None:
+        gh = gh + bias_hh
+    return gates_to_state(x_proj, gh, h)
+
+
+class GRUCell(nn.Module):
+    """Drop-in for :class:`torch.nn.GRUCell` (same parameters), plus the options above.
+
+    Args:
+        input_size, hidden_size, bias: as torch.
+        reset_after: torch's form (True) or the original one (False).
+        layer_norm: add gains ``ln_ih_weight``, ``ln_hh_weight`` (3H,), initialised to 1.
+
+    Inputs: ``x`` (B, I) or (I,), optional ``h`` (B, H) or (H,).
+    Output: ``h_t``.
+
+    Example::
+
+        >>> cell = GRUCell(3, 5, reset_after=False)
+        >>> h = cell(torch.randn(2, 3))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 reset_after: bool = True, layer_norm: bool = False, device=None, dtype=None):
+        super().__init__()
+        if layer_norm and not reset_after:
+            raise ValueError("layer_norm: only supported with reset_after=True")
+        kw = {"device": device, "dtype": dtype}
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        self.reset_after, self.layer_norm = bool(reset_after), bool(layer_norm)
+        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size, **kw))
+        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size, **kw)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size, **kw)) if bias else None
+        uniform_like_torch(self, hidden_size)
+        self.ln_ih_weight = nn.Parameter(torch.ones(3 * hidden_size, **kw)) if layer_norm else None
+        self.ln_hh_weight = nn.Parameter(torch.ones(3 * hidden_size, **kw)) if layer_norm else None
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        unbatched = x.dim() == 1
+        if unbatched:
+            x = x.unsqueeze(0)
+            h = None if h is None else h.unsqueeze(0)
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+        if self.layer_norm:
+            x_proj = layer_norm(F.linear(x, self.weight_ih), self.ln_ih_weight)
+            if self.bias_ih is not None:
+                x_proj = x_proj + self.bias_ih
+            h, _ = layernorm_gru_step(x_proj, h, self.weight_hh, self.ln_hh_weight, self.bias_hh)
+        else:
+            h, _ = gru_step(F.linear(x, self.weight_ih, self.bias_ih), h, self.weight_hh,
+                            self.bias_hh, reset_after=self.reset_after)
+        return h.squeeze(0) if unbatched else h
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        if self.layer_norm:
+            s += ", layer_norm=True"
+        return s
