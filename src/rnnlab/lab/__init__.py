@@ -3,9 +3,18 @@ reports, reachable from Python and from the ``rnnlab`` command line.
 
 >>> from rnnlab.lab import TrainConfig, train
 >>> result = train(TrainConfig(task="adding", cell="lstm", hidden=32, seq_len=20, steps=50))
->>> result.final_metric  # test MSE; chance is 1/6
+>>> result.final_metric, result.chance  # test MSE against 1/6
+
+``rnnlab.lab.train`` is the function; import the module's other names from it directly
+(``from rnnlab.lab.train import TrainConfig, evaluate``).
 """
 
+from rnnlab.lab.checkpoint import CheckpointError
+from rnnlab.lab.model import CELLS, HiddenStates, SequenceModel
 from rnnlab.lab.tasks import TASKS, Task, make_task
+from rnnlab.lab.train import (TrainConfig, TrainingInterrupted, TrainResult, evaluate,
+                              load_model, make_model, train)
 
-__all__ = ["TASKS", "Task", "make_task"]
+__all__ = ["TASKS", "CELLS", "Task", "make_task", "SequenceModel", "HiddenStates",
+           "TrainConfig", "TrainResult", "TrainingInterrupted", "train", "evaluate",
+           "make_model", "load_model", "CheckpointError"]

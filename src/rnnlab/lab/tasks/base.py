@@ -123,7 +123,7 @@ class Task:
 
     def metric(self, pred: Tensor, y: Tensor) -> float:
         """The task's metric (see ``metric_name``); the default is the loss as a float."""
-        return float(self.loss(pred, y))
+        return self.loss(pred, y).detach().item()
 
     def chance_prediction(self, x: Tensor, y: Tensor) -> Tensor:
         """A prediction that ignores the input and scores :attr:`chance` (in expectation).

@@ -80,7 +80,7 @@ class CharLMTask(Task):
         return windows[:-1].contiguous(), windows[1:].contiguous()
 
     def metric(self, pred: Tensor, y: Tensor) -> float:
-        return float(self.loss(pred, y)) / math.log(2)
+        return self.loss(pred, y).detach().item() / math.log(2)
 
     def chance_prediction(self, x: Tensor, y: Tensor) -> Tensor:
         return uniform_logits(y, self.output_size)

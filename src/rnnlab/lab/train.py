@@ -1,0 +1,465 @@
+"""Training a :class:`~rnnlab.lab.model.SequenceModel` on a lab task: seeds, Adam or SGD,
+gradient clipping, periodic evaluation, a progress bar, and checkpoints with exact resume.
+
+Determinism: the initial weights come from ``torch.manual_seed(seed)`` and every training
+batch from one :class:`torch.Generator` seeded with ``seed``; evaluation draws from its own
+fixed generator and never touches the training streams. All of it (the data generator, the
+global generators, the optimizer's state) goes into each checkpoint, so on the CPU a run
+stopped at step k and resumed ends bit for bit where an uninterrupted run with the same
+configuration ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rnnlab.lab import checkpoint as ckpt
+from rnnlab.lab.model import CELLS, SequenceModel
+from rnnlab.lab.tasks import TASKS, Task, make_task
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd")
+CLIPS = ("none", "norm", "value")
+EVAL_SEED = 2_147_483_647  # the test examples: the same for every run, seed and step
+CHECKPOINT_DIR = "checkpoints"
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (JSON-able; stored in every checkpoint)."""
+
+    task: str = "adding"  # task name, a key of rnnlab.lab.tasks.TASKS
+    cell: str = "lstm"  # recurrent cell: rnn | lstm | gru | sru
+    hidden: int = 128  # hidden units per direction and layer
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # add a backward direction (refused on causal tasks)
+    seq_len: int | None = None  # sequence length T (None: the task's default)
+    steps: int = 2000  # optimizer steps in all (a resumed run continues up to this many)
+    batch_size: int = 64  # training examples per step
+    lr: float = 1e-3  # learning rate
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.0  # SGD momentum (Adam ignores it)
+    clip: str = "norm"  # gradient clipping: none | norm (total norm) | value (each element)
+    clip_value: float = 1.0  # the largest total norm (clip=norm) or |element| (clip=value)
+    seed: int = 0  # seeds the initial weights and the stream of training batches
+    eval_every: int = 100  # evaluate on the test split every N steps, and after the last
+    eval_size: int = 512  # test examples per evaluation (the same fixed examples each time)
+    checkpoint_every: int = 0  # write a checkpoint every N steps (0: only at the end and on
+    # Ctrl-C); needs out_dir
+    out_dir: str | None = None  # folder for checkpoints/ and result.json (None: write nothing)
+    train_size: int | None = None  # cap on distinct training examples ("small data"; None: all)
+    recurrent_gain: float = 1.0  # multiply every weight_hh by this at initialisation (>1
+    # pushes a tanh RNN towards exploding gradients, <1 towards vanishing)
+    device: str = "cpu"  # torch device to train on (exact resume is promised on the CPU)
+    threads: int | None = None  # torch CPU threads during the run (None: leave torch's
+    # setting); 1 is often fastest for small models, and keep it fixed for bitwise resumes
+    task_options: dict = field(default_factory=dict)  # more task options (vocab, offset, text)
+    layer_options: dict = field(default_factory=dict)  # more rnnlab layer options
+    # (nonlinearity, dropout, backend, peephole, initial_state …)
+
+    # fields a resumed run must share with its checkpoint: they decide the model, the data
+    # stream and the optimisation; the others (steps, evaluation, output) may change
+    RESUME_KEYS = ("task", "cell", "hidden", "num_layers", "bidirectional", "seq_len",
+                   "batch_size", "lr", "optimizer", "momentum", "clip", "clip_value", "seed",
+                   "train_size", "recurrent_gain", "task_options", "layer_options")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown fields {unknown}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        if self.task not in TASKS:
+            raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
+        for name in ("hidden", "num_layers", "steps", "batch_size", "eval_every", "eval_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("seq_len", "train_size"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        _int("checkpoint_every", self.checkpoint_every, minimum=0)
+        _int("seed", self.seed, minimum=0)
+        for name in ("lr", "clip_value", "recurrent_gain"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name}: expected a positive number, got {value!r}")
+        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.clip not in CLIPS:
+            raise ValueError(f"clip: expected one of {CLIPS}, got {self.clip!r}")
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+        if self.checkpoint_every and self.out_dir is None:
+            raise ValueError("checkpoint_every: checkpoints need out_dir")
+        if not isinstance(self.task_options, dict) or not isinstance(self.layer_options, dict):
+            raise ValueError("task_options, layer_options: expected dicts")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    history: one dict per step done (resumed runs include the steps before the resume):
+        ``step``, ``loss`` (training loss of that batch), ``grad_norm`` (total gradient norm
+        before clipping), ``time`` (training seconds since the run began), and at evaluation
+        steps ``metric`` and ``eval_loss`` on the test examples.
+    final_metric: the task's metric after the last step (NaN if no evaluation ran).
+    seconds_per_step: mean wall time of a training step (forward, backward, update) in this
+        call, evaluation and checkpoints excluded.
+    diverged: the loss or gradient became non-finite; training stopped at that step, the
+        update was not applied, and the model keeps its last finite parameters.
+    """
+
+    config: TrainConfig
+    task: Task
+    model: SequenceModel
+    history: list[dict]
+    final_metric: float
+    metric_name: str
+    higher_is_better: bool
+    chance: float
+    params: int
+    seconds_per_step: float
+    steps: int
+    diverged: bool = False
+    checkpoint: str | None = None
+
+    @property
+    def evals(self) -> list[dict]:
+        """The history entries that carry an evaluation."""
+        return [h for h in self.history if "metric" in h]
+
+    def summary(self) -> dict:
+        """JSON-able summary (what ``result.json`` holds)."""
+        return {"config": self.config.to_dict(), "task": self.task.describe(),
+                "metric": self.metric_name, "final_metric": self.final_metric,
+                "higher_is_better": self.higher_is_better, "chance": self.chance,
+                "params": self.params, "seconds_per_step": self.seconds_per_step,
+                "steps": self.steps, "diverged": self.diverged,
+                "evals": self.evals, "checkpoint": self.checkpoint}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`. ``step``: steps done; ``checkpoint``: where they were
+    saved (None without ``out_dir``)."""
+
+    def __init__(self, step: int, checkpoint: str | None):
+        super().__init__(f"interrupted after step {step}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+# ---- building -------------------------------------------------------------------------------
+def make_task_for(config: TrainConfig) -> Task:
+    """The task of a configuration."""
+    return make_task(config.task, seq_len=config.seq_len, train_size=config.train_size,
+                     **config.task_options)
+
+
+def make_model(config: TrainConfig, task: Task | None = None) -> SequenceModel:
+    """The model of a configuration with its initial weights (``torch.manual_seed(seed)``,
+    then ``recurrent_gain``); the caller's global RNG state is left as it was."""
+    task = task or make_task_for(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = SequenceModel(config.cell, task, config.hidden, config.num_layers,
+                              config.bidirectional, **config.layer_options)
+    if config.recurrent_gain != 1.0:
+        scaled = [p for n, p in model.named_parameters() if ".weight_hh" in n]
+        if not scaled:
+            raise ValueError(f"recurrent_gain: {config.cell} has no weight_hh to scale")
+        with torch.no_grad():
+            for p in scaled:
+                p.mul_(config.recurrent_gain)
+    return model.to(config.device)
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+
+def checkpoint_dir(config: TrainConfig) -> Path | None:
+    return None if config.out_dir is None else Path(config.out_dir) / CHECKPOINT_DIR
+
+
+def load_model(path, device: str = "cpu") -> tuple[SequenceModel, Task, TrainConfig, int]:
+    """A trained model back from a run folder (its newest usable checkpoint) or from one
+    checkpoint directory: ``(model, task, config, step)``."""
+    path = Path(path)
+    if (path / ckpt.STATE).is_file():
+        checkpoint = ckpt.load_checkpoint(path)
+    else:
+        checkpoint = ckpt.load_latest(path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir()
+                                      else path)
+    config = TrainConfig.from_dict({**checkpoint.config, "device": device})
+    task = make_task_for(config)
+    model = make_model(config, task)
+    ckpt.restore(checkpoint, model)
+    model.eval()
+    return model, task, config, checkpoint.step
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: SequenceModel, task: Task, size: int = 512,
+             device: str | torch.device = "cpu") -> tuple[float, float]:
+    """``(metric, loss)`` on ``size`` fixed test examples, without touching any RNG state the
+    training uses. seq2seq models decode greedily (no teacher forcing)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(EVAL_SEED)
+            generator = torch.Generator().manual_seed(EVAL_SEED)
+            x, y = task.batch("test", size, generator)
+            x, y = x.to(device), y.to(device)
+            pred = model(x)
+            return task.metric(pred, y), float(task.loss(pred, y))
+    finally:
+        model.train(was_training)
+
+
+# ---- training -------------------------------------------------------------------------------
+class _StopFlag:
+    """First Ctrl-C asks to stop at the end of the current step; a second one stops now."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("Ctrl-C: stopping after this step (press again to stop at once)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+          overwrite: bool = False,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train the configured model; see :class:`TrainConfig` and :class:`TrainResult`.
+
+    Args:
+        resume: continue from the newest usable checkpoint in ``out_dir/checkpoints``
+            (its configuration must match on :attr:`TrainConfig.RESUME_KEYS`). Raises
+            :class:`~rnnlab.lab.checkpoint.CheckpointError` when there is none.
+        progress: show a tqdm progress bar (loss, metric, steps/s) on stderr.
+        overwrite: without ``resume``, delete checkpoints already in ``out_dir`` instead of
+            refusing to start.
+        callback: called as ``callback(step, record)`` after each step (record: the history
+            entry). It may raise KeyboardInterrupt to stop the run like Ctrl-C.
+
+    Raises:
+        TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C, after saving a checkpoint of the
+        last finished step when ``out_dir`` is set.
+    """
+    config.validate()
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config, resume, progress, overwrite, callback)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config, resume, progress, overwrite, callback) -> TrainResult:
+    task = make_task_for(config)
+    model = make_model(config, task)
+    optimizer = make_optimizer(config, model)
+    data = torch.Generator().manual_seed(config.seed)
+    root = checkpoint_dir(config)
+    history: list[dict] = []
+    start, last_saved = 0, None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if resume:
+            if root is None:
+                raise ValueError("resume: needs out_dir, the folder of the run to resume")
+            checkpoint = ckpt.load_latest(root)
+            ckpt.check_config(checkpoint, config.to_dict(), TrainConfig.RESUME_KEYS)
+            ckpt.restore(checkpoint, model, optimizer)
+            ckpt.restore_rng(checkpoint.rng, {"data": data})
+            history, start = list(checkpoint.history), checkpoint.step
+            last_saved = str(checkpoint.path)
+            logger.info("resuming %s from step %d", checkpoint.path, start)
+        elif root is not None and ckpt.list_checkpoints(root):
+            if not overwrite:
+                raise ValueError(f"out_dir: {config.out_dir} already holds checkpoints; resume "
+                                 "the run, pass overwrite, or choose another folder")
+            ckpt.remove_checkpoints(root)
+        run = _Run(config, task, model, optimizer, data, root, history, start, last_saved)
+        return run.loop(progress, callback)
+
+
+class _Run:
+    """The state of one call of :func:`train` (kept together for checkpoints)."""
+
+    def __init__(self, config, task, model, optimizer, data, root, history, start, last_saved):
+        self.config, self.task, self.model, self.optimizer = config, task, model, optimizer
+        self.data, self.root, self.history = data, root, history
+        self.step, self.last_saved = start, last_saved
+        self.saved_step = start if last_saved else None
+        self.time_offset = history[-1]["time"] if history else 0.0
+        self.step_seconds: list[float] = []
+        self.diverged = False
+
+    def save(self) -> None:
+        if self.root is None or self.saved_step == self.step:
+            return
+        if self.diverged:  # the last step was not applied: resuming from it would differ
+            logger.warning("not checkpointing step %d: training diverged there", self.step)
+            return
+        if any(not bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            logger.warning("not checkpointing step %d: the parameters are not finite", self.step)
+            return
+        path = ckpt.save_checkpoint(
+            self.root, self.step, self.model, self.optimizer, config=self.config.to_dict(),
+            history=self.history, rng=ckpt.capture_rng({"data": self.data}),
+            extra={"task": self.task.describe()})
+        self.last_saved, self.saved_step = str(path), self.step
+
+    def train_step(self) -> dict:
+        cfg, model, task = self.config, self.model, self.task
+        began = time.perf_counter()
+        model.train()
+        x, y = task.batch("train", cfg.batch_size, self.data)
+        x, y = x.to(cfg.device), y.to(cfg.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = task.loss(model(x, y), y)
+        loss.backward()
+        params = [p for p in model.parameters() if p.grad is not None]
+        if cfg.clip == "norm":
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_value)
+        else:
+            grad_norm = total_norm([p.grad for p in params])
+            if cfg.clip == "value":
+                torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
+        loss_value, norm_value = loss.detach().item(), grad_norm.detach().item()
+        if math.isfinite(loss_value) and math.isfinite(norm_value):
+            self.optimizer.step()
+        else:
+            self.diverged = True
+        elapsed = time.perf_counter() - began
+        self.step_seconds.append(elapsed)
+        self.time_offset += elapsed
+        return {"step": self.step + 1, "loss": loss_value, "grad_norm": norm_value,
+                "time": self.time_offset}
+
+    def loop(self, progress: bool, callback) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), disable=not progress,
+                   unit="step", desc=f"{cfg.task}/{cfg.cell}", dynamic_ncols=True)
+        at_boundary = True
+        try:
+            with _StopFlag() as stop:
+                while self.step < cfg.steps and not self.diverged:
+                    at_boundary = False
+                    record = self.train_step()
+                    self.history.append(record)
+                    self.step += 1
+                    at_boundary = True
+                    if self.diverged:
+                        logger.warning("step %d: non-finite loss or gradient (loss %s, norm %s)"
+                                       "; stopping", self.step, record["loss"],
+                                       record["grad_norm"])
+                    if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                        record["metric"], record["eval_loss"] = evaluate(
+                            self.model, self.task, cfg.eval_size, cfg.device)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    bar.update(1)
+                    postfix = {"loss": f"{record['loss']:.4g}"}
+                    last_eval = next((h for h in reversed(self.history) if "metric" in h), None)
+                    if last_eval is not None:
+                        postfix[self.task.metric_name] = f"{last_eval['metric']:.4g}"
+                    bar.set_postfix(postfix, refresh=False)
+                    if callback is not None:
+                        callback(self.step, record)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            bar.close()
+            if at_boundary:
+                self.save()
+            else:  # stopped in the middle of a step: its state is half-updated
+                logger.warning("interrupted inside step %d; the last checkpoint is the one "
+                               "to resume from", self.step + 1)
+            raise TrainingInterrupted(self.step, self.last_saved) from None
+        bar.close()
+        return self.finish()
+
+    def finish(self) -> TrainResult:
+        cfg = self.config
+        evals = [h for h in self.history if "metric" in h]
+        if self.history and "metric" not in self.history[-1]:
+            last = self.history[-1]
+            last["metric"], last["eval_loss"] = evaluate(self.model, self.task, cfg.eval_size,
+                                                         cfg.device)
+            evals.append(last)
+        final = evals[-1]["metric"] if evals else math.nan
+        if not self.history:  # steps already done (a resume past the end)
+            final, _ = evaluate(self.model, self.task, cfg.eval_size, cfg.device)
+        self.save()
+        result = TrainResult(
+            config=cfg, task=self.task, model=self.model, history=self.history,
+            final_metric=final, metric_name=self.task.metric_name,
+            higher_is_better=self.task.higher_is_better, chance=self.task.chance,
+            params=self.model.parameter_count(),
+            seconds_per_step=(sum(self.step_seconds) / len(self.step_seconds)
+                              if self.step_seconds else math.nan),
+            steps=self.step, diverged=self.diverged, checkpoint=self.last_saved)
+        if cfg.out_dir is not None:
+            ckpt.write_json_atomic(Path(cfg.out_dir) / RESULT_FILE, result.summary())
+        return result
+
+
+def total_norm(grads) -> torch.Tensor:
+    """The 2-norm of all gradients together (what ``clip_grad_norm_`` measures)."""
+    if not grads:
+        return torch.tensor(0.0)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def _int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+def _positive_int(name: str, value) -> None:
+    _int(name, value, 1)
