@@ -1,0 +1,16 @@
+"""ONNX interoperability: :func:`export` an rnnlab layer as standard ONNX ``LSTM`` / ``GRU`` /
+``RNN`` operators (or a Scan over the cell where ONNX has no operator), and :func:`load_layer`
+to build an rnnlab layer from an ONNX model's recurrent node. Needs ``pip install onnx``
+(and ``onnxruntime`` for :func:`run_onnxruntime` and ``verify=True``)."""
+
+try:
+    import onnx as _onnx  # noqa: F401
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("rnnlab.onnx needs the onnx package: pip install onnx onnxruntime") from exc
+
+from rnnlab.onnx.export import (ExportInfo, ScanExportWarning, export, onnx_weights,
+                                operator_unsupported, run_onnxruntime)
+from rnnlab.onnx.load import load_layer
+
+__all__ = ["export", "load_layer", "run_onnxruntime", "ExportInfo", "ScanExportWarning",
+           "operator_unsupported", "onnx_weights"]
