@@ -50,12 +50,35 @@ def _load_model(model_or_path) -> onnx.ModelProto:
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers, Constant nodes, and what simple shape ops make of them (``Identity``,
+    ``Slice``, ``Transpose``, ``Gather`` with constant arguments; ``Expand`` of a constant
+    gives the constant itself, to be broadcast over the batch): enough to read a learned
+    initial state as rnnlab exports it."""
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for a in node.attribute:
-                if a.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(a.t)
+    for node in graph.node:  # nodes are topologically sorted
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        args = [values.get(n) if n else None for n in node.input]
+        if node.op_type == "Constant" and isinstance(attrs.get("value"), onnx.TensorProto):
+            values[node.output[0]] = numpy_helper.to_array(attrs["value"])
+        elif not node.input or args[0] is None:
+            continue
+        elif node.op_type in ("Identity", "Expand"):
+            values[node.output[0]] = args[0]
+        elif node.op_type == "Transpose":
+            values[node.output[0]] = np.transpose(args[0], attrs.get("perm"))
+        elif node.op_type == "Gather" and len(args) == 2 and args[1] is not None:
+            values[node.output[0]] = np.take(args[0], args[1], axis=attrs.get("axis", 0))
+        elif node.op_type == "Slice" and len(args) >= 3 and all(
+                a is not None for a in args[1:]):
+            starts, ends = args[1], args[2]
+            axes = args[3] if len(args) > 3 else range(len(starts))
+            steps = args[4] if len(args) > 4 else [1] * len(starts)
+            index = [slice(None)] * args[0].ndim
+            for start, end, axis, step in zip(starts, ends, axes, steps):
+                index[int(axis)] = slice(int(start), int(end), int(step))
+            values[node.output[0]] = args[0][tuple(index)]
     return values
 
 
@@ -163,7 +186,7 @@ def _find_nodes(graph: onnx.GraphProto, node_name) -> list[onnx.NodeProto]:
 
 
 def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
-               backend: str = "auto", device=None):
+               batch_first: bool | None = None, backend: str = "auto", device=None):
     """Build the rnnlab layer that computes an ONNX ``LSTM`` / ``GRU`` / ``RNN`` node.
 
     Args:
@@ -172,11 +195,14 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
             builds one stacked layer (``num_layers = len(list)``), layer k from the k-th node
             (the nodes must agree on type, direction, hidden size and options, and node k+1
             must read D·H features).
-        backend: the layer's backend.
+        batch_first: the layer's ``batch_first`` (None: the node's ``layout``; a model that
+            transposes around layout-0 nodes, as rnnlab's export does, was batch-first too).
+        backend, device: the layer's.
 
     Returns an :class:`rnnlab.LSTM`, :class:`rnnlab.GRU` or :class:`rnnlab.RNN` with the
-    node's weights. A constant ``initial_h`` / ``initial_c`` with batch size 1 becomes
-    ``initial_state="learned"``; as graph inputs they stay runtime inputs (pass ``hx``).
+    node's weights. A constant ``initial_h`` / ``initial_c`` that is zero is rnnlab's default;
+    one that is the same for every batch row becomes ``initial_state="learned"``; as graph
+    inputs they stay runtime inputs (pass ``hx``).
     Raises ValueError naming the attribute rnnlab does not support (``clip``,
     ``activation_alpha``/``activation_beta``, other activations, ``direction="reverse"``).
     """
@@ -197,7 +223,9 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
     dtype = torch.float64 if any(s["W"].dtype == np.float64 for s in specs) else torch.float32
     has_bias = any(s["B"] is not None for s in specs)
     learned = _learned_states(specs)
-    kw = dict(num_layers=len(specs), bias=has_bias, batch_first=first["layout"] == 1,
+    if batch_first is None:
+        batch_first = first["layout"] == 1
+    kw = dict(num_layers=len(specs), bias=has_bias, batch_first=bool(batch_first),
               bidirectional=D == 2, backend=backend,
               initial_state="learned" if learned else "zeros", device=device, dtype=dtype)
     if op == "LSTM":
@@ -244,6 +272,8 @@ def _learned_states(specs) -> dict[str, np.ndarray] | None:
     if any(s[k] is RUNTIME for s in specs for k in keys):
         raise ValueError("initial_h: the nodes mix constant and runtime initial states; "
                          "rnnlab's learned initial state needs constants (or none) everywhere")
+    if all(not isinstance(s[k], np.ndarray) or not s[k].any() for s in specs for k in keys):
+        return None  # constant zeros: rnnlab's default initial state
     out = {}
     for key in keys:
         label = "initial_h" if key == "h0" else "initial_c"
@@ -255,10 +285,11 @@ def _learned_states(specs) -> dict[str, np.ndarray] | None:
                 continue
             if s["layout"] == 1:
                 value = np.swapaxes(value, 0, 1)
-            if value.shape != (s["D"], 1, s["H"]):
+            if value.ndim != 3 or value.shape[0] != s["D"] or value.shape[2] != s["H"] \
+                    or not (value == value[:, :1]).all():
                 raise ValueError(f"{label}: node {s['name']!r} has a constant {label} of shape "
-                                 f"{value.shape}; rnnlab's learned initial state is shared over "
-                                 "the batch (batch size 1)")
+                                 f"{value.shape} that differs between batch rows; rnnlab's "
+                                 "learned initial state is one state shared over the batch")
             rows.append(value[:, 0, :])
         out[key[0]] = np.concatenate(rows, axis=0)
     return out

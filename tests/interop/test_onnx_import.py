@@ -1,0 +1,269 @@
+"""ONNX → rnnlab: a model built directly with onnx.helper (random weights) gives the same
+result in rnnlab (``rnnlab.onnx.load_layer``) as in onnxruntime, for every attribute the
+operators share with rnnlab; unsupported attributes raise ValueError naming them."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import rnnlab
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+ro = pytest.importorskip("rnnlab.onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+T, B, I, H = 5, 3, 4, 6
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def build(op, *, D=1, bias=True, peephole=False, lengths=False, init="none", layout=0,
+          seed=0, **attrs):
+    """A one-node model with random weights. init: "none", "input" (graph inputs) or
+    "const" (initializers, one state repeated over the batch)."""
+    rng = np.random.default_rng(seed)
+    G = GATES[op]
+    u = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(np.float32)  # noqa: E731
+    inits = [numpy_helper.from_array(u(D, G * H, I), "W"),
+             numpy_helper.from_array(u(D, G * H, H), "R")]
+    names = ["X", "W", "R", "", "", "", "", ""]
+    x_shape = ["batch", "seq", I] if layout else ["seq", "batch", I]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)]
+    if bias:
+        inits.append(numpy_helper.from_array(u(D, 2 * G * H), "B"))
+        names[3] = "B"
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32,
+                                                    ["batch"]))
+        names[4] = "sequence_lens"
+    states = ["initial_h", "initial_c"] if op == "LSTM" else ["initial_h"]
+    for j, name in enumerate(states):
+        shape = ["batch", D, H] if layout else [D, "batch", H]
+        if init == "input":
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+            names[5 + j] = name
+        elif init == "const":
+            value = np.repeat(u(1, D, H), B, 0) if layout else np.repeat(u(D, 1, H), B, 1)
+            inits.append(numpy_helper.from_array(value, name))
+            names[5 + j] = name
+    if peephole:
+        inits.append(numpy_helper.from_array(u(D, 3 * H), "P"))
+        names[7] = "P"
+    while names[-1] == "":
+        names.pop()
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    node = helper.make_node(op, names, outs, name=f"my_{op.lower()}", hidden_size=H,
+                            direction="bidirectional" if D == 2 else "forward",
+                            **({"layout": 1} if layout else {}), **attrs)
+    graph = helper.make_graph([node], "g", inputs,
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                               for o in outs], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def feeds_for(model, op, D, layout, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, I) if layout else (T, B, I)).astype(np.float32)
+    feeds = {"X": x}
+    names = {i.name for i in model.graph.input}
+    if "sequence_lens" in names:
+        feeds["sequence_lens"] = np.array([5, 2, 4], dtype=np.int32)
+    for name in ("initial_h", "initial_c"):
+        if name in names:
+            shape = (B, D, H) if layout else (D, B, H)
+            feeds[name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def rnnlab_like_onnx(layer, feeds, op, layout):
+    """Run the rnnlab layer on the ONNX feeds and shape the result as ONNX's Y, Y_h(, Y_c)."""
+    x = torch.from_numpy(feeds["X"])
+    lengths = feeds.get("sequence_lens")
+    hx = None
+    if "initial_h" in feeds:
+        states = [torch.from_numpy(feeds[n]) for n in ("initial_h", "initial_c") if n in feeds]
+        if layout:
+            states = [s.transpose(0, 1).contiguous() for s in states]
+        hx = tuple(states) if op == "LSTM" else states[0]
+    with torch.no_grad():
+        out, finals = layer(x, hx, lengths=None if lengths is None else torch.from_numpy(lengths))
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    D = layer.num_directions
+    if layout:  # (B, T, D·H) -> (B, T, D, H);  h_n (D, B, H) -> (B, D, H)
+        y = out.reshape(B, T, D, H)
+        finals = [f.transpose(0, 1) for f in finals]
+    else:  # (T, B, D·H) -> (T, D, B, H)
+        y = out.reshape(T, B, D, H).transpose(1, 2)
+    return [y.numpy(), *(f.numpy() for f in finals)]
+
+
+def check(model, op, D, layout=0, atol=2e-6):
+    layer = ro.load_layer(model)
+    feeds = feeds_for(model, op, D, layout)
+    expected = rnnlab_like_onnx(layer, feeds, op, layout)
+    if layout:
+        from onnx.reference import ReferenceEvaluator
+        got = ReferenceEvaluator(model).run(None, feeds)
+    else:
+        got = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=1e-5)
+    return layer
+
+
+MODES = {"plain": {}, "len-init": {"lengths": True, "init": "input"}, "no-bias": {"bias": False},
+         "const-init": {"init": "const", "lengths": True}}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("D,peephole,input_forget",
+                         list(itertools.product([1, 2], [False, True], [0, 1])))
+def test_lstm(D, peephole, input_forget, mode):
+    attrs = {"input_forget": input_forget} if input_forget else {}
+    if mode == "plain":
+        attrs["activations"] = ["Sigmoid", "Tanh", "Tanh"] * D  # the defaults, spelled out
+    model = build("LSTM", D=D, peephole=peephole, **MODES[mode], **attrs)
+    layer = check(model, "LSTM", D)
+    assert isinstance(layer, rnnlab.LSTM)
+    assert layer.peephole == peephole and layer.options.coupled == bool(input_forget)
+    assert layer.bidirectional == (D == 2) and layer.bias == (mode != "no-bias")
+    assert layer.initial_state == ("learned" if mode == "const-init" else "zeros")
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("D,lbr", list(itertools.product([1, 2], [0, 1])))
+def test_gru(D, lbr, mode):
+    model = build("GRU", D=D, linear_before_reset=lbr, **MODES[mode])
+    layer = check(model, "GRU", D)
+    assert isinstance(layer, rnnlab.GRU) and layer.reset_after == bool(lbr)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("D,activation", list(itertools.product([1, 2], ["Tanh", "Relu",
+                                                                         None])))
+def test_rnn(D, activation, mode):
+    attrs = {"activations": [activation] * D} if activation else {}
+    model = build("RNN", D=D, **MODES[mode], **attrs)
+    layer = check(model, "RNN", D)
+    assert layer.nonlinearity == (activation or "tanh").lower()
+
+
+@pytest.mark.parametrize("op,attrs", [("LSTM", {}), ("GRU", {"linear_before_reset": 1}),
+                                      ("GRU", {"linear_before_reset": 0}), ("RNN", {})])
+def test_layout_1(op, attrs):
+    """Batch-major nodes (onnxruntime refuses them): compared with onnx's reference runtime
+    (which ignores input_forget, clip and sequence_lens, so none of them here)."""
+    model = build(op, D=2, layout=1, init="input", **attrs)
+    layer = check(model, op, 2, layout=1)
+    assert layer.batch_first
+
+
+@pytest.mark.parametrize("attrs,match", [
+    ({"clip": 1.0}, "clip"),
+    ({"activation_alpha": [0.5]}, "activation_alpha"),
+    ({"activation_beta": [0.5]}, "activation_beta"),
+    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations"),
+    ({"activations": ["HardSigmoid", "Tanh", "Tanh"]}, "activations"),
+    ({"direction": "reverse"}, "direction"),
+    ({"made_up": 1}, "made_up"),
+])
+def test_unsupported_lstm_attributes(attrs, match):
+    if "direction" in attrs:
+        model = build("LSTM")
+        node = model.graph.node[0]
+        for a in node.attribute:
+            if a.name == "direction":
+                a.s = b"reverse"
+    else:
+        model = build("LSTM", **attrs)
+    with pytest.raises(ValueError, match=f"^{match}:"):
+        ro.load_layer(model)
+
+
+@pytest.mark.parametrize("op,attrs", [("RNN", {"activations": ["Sigmoid"]}),
+                                      ("RNN", {"activations": ["Tanh", "Relu"]}),
+                                      ("GRU", {"activations": ["Sigmoid", "Relu"]}),
+                                      ("GRU", {"clip": 3.0})])
+def test_unsupported_gru_rnn_attributes(op, attrs):
+    model = build(op, D=2 if len(attrs.get("activations", [])) == 2 and op == "RNN" else 1,
+                  **attrs)
+    with pytest.raises(ValueError, match=f"^{next(iter(attrs))}:"):
+        ro.load_layer(model)
+
+
+def test_weights_must_be_constants_and_node_choice():
+    model = build("GRU")
+    model.graph.input.append(helper.make_tensor_value_info("R2", TensorProto.FLOAT, None))
+    model.graph.node[0].input[2] = "R2"
+    with pytest.raises(ValueError, match="^R:.*initializer"):
+        ro.load_layer(model)
+    two = build("GRU")
+    second = helper.make_node("GRU", ["X", "W", "R"], ["Y2", "Y_h2"], name="other",
+                              hidden_size=H)
+    two.graph.node.append(second)
+    with pytest.raises(ValueError, match="node_name.*2 recurrent nodes"):
+        ro.load_layer(two)
+    assert ro.load_layer(two, "other").bias is False
+    with pytest.raises(ValueError, match="node_name: no recurrent node"):
+        ro.load_layer(two, "nope")
+    empty = helper.make_model(helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)]))
+    with pytest.raises(ValueError, match="no LSTM, GRU or RNN"):
+        ro.load_layer(empty)
+
+
+def test_constant_initial_state():
+    model = build("GRU", init="const")
+    h = next(t for t in model.graph.initializer if t.name == "initial_h")
+    h.CopyFrom(numpy_helper.from_array(np.zeros((1, B, H), np.float32), "initial_h"))
+    assert ro.load_layer(model).initial_state == "zeros"
+    h.CopyFrom(numpy_helper.from_array(np.arange(B * H, dtype=np.float32).reshape(1, B, H),
+                                       "initial_h"))
+    with pytest.raises(ValueError, match="^initial_h:.*batch"):
+        ro.load_layer(model)
+
+
+# ---- rnnlab -> ONNX -> rnnlab ----------------------------------------------------------------
+ROUND_TRIP = {
+    "lstm": lambda: rnnlab.LSTM(I, H, num_layers=2, bidirectional=True),
+    "lstm-peephole-coupled": lambda: rnnlab.LSTM(I, H, num_layers=2, peephole=True,
+                                                 coupled=True, batch_first=True),
+    "lstm-learned-state": lambda: rnnlab.LSTM(I, H, initial_state="learned", peephole=True),
+    "gru-reset-before": lambda: rnnlab.GRU(I, H, num_layers=3, reset_after=False, bias=False),
+    "gru-learned-bi": lambda: rnnlab.GRU(I, H, num_layers=2, bidirectional=True,
+                                         initial_state="learned"),
+    "rnn-relu": lambda: rnnlab.RNN(I, H, num_layers=2, nonlinearity="relu", bidirectional=True),
+}
+
+
+@pytest.mark.parametrize("name", list(ROUND_TRIP))
+def test_round_trip(name, tmp_path):
+    m = ROUND_TRIP[name]().eval()
+    with torch.no_grad():
+        for pname, p in m.named_parameters():
+            if pname.startswith("initial_"):
+                p.normal_()
+    x = torch.randn(B, T, I) if m.batch_first else torch.randn(T, B, I)
+    info = ro.export(m, x, tmp_path / "m.onnx")
+    back = ro.load_layer(tmp_path / "m.onnx", info.node_names if m.num_layers > 1 else None,
+                         batch_first=m.batch_first)
+    assert type(back) is type(m) and repr(back) == repr(m)
+    assert back.state_dict().keys() == m.state_dict().keys()
+    for key, value in m.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[key], value, atol=0, rtol=0)
+    lengths = torch.tensor([T, 2, 3])
+    with torch.no_grad():
+        a, b = m(x, lengths=lengths), back(x, lengths=lengths)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_stack_must_chain():
+    m = rnnlab.LSTM(I, H, num_layers=2)
+    info = ro.export(m, torch.randn(T, B, I))
+    with pytest.raises(ValueError, match="node_name: node 'LSTM_l0' .*layer 1.*reads 4"):
+        ro.load_layer(info.model, ["LSTM_l1", "LSTM_l0"])
