@@ -8,8 +8,8 @@ def tiny():
     """A TrainConfig small enough for a step to take a millisecond or two."""
 
     def make(**changes) -> TrainConfig:
-        base = dict(task="adding", cell="lstm", hidden=8, seq_len=8, steps=10, batch_size=8,
-                    lr=1e-2, eval_every=5, eval_size=32, threads=1)
+        base = {"task": "adding", "cell": "lstm", "hidden": 8, "seq_len": 8, "steps": 10,
+                "batch_size": 8, "lr": 1e-2, "eval_every": 5, "eval_size": 32, "threads": 1}
         base.update(changes)
         return TrainConfig(**base)
 

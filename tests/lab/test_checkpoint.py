@@ -86,7 +86,7 @@ def test_every_checkpoint_corrupt_is_an_error(tmp_path, tiny):
 
 
 def test_a_checkpoint_for_another_model_is_rejected_on_shapes(tmp_path, tiny):
-    result, root = _run(tmp_path, tiny)
+    _result, root = _run(tmp_path, tiny)
     other = make_model(tiny(hidden=16))
     with pytest.raises(CheckpointError, match=r"model\.rnn\.weight_ih_l0.*\(32, 2\).*\(64, 2\)"):
         ckpt.restore(ckpt.load_checkpoint(root / "step-00000010"), other)

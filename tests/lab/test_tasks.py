@@ -104,7 +104,7 @@ def test_adding_marks_one_in_each_half_and_target_is_their_sum():
 
 
 def test_digits_rows_and_pixels_read_the_same_image():
-    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    gen = lambda: torch.Generator().manual_seed(3)
     rows, y_rows = make_task("digits", seq_len=8).batch("test", 4, gen())
     pixels, y_pix = make_task("digits", seq_len=64).batch("test", 4, gen())
     assert torch.equal(y_rows, y_pix)
@@ -160,3 +160,18 @@ def test_charlm_round_trips_text():
     assert lm.decode(lm.encode("Shall I compare thee")) == "Shall I compare thee"
     x, y = lm.batch("train", 2, torch.Generator().manual_seed(0))
     assert torch.equal(x[1:], y[:-1])
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_evaluation_batch_is_fixed_and_exact_for_small_data_sets(name):
+    task = make_task(name, **SMALL[name])
+    x, y = task.evaluation_batch(64, torch.Generator().manual_seed(0))
+    x2, y2 = task.evaluation_batch(64, torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    if name in ("digits", "digits-flat", "digit-draw"):
+        assert y.shape[0 if task.target == "class" else 1] == 360  # the whole test split
+    if name == "sunspots":
+        assert task.metric(task.chance_prediction(x, y), y) == pytest.approx(task.chance, rel=1e-5)
+        assert task.metric(x, y) == pytest.approx(task.persistence_mse, rel=1e-5)
+    if name == "digit-draw":
+        assert task.metric(task.chance_prediction(x, y), y) == pytest.approx(task.chance, rel=1e-5)

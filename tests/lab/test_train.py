@@ -60,12 +60,13 @@ def _interrupt_at(step, how):
 
 RESUME_CASES = {
     "adding-lstm-adam": {},
-    "copy-gru-sgd-2layers-dropout": dict(task="copy", cell="gru", seq_len=4, optimizer="sgd",
-                                         momentum=0.9, lr=0.1, clip="value", clip_value=0.5,
-                                         num_layers=2, layer_options={"dropout": 0.3}),
-    "reverse-sru-bidirectional": dict(task="reverse", cell="sru", seq_len=4, bidirectional=True,
-                                      clip="none"),
-    "digits-rnn-small-data": dict(task="digits", cell="rnn", train_size=20, eval_every=3),
+    "copy-gru-sgd-2layers-dropout": {
+        "task": "copy", "cell": "gru", "seq_len": 4, "optimizer": "sgd", "momentum": 0.9,
+        "lr": 0.1, "clip": "value", "clip_value": 0.5, "num_layers": 2,
+        "layer_options": {"dropout": 0.3}},
+    "reverse-sru-bidirectional": {
+        "task": "reverse", "cell": "sru", "seq_len": 4, "bidirectional": True, "clip": "none"},
+    "digits-rnn-small-data": {"task": "digits", "cell": "rnn", "train_size": 20, "eval_every": 3},
 }
 
 
@@ -96,7 +97,7 @@ def test_run_to_five_then_resume_to_ten(tmp_path, tiny):
     assert summary["steps"] == 10 and summary["final_metric"] == second.final_metric
     again = train(tiny(steps=10, out_dir=out), resume=True, progress=False)  # nothing left
     assert again.steps == 10 and _same_parameters(whole.model, again.model)
-    model, task, config, step = load_model(out)
+    model, _task, config, step = load_model(out)
     assert step == 10 and config.hidden == 8 and _same_parameters(model, whole.model)
 
 

@@ -12,9 +12,29 @@ reports, reachable from Python and from the ``rnnlab`` command line.
 from rnnlab.lab.checkpoint import CheckpointError
 from rnnlab.lab.model import CELLS, HiddenStates, SequenceModel
 from rnnlab.lab.tasks import TASKS, Task, make_task
-from rnnlab.lab.train import (TrainConfig, TrainingInterrupted, TrainResult, evaluate,
-                              load_model, make_model, train)
+from rnnlab.lab.train import (
+    TrainConfig,
+    TrainingInterrupted,
+    TrainResult,
+    evaluate,
+    load_model,
+    make_model,
+    train,
+)
 
-__all__ = ["TASKS", "CELLS", "Task", "make_task", "SequenceModel", "HiddenStates",
-           "TrainConfig", "TrainResult", "TrainingInterrupted", "train", "evaluate",
-           "make_model", "load_model", "CheckpointError"]
+__all__ = [
+    "CELLS",
+    "TASKS",
+    "CheckpointError",
+    "HiddenStates",
+    "SequenceModel",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingInterrupted",
+    "evaluate",
+    "load_model",
+    "make_model",
+    "make_task",
+    "train",
+]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -278,7 +279,7 @@ def load_checkpoint(path) -> Checkpoint:
                               "is corrupt or was modified")
     try:
         tensors = load_file(str(weights))
-    except Exception as error:  # safetensors raises its own error types
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({error})") from None
     listed = {k: tuple(v[1]) for k, v in state["tensors"].items()}
     if listed != {k: tuple(v.shape) for k, v in tensors.items()}:

@@ -115,7 +115,7 @@ class TrainConfig:
         if self.checkpoint_every and self.out_dir is None:
             raise ValueError("checkpoint_every: checkpoints need out_dir")
         if not isinstance(self.task_options, dict) or not isinstance(self.layer_options, dict):
-            raise ValueError("task_options, layer_options: expected dicts")
+            raise ValueError("task_options, layer_options: expected dicts")  # noqa: TRY004
 
 
 @dataclass
@@ -227,7 +227,8 @@ def load_model(path, device: str = "cpu") -> tuple[SequenceModel, Task, TrainCon
 @torch.no_grad()
 def evaluate(model: SequenceModel, task: Task, size: int = 512,
              device: str | torch.device = "cpu") -> tuple[float, float]:
-    """``(metric, loss)`` on ``size`` fixed test examples, without touching any RNG state the
+    """``(metric, loss)`` on fixed test examples (``size`` of them, or the whole test split of
+    a small data set, see :meth:`Task.evaluation_batch`), without touching any RNG state the
     training uses. seq2seq models decode greedily (no teacher forcing)."""
     was_training = model.training
     model.eval()
@@ -235,7 +236,7 @@ def evaluate(model: SequenceModel, task: Task, size: int = 512,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(EVAL_SEED)
             generator = torch.Generator().manual_seed(EVAL_SEED)
-            x, y = task.batch("test", size, generator)
+            x, y = task.evaluation_batch(size, generator)
             x, y = x.to(device), y.to(device)
             pred = model(x)
             return task.metric(pred, y), float(task.loss(pred, y))

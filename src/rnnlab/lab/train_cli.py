@@ -133,8 +133,8 @@ def run_demo(args: argparse.Namespace) -> int:
                else "is still at chance")
     print(f"The LSTM {verdict}: test MSE {result.final_metric:.4f} against {result.chance:.3f} "
           "for always answering 1.")
-    print("Next: rnnlab train --task adding --cell rnn --seq-len 100 --steps 2000 "
-          "(a tanh RNN stays at chance)")
+    print("Next, a tanh RNN on longer sequences: "
+          "rnnlab train --task adding --cell rnn --seq-len 100 --steps 2000")
     return 0
 
 

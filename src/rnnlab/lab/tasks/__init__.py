@@ -51,6 +51,19 @@ def make_task(name: str, **options) -> Task:
         raise ValueError(f"task {name!r}: {error}") from None
 
 
-__all__ = ["TASKS", "SHAPES", "Task", "make_task", "AddingTask", "DigitsTask", "FlatDigitsTask",
-           "DigitDrawTask", "CharLMTask", "SunspotsTask", "CopyMemoryTask", "FutureTagTask",
-           "ReverseTask", "SortTask"]
+__all__ = [
+    "SHAPES",
+    "TASKS",
+    "AddingTask",
+    "CharLMTask",
+    "CopyMemoryTask",
+    "DigitDrawTask",
+    "DigitsTask",
+    "FlatDigitsTask",
+    "FutureTagTask",
+    "ReverseTask",
+    "SortTask",
+    "SunspotsTask",
+    "Task",
+    "make_task",
+]

@@ -96,6 +96,12 @@ class Task:
 
     synthetic: bool = True  # examples are generated (False: drawn from a finite data set)
 
+    def evaluation_batch(self, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The examples an evaluation scores: ``size`` test examples drawn from ``generator``,
+        or, for a task whose test split is a small finite set, that whole set (``size`` is
+        then ignored) so the metric is exact."""
+        return self.batch("test", size, generator)
+
     def sample(self, split: str, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw a fresh batch: what a task implements (the split may be ignored by a
         generated task, whose train and test distributions are the same)."""

@@ -58,5 +58,10 @@ class DigitDrawTask(Task):
         y = images[index].transpose(0, 1).contiguous()  # (8 rows, B, 8 pixels)
         return x, y
 
+    def evaluation_batch(self, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The whole test split (360 images), in order."""
+        images, labels = digits_split("test")
+        return F.one_hot(labels, 10).float(), images.transpose(0, 1).contiguous()
+
     def chance_prediction(self, x: Tensor, y: Tensor) -> Tensor:
         return self.mean_image.unsqueeze(1).expand_as(y).clone()

@@ -56,7 +56,7 @@ class SunspotsTask(Task):
     def __init__(self, seq_len: int | None = None, train_size: int | None = None):
         super().__init__(seq_len, train_size)
         series = load_sunspots()
-        cut = int(round(len(series) * (1 - TEST_FRACTION)))
+        cut = round(len(series) * (1 - TEST_FRACTION))
         mean, std = series[:cut].mean(), series[:cut].std()
         self.mean, self.std = float(mean), float(std)
         self.series = {"train": (series[:cut] - mean) / std, "test": (series[cut:] - mean) / std}
@@ -85,6 +85,13 @@ class SunspotsTask(Task):
         if split == "train" and self.train_size is not None:
             count = self.train_size
         starts = torch.randint(count, (batch_size,), generator=generator)
+        windows = values[starts.unsqueeze(0) + torch.arange(T + 1).unsqueeze(1)].unsqueeze(-1)
+        return windows[:-1].contiguous(), windows[1:].contiguous()
+
+    def evaluation_batch(self, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Every test window of T + 1 years, in order (the set :attr:`chance` averages over)."""
+        values, T = self.series["test"], self.seq_len
+        starts = torch.arange(len(values) - T)
         windows = values[starts.unsqueeze(0) + torch.arange(T + 1).unsqueeze(1)].unsqueeze(-1)
         return windows[:-1].contiguous(), windows[1:].contiguous()
 
