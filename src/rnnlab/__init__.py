@@ -10,8 +10,10 @@ from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
 from rnnlab.layers.sru import SRU
 from rnnlab.packing import pack_padded_sequence
+from rnnlab.init import Init
 
 __all__ = ["LSTM", "LSTMCell", "pack_padded_sequence"]
 __all__ += ["SRU", "LayerNormLSTMCell", "SRUCell"]
 __all__ += ["RNN", "RNNCell", "GRU", "GRUCell"]
+__all__ += ["Init"]
 __version__ = "0.1.0"

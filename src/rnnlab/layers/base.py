@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.backends import BACKEND_NAMES, select_backend
+from rnnlab.init import Init, apply_init, resolve_init
 from rnnlab.layers import validate
 from rnnlab.layers.sequence import Batch, from_batch, reverse_time, to_batch
 
@@ -31,6 +32,9 @@ class RecurrentBase(nn.Module):
         initial_state: state used when none is passed: ``"zeros"`` (torch's behaviour),
             ``"random"`` (``U(-1, 1)`` drawn per call) or ``"learned"`` (parameters
             ``initial_h`` / ``initial_c`` of shape (L·D, S), shared over the batch).
+        init: initialisation policy applied after torch's default draw: ``"torch"`` (default,
+            unchanged), ``"orthogonal"``, ``"identity"``, ``"forget_bias:1"``, ``"chrono:T"``
+            or an :class:`rnnlab.Init`; see :mod:`rnnlab.init`.
     """
 
     gate_count: int = 1  # row blocks in weight_ih / weight_hh
@@ -40,7 +44,7 @@ class RecurrentBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, backend: str = "auto", initial_state: str = "zeros",
-                 device=None, dtype=None):
+                 init="torch", device=None, dtype=None):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers), ("proj_size", proj_size)):
@@ -64,6 +68,7 @@ class RecurrentBase(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
         self.backend, self.initial_state = backend, initial_state
+        self.init = resolve_init(init)
         kw = {"device": device, "dtype": dtype}
         self._param_keys: list[list[dict[str, str]]] = []
         for k in range(num_layers):
@@ -124,12 +129,14 @@ class RecurrentBase(nn.Module):
         return self.proj_size or self.hidden_size
 
     def reset_parameters(self) -> None:
-        """torch's default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        """torch's default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); then the ``init``
+        policy (:func:`rnnlab.init.apply_init`), which leaves it unchanged by default."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if not name.startswith("initial_"):
                     p.uniform_(-bound, bound)
+        apply_init(self, self.init)
 
     def cell_params(self, layer: int, direction: int) -> dict[str, Tensor]:
         """Parameters of one layer and direction by their short names (``weight_ih`` …)."""
@@ -252,7 +259,7 @@ class RecurrentBase(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
                               ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0),
-                              ("backend", "auto"), ("initial_state", "zeros")):
+                              ("backend", "auto"), ("initial_state", "zeros"), ("init", Init())):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return ", ".join([s, *self.extra_repr_options()])

@@ -54,7 +54,7 @@ class GRU(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, reset_after: bool = True, layer_norm: bool = False, backend: str = "auto",
-                 initial_state: str = "zeros", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
         for name, value in (("reset_after", reset_after), ("layer_norm", layer_norm)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
@@ -65,7 +65,7 @@ class GRU(RecurrentBase):
         self.options = GRUOptions(reset_after=reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
-                         device=device, dtype=dtype)
+                         init=init, device=device, dtype=dtype)
 
     @property
     def reset_after(self) -> bool:

@@ -62,7 +62,7 @@ class LSTM(RecurrentBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, cell_clip: float | None = None,
                  coupled: bool = False, layer_norm: bool = False, backend: str = "auto",
-                 initial_state: str = "zeros", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
         if cell_clip is not None and not (isinstance(cell_clip, (int, float)) and cell_clip > 0):
             raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
         if layer_norm:
@@ -75,7 +75,7 @@ class LSTM(RecurrentBase):
                                    coupled=bool(coupled))
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, backend=backend, initial_state=initial_state,
-                         device=device, dtype=dtype)
+                         init=init, device=device, dtype=dtype)
 
     def param_shapes(self, layer_input):
         shapes = super().param_shapes(layer_input)

@@ -41,12 +41,12 @@ class RNN(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, backend: str = "auto",
-                 initial_state: str = "zeros", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
         self.nonlinearity = check_nonlinearity(nonlinearity)
         self.options = RNNOptions(nonlinearity=nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
-                         device=device, dtype=dtype)
+                         init=init, device=device, dtype=dtype)
 
     @property
     def native_mode(self) -> str:

@@ -54,10 +54,11 @@ class SRU(RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, backend: str = "auto", initial_state: str = "zeros", device=None, dtype=None):
+                 *, backend: str = "auto", initial_state: str = "zeros", init="torch",
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
-                         device=device, dtype=dtype)
+                         init=init, device=device, dtype=dtype)
 
     def param_shapes(self, layer_input):
         H = self.hidden_size
