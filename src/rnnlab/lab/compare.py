@@ -1,0 +1,336 @@
+"""``rnnlab compare``: every claim of the source articles as a measured experiment.
+
+:func:`compare` trains RNN, LSTM, GRU and SRU (and bidirectional variants on the future-tag
+task) with :func:`rnnlab.lab.train.train`, measures gradient flow and gates with
+:mod:`rnnlab.lab.diagnostics`, times SRU against LSTM, and writes a report folder
+(``index.html``, ``summary.md``, ``results.json``, PNG figures). Each claim gets a verdict
+computed from the numbers by :mod:`rnnlab.lab.report.verdicts`:
+
+(a) ``gated``: a tanh RNN fails on the adding problem (and copy memory) as T grows, gated
+    cells do not (Hochreiter & Schmidhuber 1997; Bengio et al. 1994);
+    ``vanishing``: ‖∂L/∂h_k‖ shrinks by orders of magnitude over T for the tanh RNN, not for
+    the LSTM (Hochreiter 1991; Pascanu et al. 2013);
+(b) ``exploding``: without clipping gradient norms spike and training diverges; clipping by
+    norm keeps it stable (Pascanu et al. 2013);
+(c) ``gru``: a GRU matches an LSTM with fewer parameters, small training set included
+    (Cho et al. 2014; Chung et al. 2014);
+(d) ``bidirectional``: a bidirectional layer wins where the future matters (Schuster &
+    Paliwal 1997);
+(e) ``speed``: SRU trains faster than an LSTM of the same size (Lei et al. 2018).
+
+Runs are independent, so they go to ``jobs`` worker processes (one CPU thread each); the
+timings of (e) run alone afterwards, in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnlab.lab.presets import PRESETS, Preset, get_preset
+
+ALL_CELLS = ("rnn", "lstm", "gru", "sru")
+CLAIM_TASKS = {"gated": ("adding", "copy"), "vanishing": ("adding",), "exploding": ("adding",),
+               "gru": ("digits",), "bidirectional": ("future",), "speed": ("adding",)}
+KNOWN_TASKS = ("adding", "copy", "digits", "future")
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` returns: every run's record, the timings, the verdicts, and the
+    paths of the files written."""
+
+    preset: str
+    runs: list[dict]
+    speed: dict
+    verdicts: list
+    out_dir: Path | None
+    files: dict[str, str] = field(default_factory=dict)
+    seconds: float = math.nan
+
+    def verdict(self, claim: str):
+        return next(v for v in self.verdicts if v.claim == claim)
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "runs": self.runs, "speed": self.speed,
+                "verdicts": [v.to_dict() for v in self.verdicts], "files": self.files,
+                "seconds": self.seconds}
+
+
+# ---- the plan ---------------------------------------------------------------------------------
+def _config(p: Preset, seed: int, **kw) -> dict:
+    base = {"hidden": p.hidden, "batch_size": p.batch_size, "lr": p.lr, "clip": "norm",
+                "clip_value": p.clip_value, "seed": seed, "eval_every": p.eval_every,
+                "eval_size": p.eval_size, "threads": 1}
+    base.update(kw)
+    return base
+
+
+def plan(p: Preset, tasks=None, cells=ALL_CELLS, seed: int = 0) -> list[dict]:
+    """The training runs of a preset, as job specs (JSON-able dicts)."""
+    tasks = tuple(p.tasks if tasks is None else tasks)
+    jobs = []
+
+    def add(job_id, claim, group, label, cost, config, **flags):
+        jobs.append({"id": job_id, "claim": claim, "group": group, "label": label,
+                     "cost": cost, "config": config, **flags})
+
+    if "adding" in tasks:
+        longest = max(p.adding_lens)
+        for T in p.adding_lens:
+            for cell in cells:
+                add(f"adding-T{T}-{cell}", "gated", f"adding T={T}", cell,
+                    p.adding_steps * T * (2 if cell in ("gru", "sru") else 1),
+                    _config(p, seed, task="adding", cell=cell, seq_len=T, steps=p.adding_steps),
+                    measure_after=T == longest, sample_gates=T == longest,
+                    measure_init=T == longest)
+        if "rnn" in cells:
+            for clip in ("none", "norm"):
+                add(f"exploding-{clip}", "exploding", "exploding", f"rnn, clip {clip}",
+                    p.exploding_steps * p.exploding_len,
+                    _config(p, seed, task="adding", cell="rnn", seq_len=p.exploding_len,
+                            steps=p.exploding_steps, optimizer="sgd", lr=p.exploding_lr,
+                            clip=clip, recurrent_gain=p.exploding_gain,
+                            eval_every=max(p.exploding_steps // 5, 1)),
+                    full_history=True)
+    if "copy" in tasks:
+        for T in p.copy_lens:
+            for cell in cells:
+                add(f"copy-T{T}-{cell}", "gated", f"copy T={T}", cell,
+                    p.copy_steps * (T + 20) * (2 if cell in ("gru", "sru") else 1),
+                    _config(p, seed, task="copy", cell=cell, seq_len=T, steps=p.copy_steps))
+    if "digits" in tasks:
+        for setting, size in (("full", None), ("small", p.digits_small)):
+            for cell in [c for c in ("lstm", "gru") if c in cells]:
+                add(f"digits-{setting}-{cell}", "gru", f"digits {setting}", cell,
+                    p.digits_steps * p.digits_len,
+                    _config(p, seed, task="digits", cell=cell, seq_len=p.digits_len,
+                            steps=p.digits_steps, train_size=size), setting=setting)
+    if "future" in tasks:
+        for cell in cells:
+            for bi in (False, True):
+                add(f"future-{cell}-{'bi' if bi else 'uni'}", "bidirectional", "future",
+                    f"{cell} {'bi' if bi else 'uni'}",
+                    p.future_steps * p.future_len * (2 if bi else 1),
+                    _config(p, seed, task="future", cell=cell, seq_len=p.future_len,
+                            steps=p.future_steps, bidirectional=bi), bidirectional=bi)
+    return jobs
+
+
+# ---- one run (in a worker process) --------------------------------------------------------------
+def _history(history: list[dict], full: bool, limit: int = 400) -> list[list[float]]:
+    rows = history if full or len(history) <= limit else [
+        history[round(i * (len(history) - 1) / (limit - 1))] for i in range(limit)]
+    return [[h["step"], h["loss"], h["grad_norm"]] for h in rows]
+
+
+def _gate_sample(model, task) -> dict:
+    """The memory gate (RNN: h) of one test sequence, for a heatmap: values T × H."""
+    import torch
+
+    from rnnlab.lab.diagnostics.gates import MEMORY_GATE
+    from rnnlab.lab.diagnostics.measure import layer_inputs
+    from rnnlab.lab.diagnostics.state import cell_kind
+
+    generator = torch.Generator().manual_seed(7)
+    x, _ = task.batch("test", 1, generator)
+    with torch.no_grad():
+        trace = model.rnn.trace(layer_inputs(model, x))[0]
+    kind = cell_kind(model.rnn)
+    name = MEMORY_GATE[kind] or "h"
+    values = trace[name][:, 0].tolist()
+    marks = []
+    if x.dim() == 3 and x.shape[-1] == 2:  # the adding problem's marker channel
+        marks = [int(t) for t in torch.nonzero(x[:, 0, 1]).flatten()]
+    return {"gate": name, "values": values, "marks": marks,
+            "range": [-1.0, 1.0] if name == "h" else [0.0, 1.0]}
+
+
+def run_job(job: dict) -> dict:
+    """Train one run and measure it; returns a JSON-able record."""
+    import torch
+
+    from rnnlab.lab.diagnostics.measure import measure_model
+    from rnnlab.lab.train import TrainConfig, make_model, make_task_for, train
+
+    torch.set_num_threads(job["config"].get("threads") or torch.get_num_threads())
+    began, cpu = time.perf_counter(), time.process_time()
+    config = TrainConfig(**job["config"])
+    record = {k: v for k, v in job.items() if k != "config"}
+    record["config"] = config.to_dict()
+    if job.get("measure_init"):
+        task = make_task_for(config)
+        record["init_measure"] = measure_model(make_model(config, task), task,
+                                               batch_size=job.get("measure_batch", 16))
+    result = train(config, progress=False)
+    record.update(
+        task=config.task, cell=config.cell, seq_len=result.task.seq_len,
+        bidirectional=config.bidirectional, metric=result.metric_name,
+        final_metric=result.final_metric, chance=result.chance,
+        higher_is_better=result.higher_is_better, params=result.params,
+        recurrent_params=result.model.recurrent_parameter_count(),
+        seconds_per_step=result.seconds_per_step, steps=result.steps,
+        diverged=result.diverged,
+        evals=[[h["step"], h["metric"]] for h in result.evals],
+        history=_history(result.history, job.get("full_history", False)))
+    if job.get("measure_after"):
+        record["measure"] = measure_model(result.model, result.task,
+                                          batch_size=job.get("measure_batch", 16))
+    if job.get("sample_gates"):
+        record["gate_sample"] = _gate_sample(result.model, result.task)
+    record["wall_seconds"] = time.perf_counter() - began
+    record["cpu_seconds"] = time.process_time() - cpu
+    return record
+
+
+# ---- timing (in this process, alone) -----------------------------------------------------------
+def time_training_steps(p: Preset, cells=("lstm", "sru"), seed: int = 0,
+                        threads: int | None = None) -> dict:
+    """Median seconds per training step (forward, backward, Adam) of each cell on each
+    backend of ``p.speed_backends``, at hidden ``p.speed_hidden``, T ``p.speed_len``, batch
+    ``p.speed_batch``. Returns ``{"times": {backend: {cell: s}}, "engines": {backend: {cell:
+    engine name}}, "params": {cell: n}, "settings": {...}}``."""
+    import torch
+
+    from rnnlab.backends import select_backend
+    from rnnlab.lab.train import TrainConfig, train
+    from rnnlab.layers.sequence import Batch
+
+    times: dict = {}
+    engines: dict = {}
+    params: dict = {}
+    for backend in p.speed_backends:
+        for cell in cells:
+            options = {} if backend == "auto" else {"backend": backend}
+            steps = p.speed_steps + p.speed_warmup
+            config = TrainConfig(task="adding", cell=cell, hidden=p.speed_hidden,
+                                 seq_len=p.speed_len, steps=steps, batch_size=p.speed_batch,
+                                 lr=1e-3, clip="norm", seed=seed, eval_every=steps,
+                                 eval_size=p.speed_batch, threads=threads,
+                                 layer_options=options)
+            try:
+                result = train(config, progress=False)
+            except ValueError as error:  # this backend cannot run this cell
+                engines.setdefault(backend, {})[cell] = f"unavailable: {error}"
+                continue
+            stamps = [0.0] + [h["time"] for h in result.history]
+            per_step = [b - a for a, b in itertools.pairwise(stamps)][p.speed_warmup:]
+            times.setdefault(backend, {})[cell] = statistics.median(per_step)
+            x = torch.zeros(p.speed_len, p.speed_batch, result.model.rnn.input_size)
+            engines.setdefault(backend, {})[cell] = select_backend(result.model.rnn,
+                                                                   Batch(x)).name
+            params[cell] = result.model.recurrent_parameter_count()
+    return {"times": times, "engines": engines, "params": params,
+            "settings": {"hidden": p.speed_hidden, "seq_len": p.speed_len,
+                         "batch_size": p.speed_batch, "steps": p.speed_steps,
+                         "threads": threads or torch.get_num_threads()}}
+
+
+# ---- the whole comparison ----------------------------------------------------------------------
+def default_jobs() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _run_all(jobs: list[dict], workers: int, log) -> list[dict]:
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i]["cost"])
+    records: list = [None] * len(jobs)
+    done = 0
+
+    def report(i, record):
+        nonlocal done
+        done += 1
+        if log:
+            metric = record["final_metric"]
+            log(f"[{done}/{len(jobs)}] {record['group']}, {record['label']}: "
+                f"{record['metric']} {metric:.4g} ({record['wall_seconds']:.1f} s)")
+
+    if workers <= 1:
+        for i in order:
+            records[i] = run_job(jobs[i])
+            report(i, records[i])
+        return records
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded torch
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(run_job, jobs[i]): i for i in order}
+        for future in as_completed(futures):
+            i = futures[future]
+            records[i] = future.result()
+            report(i, records[i])
+    return records
+
+
+def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | None = "rnnlab-compare",
+            cells=ALL_CELLS, jobs: int | None = None, seed: int = 0, progress: bool = True,
+            print_summary: bool = False) -> CompareResult:
+    """Run the comparison and write the report.
+
+    Args:
+        preset: ``"quick"`` (minutes), ``"full"`` (longer T and training), ``"tiny"`` (a smoke
+            test) or a :class:`~rnnlab.lab.presets.Preset`.
+        tasks: which of ``adding``, ``copy``, ``digits``, ``future`` to run (default: the
+            preset's). Claims whose task is left out are reported as "not run".
+        out_dir: the report folder (None: write nothing).
+        cells: the cells to train (default all four).
+        jobs: worker processes (default: the CPU cores, at most 4); 1 runs in this process.
+        seed: seeds every run.
+        progress: log each finished run on stderr.
+        print_summary: print the summary table and verdicts on stdout.
+    """
+    from rnnlab.lab.report.summary import build_verdicts, terminal_summary
+
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    if tasks is not None:
+        tasks = tuple(dict.fromkeys(tasks))
+        unknown = [t for t in tasks if t not in KNOWN_TASKS]
+        if unknown:
+            raise ValueError(f"tasks: expected some of {', '.join(KNOWN_TASKS)}, got {unknown}")
+    cells = tuple(dict.fromkeys(cells))
+    bad = [c for c in cells if c not in ALL_CELLS]
+    if bad or not cells:
+        raise ValueError(f"cells: expected some of {', '.join(ALL_CELLS)}, got {list(cells)}")
+    workers = default_jobs() if jobs is None else jobs
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
+    began = time.perf_counter()
+    log = (lambda text: print(f"rnnlab compare: {text}", file=sys.stderr, flush=True)) \
+        if progress else None
+    specs = plan(p, tasks, cells, seed)
+    for spec in specs:
+        spec["measure_batch"] = p.measure_batch
+    if log:
+        log(f"preset {p.name}: {len(specs)} training runs on {workers} worker"
+            f"{'s' if workers > 1 else ''}")
+    records = _run_all(specs, workers, log)
+    speed: dict = {}
+    chosen = p.tasks if tasks is None else tasks
+    if "adding" in chosen and {"lstm", "sru"} <= set(cells):
+        if log:
+            log("timing SRU and LSTM training steps")
+        speed = time_training_steps(p, seed=seed, threads=1 if workers > 1 else None)
+    verdicts = build_verdicts(records, speed)
+    result = CompareResult(preset=p.name, runs=records, speed=speed, verdicts=verdicts,
+                           out_dir=None if out_dir is None else Path(out_dir))
+    result.seconds = time.perf_counter() - began
+    if out_dir is not None:
+        from rnnlab.lab.report.html import write_report
+
+        result.files = write_report(result, p, Path(out_dir))
+    if print_summary:
+        print(terminal_summary(result))
+    return result
+
+
+__all__ = ["PRESETS", "CompareResult", "compare", "plan", "run_job", "time_training_steps"]
