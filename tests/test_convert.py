@@ -41,7 +41,7 @@ def keras_reference(kind, x, kernel, recurrent_kernel, bias=None, reset_after=Tr
             h = torch.sigmoid(o) * torch.tanh(c)
         elif kind == "gru":
             x_z, x_r, x_h = xk.chunk(3, -1)
-            rk_z, rk_r, rk_h = recurrent_kernel.chunk(3, -1)
+            rk_h = recurrent_kernel.chunk(3, -1)[2]
             inner = h @ recurrent_kernel + (0 if bias_rec is None else bias_rec)
             in_z, in_r, in_h = inner.chunk(3, -1)
             z, r = torch.sigmoid(x_z + in_z), torch.sigmoid(x_r + in_r)

@@ -23,10 +23,10 @@ def _directions(layer):
 
 
 @pytest.mark.parametrize("cls, tcls, kw", [
-    (rnnlab.LSTM, nn.LSTM, dict(num_layers=2, bidirectional=True)),
-    (rnnlab.LSTM, nn.LSTM, dict(proj_size=3)),
-    (rnnlab.GRU, nn.GRU, dict(num_layers=2)),
-    (rnnlab.RNN, nn.RNN, dict(nonlinearity="relu", bidirectional=True)),
+    (rnnlab.LSTM, nn.LSTM, {"num_layers": 2, "bidirectional": True}),
+    (rnnlab.LSTM, nn.LSTM, {"proj_size": 3}),
+    (rnnlab.GRU, nn.GRU, {"num_layers": 2}),
+    (rnnlab.RNN, nn.RNN, {"nonlinearity": "relu", "bidirectional": True}),
 ])
 def test_default_is_torch(cls, tcls, kw):
     """init="torch" (the default) draws exactly torch's weights under the same seed."""

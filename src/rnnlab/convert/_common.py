@@ -11,14 +11,9 @@ def tensor(x, name: str) -> Tensor:
     """An array-like (numpy, torch, list, a Keras variable) as a detached torch tensor."""
     if isinstance(x, Tensor):
         return x.detach()
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        try:
-            x = x.numpy()
-        except Exception:  # e.g. a Keras variable on the torch backend
-            x = np.asarray(x)
     try:
-        return torch.as_tensor(np.asarray(x))
-    except Exception as exc:
+        return torch.as_tensor(np.asarray(x))  # numpy, lists, Keras variables (__array__)
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
 
 
@@ -47,9 +42,9 @@ def gate_size(t: Tensor, gates: int, name: str, dim: int = -1) -> int:
 
 def family(layer) -> str:
     for cls in type(layer).__mro__:
-        if cls.__name__ in ("LSTM", "GRU", "RNN", "SRU", "MinGRU", "MinLSTM"):
-            if cls.__module__.startswith("rnnlab"):
-                return cls.__name__
+        if (cls.__name__ in ("LSTM", "GRU", "RNN", "SRU", "MinGRU", "MinLSTM")
+                and cls.__module__.startswith("rnnlab")):
+            return cls.__name__
     raise TypeError(f"layer: expected an rnnlab LSTM, GRU or RNN, got {type(layer).__name__}")
 
 

@@ -39,10 +39,18 @@ from torch import Tensor
 from rnnlab.convert._common import check_index, check_shape, family, gate_size, load, reorder
 from rnnlab.convert._common import tensor as _tensor
 
-__all__ = ["lstm_from_haste", "lstm_to_haste", "gru_from_haste", "gru_to_haste",
-           "layer_norm_lstm_from_haste", "layer_norm_lstm_to_haste",
-           "layer_norm_gru_from_haste", "layer_norm_gru_to_haste", "load_haste_weights",
-           "haste_weights"]
+__all__ = [
+    "gru_from_haste",
+    "gru_to_haste",
+    "haste_weights",
+    "layer_norm_gru_from_haste",
+    "layer_norm_gru_to_haste",
+    "layer_norm_lstm_from_haste",
+    "layer_norm_lstm_to_haste",
+    "load_haste_weights",
+    "lstm_from_haste",
+    "lstm_to_haste",
+]
 
 LSTM_ORDER, GRU_ORDER = "igfo", "zrn"  # Haste's gate orders; torch's are "ifgo" and "rzn"
 

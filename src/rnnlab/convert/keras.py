@@ -41,12 +41,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnlab.convert._common import (check_index, check_shape, family, gate_size, load, numpy,
-                                    reorder, tensor)
+from rnnlab.convert._common import (
+    check_index,
+    check_shape,
+    family,
+    gate_size,
+    load,
+    numpy,
+    reorder,
+    tensor,
+)
 
-__all__ = ["lstm_from_keras", "lstm_to_keras", "gru_from_keras", "gru_to_keras",
-           "simple_rnn_from_keras", "simple_rnn_to_keras", "load_keras_weights",
-           "keras_weights", "from_keras_layer"]
+__all__ = [
+    "from_keras_layer",
+    "gru_from_keras",
+    "gru_to_keras",
+    "keras_weights",
+    "load_keras_weights",
+    "lstm_from_keras",
+    "lstm_to_keras",
+    "simple_rnn_from_keras",
+    "simple_rnn_to_keras",
+]
 
 
 def _kernels(kernel, recurrent_kernel, gates: int) -> tuple[Tensor, Tensor, int]:

@@ -8,8 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnlab.cells.min_rnn import (min_gru_gates, min_gru_log_coefficients, min_gru_step,
-                                  min_lstm_gates, min_lstm_log_coefficients, min_lstm_step)
+from rnnlab.cells.min_rnn import (
+    min_gru_gates,
+    min_gru_log_coefficients,
+    min_gru_step,
+    min_lstm_gates,
+    min_lstm_log_coefficients,
+    min_lstm_step,
+)
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.scan import scan_log
 
