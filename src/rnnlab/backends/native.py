@@ -13,7 +13,7 @@ _OPS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm, "G
 
 
 def unsupported(layer, batch) -> str | None:
-    return layer.native_unsupported()
+    return layer.reference_only_reason() or layer.native_unsupported()
 
 
 def _flat_weights(layer) -> list:

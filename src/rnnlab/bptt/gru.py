@@ -32,6 +32,17 @@ After the loop, as matrix products over all T·B rows at once::
 
 Speed: every per-step view is made once before the loop (``unbind``); each step is a handful
 of fused ATen calls writing into preallocated buffers (``out=``).
+
+Non-default activations (``GRUOptions.gate_act`` of r, z and ``cand_act`` of n, see
+:mod:`rnnlab.activations`) and regularisers (:mod:`rnnlab.regularisers`: recurrent-dropout
+mask ``m`` (B, H), zoneout keep weights ``d_t`` (T, B, H)) run a general loop instead, so the
+default one above stays as fast. There ``h̄ = m∘h_{t-1}`` replaces ``h_{t-1}`` wherever it enters
+``W_hh`` (not in ``z∘h_{t-1}``), ``h_t = d_t∘h_{t-1} + (1-d_t)∘h̃_t`` with ``h̃_t`` the GRU
+update above, σ' and tanh' become ``act.grad(output)``, and per step, with ``g = dy_t + dh``::
+
+    g̃ = g∘(1-d_t) (0 if padded);   da_n = g̃∘(1-z)∘φ'(n);   da_z = g̃∘(h_{t-1} - n)∘σ'(z)
+    dh_{t-1} = g̃∘z + g∘d_t + (W_hhᵀ dgh)∘m        (reset_after=False: as above, then ∘m)
+    dW_hh = Σ_t dgh_tᵀ h̄_t   (reset_after=False: rows n Σ_t da_nᵀ (r∘h̄_t))
 """
 
 from __future__ import annotations
@@ -41,13 +52,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.activations import SIGMOID, TANH, Activation
+from rnnlab.bptt.common import carry, flat, masked, matmul_t
 from rnnlab.bptt.rnn import save_cache, saved_cache
 
 
 @dataclass(frozen=True)
 class GRUOptions:
     reset_after: bool = True  # torch's n = tanh(gx_n + r∘(W_hn h + b_hn)); False: W_hn (r∘h)
+    gate_act: Activation = SIGMOID  # of r, z
+    cand_act: Activation = TANH  # of n
+
+    @property
+    def default_activations(self) -> bool:
+        return self.gate_act == SIGMOID and self.cand_act == TANH
 
 
 def steps(t: Tensor, lo: int | None = None, hi: int | None = None) -> tuple[Tensor, ...]:
@@ -137,8 +155,98 @@ def _original_loop(dy, dh_T, gates, h_prev, weight_hh, mask) -> tuple[Tensor, Te
     return d_a, g
 
 
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts: GRUOptions):
-    """Run the recurrence over x (T, B, I). Returns ``y, h_T, cache``."""
+def _general_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zone):
+    """The forward of any activations and regularisers (see the module docstring)."""
+    T, B, _ = x.shape
+    H = weight_hh.shape[0] // 3
+    gate_act, cand_act = opts.gate_act, opts.cand_act
+    bias = bias_ih if opts.reset_after or bias_ih is None else bias_ih + bias_hh
+    gx = matmul_t(x, weight_ih, bias)  # all steps in one GEMM: (T, B, 3H)
+    gates = x.new_empty(T, B, 3 * H)  # r, z, n
+    saved = x.new_empty(T, B, H)  # reset_after: gh_n = W_hn h̄ + b_hn; else r∘h̄
+    h_all = x.new_empty(T + 1, B, H)
+    h_all[0] = h0
+    w_hh_t = weight_hh.t()
+    w_rz_t, w_n_t = weight_hh[:2 * H].t(), weight_hh[2 * H:].t()
+    for t in range(T):
+        h = h_all[t]
+        h_in = h if rec is None else h * rec  # h̄: what the recurrent products read
+        if opts.reset_after:
+            gh = h_in @ w_hh_t if bias_hh is None else torch.addmm(bias_hh, h_in, w_hh_t)
+            gates[t, :, :2 * H] = gate_act(gx[t, :, :2 * H] + gh[:, :2 * H])
+            saved[t] = gh[:, 2 * H:]
+            gates[t, :, 2 * H:] = cand_act(gx[t, :, 2 * H:] + gates[t, :, :H] * saved[t])
+        else:
+            gates[t, :, :2 * H] = gate_act(torch.addmm(gx[t, :, :2 * H], h_in, w_rz_t))
+            torch.mul(gates[t, :, :H], h_in, out=saved[t])
+            gates[t, :, 2 * H:] = cand_act(torch.addmm(gx[t, :, 2 * H:], saved[t], w_n_t))
+        new = torch.lerp(gates[t, :, 2 * H:], h, gates[t, :, H:2 * H])  # n + z∘(h_{t-1} - n)
+        if zone is not None:
+            new = torch.lerp(new, h, zone[t])  # zoneout: d∘h_{t-1} + (1-d)∘h̃_t
+        h_all[t + 1] = carry(mask, t, new, h)
+    y, h_T = outputs(h_all, mask)
+    cache = ("general", x, weight_ih, weight_hh, gates, h_all, saved, mask, opts,
+             bias_ih is not None, rec, zone)
+    return y, h_T, cache
+
+
+def _general_backward(dy, dh_T, cache, need_dx):
+    (_, x, weight_ih, weight_hh, gates, h_all, saved, mask, opts, has_bias, rec,
+     zone) = cache
+    T, B, H = dy.shape
+    r, z, n = gates.chunk(3, dim=-1)
+    h_prev = h_all[:-1]
+    h_in = h_prev if rec is None else h_prev * rec
+    k_r, k_z, k_n = opts.gate_act.grad(r), opts.gate_act.grad(z), opts.cand_act.grad(n)
+    if mask is not None:
+        dy = torch.where(mask, dy, 0.0)
+    d_gx = dy.new_empty(T, B, 3 * H)
+    d_gh = dy.new_empty(T, B, 3 * H) if opts.reset_after else d_gx
+    w_rz, w_n = weight_hh[:2 * H], weight_hh[2 * H:]
+    dh = dh_T
+    for t in reversed(range(T)):
+        g = dy[t] + dh  # the gradient reaching h_t
+        g_new = g if zone is None else g * (1 - zone[t])  # the share that enters the step
+        g_new = masked(mask, t, g_new)
+        da_n = g_new * (1 - z[t]) * k_n[t]
+        da_z = g_new * (h_prev[t] - n[t]) * k_z[t]
+        d_gx[t, :, H:2 * H], d_gx[t, :, 2 * H:] = da_z, da_n
+        if opts.reset_after:
+            da_r = da_n * saved[t] * k_r[t]
+            d_gx[t, :, :H] = da_r
+            d_gh[t, :, :2 * H] = d_gx[t, :, :2 * H]
+            d_gh[t, :, 2 * H:] = da_n * r[t]
+            d_in = d_gh[t] @ weight_hh
+        else:
+            d_rh = da_n @ w_n  # gradient on r∘h̄
+            d_gx[t, :, :H] = d_rh * h_in[t] * k_r[t]
+            d_in = torch.addcmul(d_gx[t, :, :2 * H] @ w_rz, d_rh, r[t])
+        if rec is not None:
+            d_in = d_in * rec
+        prev = torch.addcmul(d_in, g_new, z[t])
+        if zone is not None:
+            prev = torch.addcmul(prev, g, zone[t])  # the kept share of h_t is h_{t-1}
+        dh = carry(mask, t, prev, dh)
+    if opts.reset_after:
+        dw_hh = flat(d_gh).t() @ flat(h_in)
+    else:
+        dw_hh = torch.cat([flat(d_gx[..., :2 * H]).t() @ flat(h_in),
+                           flat(d_gx[..., 2 * H:]).t() @ flat(saved)])
+    d_gx2 = flat(d_gx)
+    dx = (d_gx2 @ weight_ih).view_as(x) if need_dx else None
+    dw_ih = d_gx2.t() @ flat(x)
+    db_ih = d_gx2.sum(0) if has_bias else None
+    db_hh = (db_ih if d_gh is d_gx else flat(d_gh).sum(0)) if has_bias else None
+    return dx, dh, dw_ih, dw_hh, db_ih, db_hh
+
+
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts: GRUOptions,
+                rec=None, zone=None):
+    """Run the recurrence over x (T, B, I). Returns ``y, h_T, cache``. ``rec`` (B, H) and
+    ``zone`` (T, B, H) are the recurrent-dropout mask and zoneout keep weights, or None."""
+    if rec is not None or zone is not None or not opts.default_activations:
+        return _general_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts,
+                                rec, zone)
     T, B, _ = x.shape
     H = weight_hh.shape[0] // 3
     gates = x.new_empty(T, B, 3 * H)  # r, z, n, stored for the backward
@@ -187,6 +295,8 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts: GRUOp
 
 def gru_backward(dy, dh_T, cache, need_dx: bool = True):
     """Gradients of ``(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)``."""
+    if isinstance(cache[0], str):
+        return _general_backward(dy, dh_T, cache, need_dx)
     x, weight_ih, weight_hh, gates, h_all, saved, mask, opts, has_bias = cache
     T, B, H = dy.shape
     h_prev = h_all[:-1]
@@ -212,8 +322,10 @@ class GRUFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`gru_forward` with :func:`gru_backward`."""
 
     @staticmethod
-    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts):
-        y, h, cache = gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts)
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec=None,
+                zone=None):
+        y, h, cache = gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts,
+                                  rec, zone)
         save_cache(ctx, cache)
         return y, h
 
@@ -221,19 +333,23 @@ class GRUFunction(torch.autograd.Function):
     def backward(ctx, dy, dh):
         grads = gru_backward(dy.contiguous(), dh.contiguous(), saved_cache(ctx),
                              need_dx=ctx.needs_input_grad[0])
-        return (*grads, None, None)
+        return (*grads, None, None, None, None)
 
 
-def gru_sequence(x, state, params, mask, opts: GRUOptions):
-    """Apply the GRU recurrence to one direction of one layer; ``state = (h0,)``."""
+def gru_sequence(x, state, params, mask, opts: GRUOptions, masks=None):
+    """Apply the GRU recurrence to one direction of one layer; ``state = (h0,)``;
+    ``masks``: the :class:`rnnlab.regularisers.Masks` of this call, or None."""
     y, h = GRUFunction.apply(x, state[0], params["weight_ih"], params["weight_hh"],
-                             params.get("bias_ih"), params.get("bias_hh"), mask, opts)
+                             params.get("bias_ih"), params.get("bias_hh"), mask, opts,
+                             *((masks.recurrent, masks.zone_h) if masks else ()))
     return y, (h,)
 
 
-def gru_trace(x, state, params, mask, opts: GRUOptions):
+def gru_trace(x, state, params, mask, opts: GRUOptions, masks=None):
     """Per-step gates ``r, z, n`` and outputs ``h`` (T, B, H)."""
     with torch.no_grad():
         y, _, cache = gru_forward(x, state[0], params["weight_ih"], params["weight_hh"],
-                                  params.get("bias_ih"), params.get("bias_hh"), mask, opts)
-    return dict(zip("rzn", cache[3].chunk(3, dim=-1)), h=y)
+                                  params.get("bias_ih"), params.get("bias_hh"), mask, opts,
+                                  *((masks.recurrent, masks.zone_h) if masks else ()))
+    gates = cache[4] if isinstance(cache[0], str) else cache[3]
+    return dict(zip("rzn", gates.chunk(3, dim=-1)), h=y)

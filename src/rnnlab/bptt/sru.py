@@ -25,6 +25,11 @@ and after it::
     da_f = dc_t∘k_t;   dx̃_t = dc_t∘(1-f);   du = [dx̃, da_f, da_r (, dx')]
     dW_ih = Σ_t du_tᵀ x_t;   dx = du W_ih (+ dx' when x'_t = x_t)
     dv_f = Σ da_f∘c_{t-1};   dv_r = Σ da_r∘c_{t-1};   db_f = Σ da_f;   db_r = Σ da_r
+
+Zoneout (:mod:`rnnlab.regularisers`, keep weights ``d_t`` (T, B, H)): the cell update above
+gives c̃_t and the state is ``c_t = d_t∘c_{t-1} + (1-d_t)∘c̃_t``, which ``h_t`` reads. In the
+backward loop the gradient reaching c_t splits: ``dc_t∘(1-d_t)`` enters the update (the
+``dc_t`` of the formulas above, stored for da_f and dx̃) and ``dc_t∘d_t`` goes to c_{t-1}.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import torch
 from rnnlab.bptt.common import carry, flat, masked, matmul_t
 
 
-def sru_forward(x, c0, weight_ih, weight_c, bias, mask):
-    """Run the recurrence over x (T, B, I). Returns ``y, c_T, cache``."""
+def sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone=None):
+    """Run the recurrence over x (T, B, I). Returns ``y, c_T, cache``. ``zone`` (T, B, H): the
+    zoneout keep weights of c, or None."""
     T, B, _ = x.shape
     H = weight_c.shape[1]
     u = matmul_t(x, weight_ih)  # every matrix product of every step in one GEMM: (T, B, 3H|4H)
@@ -53,6 +59,8 @@ def sru_forward(x, c0, weight_ih, weight_c, bias, mask):
         torch.sigmoid(torch.addcmul(a_fr[t], weight_c, c.unsqueeze(1)), out=fr[t])
         c_new = c_all[t + 1]
         torch.addcmul(x_tilde[t], fr[t, :, 0], c - x_tilde[t], out=c_new)  # x̃ + f∘(c - x̃)
+        if zone is not None:
+            torch.lerp(c_new.clone(), c, zone[t], out=c_new)  # d∘c_{t-1} + (1-d)∘c̃_t
         if mask is not None:
             torch.where(mask[t], c_new, c, out=c_new)
         c = c_new
@@ -60,13 +68,13 @@ def sru_forward(x, c0, weight_ih, weight_c, bias, mask):
     y = torch.addcmul(x_highway, r, c_all[1:] - x_highway)  # h = x' + r∘(c - x'), all steps
     if mask is not None:
         y.masked_fill_(~mask, 0)
-    cache = (x, weight_ih, weight_c, u, fr, c_all, mask, bias is not None)
+    cache = (x, weight_ih, weight_c, u, fr, c_all, mask, bias is not None, zone)
     return y, c, cache
 
 
 def sru_backward(dy, dc_T, cache):
     """Gradients of ``(x, c0, weight_ih, weight_c, bias)``."""
-    x, weight_ih, weight_c, u, fr, c_all, mask, has_bias = cache
+    x, weight_ih, weight_c, u, fr, c_all, mask, has_bias, zone = cache
     T = x.shape[0]
     H = weight_c.shape[1]
     highway_proj = weight_ih.shape[0] == 4 * H
@@ -88,12 +96,17 @@ def sru_backward(dy, dc_T, cache):
     k_f = (c_prev - x_tilde) * (f * (1 - f))
     through = torch.addcmul(f, k_f, weight_c[0])
     from_r = da_r * weight_c[1]  # gradient into c_{t-1} through r_t
-    dc_all = torch.empty_like(c_t)  # gradient reaching each step's new c_t
+    dc_all = torch.empty_like(c_t)  # gradient reaching each step's new c_t (c̃_t with zoneout)
     dc = dc_T
     for t in reversed(range(T)):
         dc_new = dc_all[t]
         torch.add(masked(mask, t, dc), dc_from_h[t], out=dc_new)
+        if zone is not None:
+            keep = dc_new * zone[t]  # the kept share of c_t is c_{t-1}
+            dc_new.sub_(keep)
         dc_prev = torch.addcmul(from_r[t], dc_new, through[t])
+        if zone is not None:
+            dc_prev += keep
         dc = carry(mask, t, dc_prev, dc)
     torch.mul(dc_all, k_f, out=da_f)
     torch.mul(dc_all, 1 - f, out=dx_tilde)
@@ -112,27 +125,28 @@ class SRUFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`sru_forward` with :func:`sru_backward`."""
 
     @staticmethod
-    def forward(ctx, x, c0, weight_ih, weight_c, bias, mask):
-        y, c, ctx.cache = sru_forward(x, c0, weight_ih, weight_c, bias, mask)
+    def forward(ctx, x, c0, weight_ih, weight_c, bias, mask, zone=None):
+        y, c, ctx.cache = sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone)
         return y, c
 
     @staticmethod
     def backward(ctx, dy, dc):
         # the cache stays on ctx (freed with the graph), so retain_graph / gradcheck work
-        return (*sru_backward(dy.contiguous(), dc.contiguous(), ctx.cache), None)
+        return (*sru_backward(dy.contiguous(), dc.contiguous(), ctx.cache), None, None)
 
 
-def sru_sequence(x, state, params, mask):
-    """Apply the SRU recurrence to one direction of one layer; ``state = (c0,)``."""
+def sru_sequence(x, state, params, mask, masks=None):
+    """Apply the SRU recurrence to one direction of one layer; ``state = (c0,)``;
+    ``masks``: the :class:`rnnlab.regularisers.Masks` of this call (zoneout of c), or None."""
     y, c = SRUFunction.apply(x, state[0], params["weight_ih"], params["weight_c"],
-                             params.get("bias"), mask)
+                             params.get("bias"), mask, masks.zone_c if masks else None)
     return y, (c,)
 
 
-def sru_trace(x, state, params, mask):
+def sru_trace(x, state, params, mask, masks=None):
     """Per-step gates ``f, r``, cell states ``c`` and outputs ``h`` (T, B, H)."""
     with torch.no_grad():
         y, _, cache = sru_forward(x, state[0], params["weight_ih"], params["weight_c"],
-                                  params.get("bias"), mask)
+                                  params.get("bias"), mask, masks.zone_c if masks else None)
     fr, c_all = cache[4], cache[5]
     return {"f": fr[:, :, 0], "r": fr[:, :, 1], "c": c_all[1:], "h": y}

@@ -36,31 +36,37 @@ LN_EPS = 1e-5
 
 
 def gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None = None, *,
-             reset_after: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+             reset_after: bool = True, gate_act=torch.sigmoid, cand_act=torch.tanh,
+             recurrent_mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """One GRU step from the input contribution ``x_proj = W_ih x_t + b_ih`` (B, 3H).
 
-    Returns ``(h_t, gates)`` where ``gates`` holds ``r, z, n`` (B, H) each.
+    ``gate_act`` (of r, z) and ``cand_act`` (of n) replace σ and tanh. ``recurrent_mask``
+    (B, H) multiplies ``h_{t-1}`` where it enters ``W_hh`` (recurrent dropout), not in
+    ``z∘h_{t-1}``. Returns ``(h_t, gates)`` where ``gates`` holds ``r, z, n`` (B, H) each.
     """
+    h_in = h if recurrent_mask is None else h * recurrent_mask
     if reset_after:
-        return gates_to_state(x_proj, F.linear(h, weight_hh, bias_hh), h)
+        return gates_to_state(x_proj, F.linear(h_in, weight_hh, bias_hh), h, gate_act=gate_act,
+                              cand_act=cand_act)
     H = h.shape[-1]
     x_r, x_z, x_n = x_proj.chunk(3, dim=-1)
     w_rz, w_n = weight_hh.split([2 * H, H])
     b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * H, H])
-    h_r, h_z = F.linear(h, w_rz, b_rz).chunk(2, dim=-1)
-    r = torch.sigmoid(x_r + h_r)
-    z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + F.linear(r * h, w_n, b_n))
+    h_r, h_z = F.linear(h_in, w_rz, b_rz).chunk(2, dim=-1)
+    r = gate_act(x_r + h_r)
+    z = gate_act(x_z + h_z)
+    n = cand_act(x_n + F.linear(r * h_in, w_n, b_n))
     return (1 - z) * n + z * h, {"r": r, "z": z, "n": n}
 
 
-def gates_to_state(gx: Tensor, gh: Tensor, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+def gates_to_state(gx: Tensor, gh: Tensor, h: Tensor, *, gate_act=torch.sigmoid,
+                   cand_act=torch.tanh) -> tuple[Tensor, dict[str, Tensor]]:
     """The ``reset_after`` gates from the input and recurrent pre-activations (B, 3H) each."""
     x_r, x_z, x_n = gx.chunk(3, dim=-1)
     h_r, h_z, h_n = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(x_r + h_r)
-    z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
+    r = gate_act(x_r + h_r)
+    z = gate_act(x_z + h_z)
+    n = cand_act(x_n + r * h_n)
     return (1 - z) * n + z * h, {"r": r, "z": z, "n": n}
 
 

@@ -39,10 +39,15 @@ def lstm_step(
     cell_clip: float | None = None,
     coupled: bool = False,
     weight_hr: Tensor | None = None,
+    gate_act=torch.sigmoid,
+    cand_act=torch.tanh,
+    out_act=torch.tanh,
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """One LSTM step from the input contribution ``x_proj = W_ih x_t + b_ih`` (B, 4H).
 
-    ``peephole`` is (3, H) with rows ``p_i, p_f, p_o``. Returns ``(h_t, c_t, gates)`` where
+    ``peephole`` is (3, H) with rows ``p_i, p_f, p_o``. ``gate_act`` (of i, f, o),
+    ``cand_act`` (of g) and ``out_act`` (of c_t in h_t) replace σ, tanh, tanh (any callable,
+    e.g. an :class:`rnnlab.activations.Activation`). Returns ``(h_t, c_t, gates)`` where
     ``gates`` holds ``i, f, g, o`` (B, H) each.
     """
     a = x_proj + F.linear(h, weight_hh, bias_hh)
@@ -50,16 +55,16 @@ def lstm_step(
     if peephole is not None:
         a_i = a_i + peephole[0] * c
         a_f = a_f + peephole[1] * c
-    f = torch.sigmoid(a_f)
-    i = 1 - f if coupled else torch.sigmoid(a_i)
-    g = torch.tanh(a_g)
+    f = gate_act(a_f)
+    i = 1 - f if coupled else gate_act(a_i)
+    g = cand_act(a_g)
     c_new = f * c + i * g
     if cell_clip is not None:
         c_new = c_new.clamp(-cell_clip, cell_clip)
     if peephole is not None:
         a_o = a_o + peephole[2] * c_new
-    o = torch.sigmoid(a_o)
-    h_new = o * torch.tanh(c_new)
+    o = gate_act(a_o)
+    h_new = o * out_act(c_new)
     if weight_hr is not None:
         h_new = F.linear(h_new, weight_hr)
     return h_new, c_new, {"i": i, "f": f, "g": g, "o": o}

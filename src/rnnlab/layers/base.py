@@ -16,6 +16,7 @@ from rnnlab.backends import BACKEND_NAMES, select_backend
 from rnnlab.init import Init, apply_init, resolve_init
 from rnnlab.layers import validate
 from rnnlab.layers.sequence import Batch, from_batch, reverse_time, to_batch
+from rnnlab.regularisers import NONE as NO_REGULARISERS
 
 INITIAL_STATES = ("zeros", "random", "learned")
 
@@ -40,6 +41,8 @@ class RecurrentBase(nn.Module):
     gate_count: int = 1  # row blocks in weight_ih / weight_hh
     state_names: tuple[str, ...] = ("h0",)  # pieces of hx, in order
     torch_class: type[nn.Module] | None = None
+    regularisers = NO_REGULARISERS  # a family's __init__ sets its own (rnnlab.regularisers)
+    generator: torch.Generator | None = None  # where regulariser masks are drawn, None: global
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -87,7 +90,8 @@ class RecurrentBase(nn.Module):
                 rows = num_layers * self.num_directions
                 setattr(self, "initial_" + name[0], nn.Parameter(torch.zeros(rows, size, **kw)))
         self.reset_parameters()
-        if backend == "native" and (reason := self.native_unsupported()):
+        if backend == "native" and (reason := self.reference_only_reason()
+                                    or self.native_unsupported()):
             raise ValueError(f"backend: 'native' cannot run this configuration: {reason}")
 
     # ---- what a family supplies -------------------------------------------------------------
@@ -115,6 +119,20 @@ class RecurrentBase(nn.Module):
     def native_unsupported(self) -> str | None:
         """Why torch's fused op cannot run this configuration, or None."""
         return None
+
+    def activation_options(self) -> list[str]:
+        """The non-default activations of this layer, as ``"option=value"`` strings."""
+        return []
+
+    def reference_only_reason(self, training: bool | None = None) -> str | None:
+        """Why only the reference engine can compute this layer in this mode (``training``,
+        default ``self.training``): non-default activations, and regularisers that change the
+        function (recurrent dropout, zoneout, weight dropout while training; the zoneout
+        expectation in eval mode). None when any engine may run it. Every engine other than
+        ``reference`` refuses a layer for which this is not None."""
+        training = self.training if training is None else training
+        extras = self.activation_options() + self.regularisers.changes(training)
+        return f"only the reference engine computes {', '.join(extras)}" if extras else None
 
     def extra_repr_options(self) -> list[str]:
         return []
@@ -247,7 +265,8 @@ class RecurrentBase(nn.Module):
 
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` layer, weights included."""
-        if reason := self.native_unsupported():
+        # regularisers are dropped: the torch module computes this layer's eval-mode function
+        if reason := self.reference_only_reason(training=False) or self.native_unsupported():
             raise ValueError(f"to_torch: torch.nn has no equivalent of this layer: {reason}")
         ref = next(self.parameters())
         module = self.torch_class(**self.torch_kwargs(), device=ref.device, dtype=ref.dtype)
@@ -262,4 +281,5 @@ class RecurrentBase(nn.Module):
                               ("backend", "auto"), ("initial_state", "zeros"), ("init", Init())):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
-        return ", ".join([s, *self.extra_repr_options()])
+        return ", ".join([s, *self.extra_repr_options(), *self.activation_options(),
+                          *self.regularisers.repr_options(type(self).__name__)])

@@ -6,9 +6,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlab import activations
 from rnnlab.bptt.gru import GRUOptions, gru_sequence, gru_trace
 from rnnlab.bptt.layernorm_gru import layernorm_gru_sequence, layernorm_gru_trace
 from rnnlab.layers.base import RecurrentBase
+from rnnlab.regularisers import parse as parse_regularisers
+from rnnlab.regularisers import prepare
 
 
 class GRU(RecurrentBase):
@@ -33,6 +36,13 @@ class GRU(RecurrentBase):
             rows (no shift), ``gx = LN(W_ih x)∘γ_ih + b_ih``, ``gh = LN(W_hh h)∘γ_hh + b_hh``,
             with gains ``ln_ih_weight_l{k}``, ``ln_hh_weight_l{k}`` (3H,) initialised to 1.
             Requires ``reset_after=True``.
+        gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
+            the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
+            Activation, see :mod:`rnnlab.activations`. Non-default ones run on the reference
+            engine only.
+        recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
+            inside the recurrence, train-only, reference engine only; see
+            :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
@@ -54,7 +64,10 @@ class GRU(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, reset_after: bool = True, layer_norm: bool = False, backend: str = "auto",
-                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", gate_activation="sigmoid",
+                 activation="tanh", recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 weight_dropout: float = 0.0, zoneout_eval: str = "identity", generator=None,
+                 device=None, dtype=None):
         for name, value in (("reset_after", reset_after), ("layer_norm", layer_norm)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
@@ -62,7 +75,23 @@ class GRU(RecurrentBase):
             raise ValueError("layer_norm: the layer-normalised GRU needs reset_after=True "
                              "(LN over all 3H recurrent rows needs them before r is known)")
         self.layer_norm = layer_norm
-        self.options = GRUOptions(reset_after=reset_after)
+        self.options = GRUOptions(
+            reset_after=reset_after,
+            gate_act=activations.get(gate_activation, "gate_activation"),
+            cand_act=activations.get(activation, "activation"))
+        self.regularisers = parse_regularisers(
+            "GRU", recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            weight_dropout=weight_dropout, zoneout_eval=zoneout_eval, generator=generator)
+        self.generator = generator
+        if layer_norm:
+            reg = self.regularisers
+            others = [name for name, on in (
+                ("gate_activation/activation", not self.options.default_activations),
+                ("recurrent_dropout", reg.recurrent_dropout),
+                ("zoneout", reg.zoneout_h)) if on]
+            if others:
+                raise ValueError(f"layer_norm: the layer-normalised GRU does not support "
+                                 f"{', '.join(others)} (weight_dropout works)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
                          init=init, device=device, dtype=dtype)
@@ -87,14 +116,24 @@ class GRU(RecurrentBase):
                     p.fill_(1.0)
 
     def sequence(self, x, state, params, mask):
+        params, masks = prepare(self, x, params)
         if self.layer_norm:
             return layernorm_gru_sequence(x, state, params, mask)
-        return gru_sequence(x, state, params, mask, self.options)
+        return gru_sequence(x, state, params, mask, self.options, masks)
 
     def trace_sequence(self, x, state, params, mask):
+        params, masks = prepare(self, x, params)
         if self.layer_norm:
             return layernorm_gru_trace(x, state, params, mask)
-        return gru_trace(x, state, params, mask, self.options)
+        return gru_trace(x, state, params, mask, self.options, masks)
+
+    def activation_options(self):
+        o, opts = self.options, []
+        if o.gate_act != activations.SIGMOID:
+            opts.append(f"gate_activation={o.gate_act.spec!r}")
+        if o.cand_act != activations.TANH:
+            opts.append(f"activation={o.cand_act.spec!r}")
+        return opts
 
     def native_unsupported(self):
         extras = [name for name, on in (("reset_after=False", not self.reset_after),

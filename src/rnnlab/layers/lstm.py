@@ -6,9 +6,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlab import activations
 from rnnlab.bptt.layernorm_lstm import layernorm_lstm_sequence, layernorm_lstm_trace
 from rnnlab.bptt.lstm import LSTMOptions, lstm_sequence, lstm_trace
 from rnnlab.layers.base import RecurrentBase
+from rnnlab.regularisers import parse as parse_regularisers
+from rnnlab.regularisers import prepare
 
 
 class LSTM(RecurrentBase):
@@ -39,6 +42,14 @@ class LSTM(RecurrentBase):
             ``ln_c_weight_l{k}`` (H,), initialised to 1, and ``ln_c_bias_l{k}`` (H,),
             initialised to 0. Cannot be combined with peephole, cell_clip, coupled or
             proj_size.
+        gate_activation: the activation of ``i, f, o`` (default ``"sigmoid"``);
+            activation: of the candidate ``g`` (default ``"tanh"``); output_activation: of
+            ``c_t`` in ``h_t = o_t∘φ(c_t)`` (default: ``activation``, as Keras; ONNX's third
+            activation). A name, ``(name, alpha[, beta])`` or an Activation, see
+            :mod:`rnnlab.activations`. Non-default ones run on the reference engine only.
+        recurrent_dropout, zoneout (``p`` or ``(p_h, p_c)``), weight_dropout, zoneout_eval,
+            generator: regularisers inside the recurrence, train-only, reference engine only;
+            see :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, (h_0, c_0)`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a
@@ -62,7 +73,10 @@ class LSTM(RecurrentBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, cell_clip: float | None = None,
                  coupled: bool = False, layer_norm: bool = False, backend: str = "auto",
-                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", gate_activation="sigmoid",
+                 activation="tanh", output_activation=None, recurrent_dropout: float = 0.0,
+                 zoneout=0.0, weight_dropout: float = 0.0, zoneout_eval: str = "identity",
+                 generator=None, device=None, dtype=None):
         if cell_clip is not None and not (isinstance(cell_clip, (int, float)) and cell_clip > 0):
             raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
         if layer_norm:
@@ -71,8 +85,27 @@ class LSTM(RecurrentBase):
             if others:
                 raise ValueError(f"layer_norm: cannot be combined with {', '.join(others)}")
         self.peephole, self.layer_norm = bool(peephole), bool(layer_norm)
+        gate_act = activations.get(gate_activation, "gate_activation")
+        cand_act = activations.get(activation, "activation")
+        out_act = cand_act if output_activation is None else activations.get(
+            output_activation, "output_activation")
         self.options = LSTMOptions(cell_clip=None if cell_clip is None else float(cell_clip),
-                                   coupled=bool(coupled))
+                                   coupled=bool(coupled), gate_act=gate_act, cand_act=cand_act,
+                                   out_act=out_act)
+        self.regularisers = parse_regularisers(
+            "LSTM", recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            weight_dropout=weight_dropout, zoneout_eval=zoneout_eval, generator=generator)
+        self.generator = generator
+        if layer_norm:
+            reg = self.regularisers
+            others = [name for name, on in (
+                ("gate_activation/activation/output_activation",
+                 not self.options.default_activations),
+                ("recurrent_dropout", reg.recurrent_dropout),
+                ("zoneout", reg.zoneout_h or reg.zoneout_c)) if on]
+            if others:
+                raise ValueError(f"layer_norm: the layer-normalised LSTM does not support "
+                                 f"{', '.join(others)} (weight_dropout works)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, backend=backend, initial_state=initial_state,
                          init=init, device=device, dtype=dtype)
@@ -108,14 +141,26 @@ class LSTM(RecurrentBase):
         return states
 
     def sequence(self, x, state, params, mask):
+        params, masks = prepare(self, x, params)
         if self.layer_norm:
             return layernorm_lstm_sequence(x, state, params, mask)
-        return lstm_sequence(x, state, params, mask, self.options)
+        return lstm_sequence(x, state, params, mask, self.options, masks)
 
     def trace_sequence(self, x, state, params, mask):
+        params, masks = prepare(self, x, params)
         if self.layer_norm:
             return layernorm_lstm_trace(x, state, params, mask)
-        return lstm_trace(x, state, params, mask, self.options)
+        return lstm_trace(x, state, params, mask, self.options, masks)
+
+    def activation_options(self):
+        o, opts = self.options, []
+        if o.gate_act != activations.SIGMOID:
+            opts.append(f"gate_activation={o.gate_act.spec!r}")
+        if o.cand_act != activations.TANH:
+            opts.append(f"activation={o.cand_act.spec!r}")
+        if o.out_act != o.cand_act:
+            opts.append(f"output_activation={o.out_act.spec!r}")
+        return opts
 
     def native_unsupported(self):
         extras = [name for name, on in (("peephole", self.peephole),

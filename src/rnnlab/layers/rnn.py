@@ -7,6 +7,8 @@ from torch import nn
 from rnnlab.bptt.rnn import RNNOptions, rnn_sequence, rnn_trace
 from rnnlab.cells.rnn import check_nonlinearity
 from rnnlab.layers.base import RecurrentBase
+from rnnlab.regularisers import parse as parse_regularisers
+from rnnlab.regularisers import prepare
 
 
 class RNN(RecurrentBase):
@@ -22,6 +24,10 @@ class RNN(RecurrentBase):
         input_size, hidden_size, num_layers, nonlinearity (``'tanh'`` or ``'relu'``), bias,
         batch_first, dropout, bidirectional: as :class:`torch.nn.RNN` (same positions).
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
+        recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
+            inside the recurrence, train-only (:mod:`rnnlab.regularisers`): variational
+            dropout on ``h_{t-1}`` in ``W_hh h_{t-1}``, zoneout of ``h``, DropConnect on
+            ``W_hh``. Computed by the reference engine only.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
     ``h_0`` (D·L, B, H). Outputs: ``output, h_n`` as torch.
@@ -41,8 +47,14 @@ class RNN(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, backend: str = "auto",
-                 initial_state: str = "zeros", init="torch", device=None, dtype=None):
+                 initial_state: str = "zeros", init="torch", recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, weight_dropout: float = 0.0,
+                 zoneout_eval: str = "identity", generator=None, device=None, dtype=None):
         self.nonlinearity = check_nonlinearity(nonlinearity)
+        self.regularisers = parse_regularisers(
+            "RNN", recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            weight_dropout=weight_dropout, zoneout_eval=zoneout_eval, generator=generator)
+        self.generator = generator
         self.options = RNNOptions(nonlinearity=nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
@@ -53,10 +65,12 @@ class RNN(RecurrentBase):
         return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
 
     def sequence(self, x, state, params, mask):
-        return rnn_sequence(x, state, params, mask, self.options)
+        params, masks = prepare(self, x, params)
+        return rnn_sequence(x, state, params, mask, self.options, masks)
 
     def trace_sequence(self, x, state, params, mask):
-        return rnn_trace(x, state, params, mask, self.options)
+        params, masks = prepare(self, x, params)
+        return rnn_trace(x, state, params, mask, self.options, masks)
 
     def torch_kwargs(self):
         return {**super().torch_kwargs(), "nonlinearity": self.nonlinearity}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rnnlab.bptt.sru import sru_sequence, sru_trace
 from rnnlab.layers.base import RecurrentBase
+from rnnlab.regularisers import parse as parse_regularisers
+from rnnlab.regularisers import prepare
 
 
 class SRU(RecurrentBase):
@@ -36,6 +38,10 @@ class SRU(RecurrentBase):
             as :class:`torch.nn.GRU`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`. torch has no
             SRU, so ``backend="auto"`` runs the reference engine.
+        zoneout, zoneout_eval, generator: zoneout of the cell state ``c`` (its only state),
+            train-only: ``c_t = d_t∘c_{t-1} + (1-d_t)∘c̃_t``, ``d_t ~ Bernoulli(zoneout)``,
+            and ``h_t`` reads the zoned ``c_t``; see :mod:`rnnlab.regularisers`. (The SRU has
+            no ``W_hh``, so no recurrent or weight dropout.)
 
     Inputs: ``input, c_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
     ``c_0`` (D·L, B, H) (zeros when omitted).
@@ -55,7 +61,11 @@ class SRU(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, backend: str = "auto", initial_state: str = "zeros", init="torch",
+                 zoneout: float = 0.0, zoneout_eval: str = "identity", generator=None,
                  device=None, dtype=None):
+        self.regularisers = parse_regularisers("SRU", zoneout=zoneout,
+                                               zoneout_eval=zoneout_eval, generator=generator)
+        self.generator = generator
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
                          init=init, device=device, dtype=dtype)
@@ -69,10 +79,12 @@ class SRU(RecurrentBase):
         return shapes
 
     def sequence(self, x, state, params, mask):
-        return sru_sequence(x, state, params, mask)
+        params, masks = prepare(self, x, params)
+        return sru_sequence(x, state, params, mask, masks)
 
     def trace_sequence(self, x, state, params, mask):
-        return sru_trace(x, state, params, mask)
+        params, masks = prepare(self, x, params)
+        return sru_trace(x, state, params, mask, masks)
 
     def native_unsupported(self):
         return "torch has no fused SRU op"
