@@ -1,0 +1,110 @@
+"""rnnlab layers under torch.compile: same outputs and gradients as eager.
+
+Kept fast with Dynamo's ``eager`` backend (graph capture, no code generation); one
+``aot_eager`` check. The slow checks (the reference backend's graph break without
+``rnnlab.compile.allow_in_graph``, ``aot_eager`` through the hand-written loop) are marked slow.
+"""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import rnnlab
+import rnnlab.compile
+
+T, B, I, H = 3, 2, 3, 4
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def forward_backward(fn, m, x):
+    out, state = fn(x)
+    state = state if isinstance(state, tuple) else (state,)
+    loss = (out * torch.linspace(-1, 1, out.shape[-1])).sum() + sum(s.square().sum() for s in state)
+    grads = torch.autograd.grad(loss, [x, *m.parameters()])
+    return [out, *state, *grads]
+
+
+def check_compiles(m, backend="eager", fullgraph=True, atol=0.0):
+    x = torch.randn(T, B, m.input_size, requires_grad=True)
+    expected = forward_backward(m, m, x)
+    got = forward_backward(torch.compile(m, backend=backend, fullgraph=fullgraph), m, x)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0 if atol == 0 else 1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnlab.LSTM(I, H, num_layers=2, bidirectional=True, backend="native"),
+    lambda: rnnlab.GRU(I, H, backend="native", batch_first=True),
+    lambda: rnnlab.RNN(I, H, nonlinearity="relu", backend="auto"),
+], ids=["lstm", "gru", "rnn"])
+def test_native_backend_fullgraph(make):
+    check_compiles(make())
+
+
+def test_native_backend_aot_eager():
+    check_compiles(rnnlab.RNN(I, H, backend="native"), backend="aot_eager", atol=1e-6)
+
+
+def test_reference_rnn_fullgraph_as_is():
+    """The RNN's hand-written Function traces without help."""
+    check_compiles(rnnlab.RNN(I, H, num_layers=2, backend="reference"))
+
+
+REFERENCE = {
+    "lstm-peephole-coupled-clip": lambda: rnnlab.LSTM(I, H, peephole=True, coupled=True,
+                                                      cell_clip=0.5, backend="reference"),
+    "lstm-proj-bi": lambda: rnnlab.LSTM(I, H, proj_size=2, bidirectional=True,
+                                        backend="reference"),
+    "gru-reset-before": lambda: rnnlab.GRU(I, H, reset_after=False, backend="reference"),
+    "sru": lambda: rnnlab.SRU(I, H, num_layers=2),
+    "lstm-layer_norm": lambda: rnnlab.LSTM(I, H, layer_norm=True),
+    "gru-layer_norm": lambda: rnnlab.GRU(I, H, layer_norm=True),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_reference_backend_fullgraph_with_allow_in_graph(name):
+    marked = rnnlab.compile.allow_in_graph()
+    assert {f.__name__ for f in marked} >= {"LSTMFunction", "GRUFunction", "SRUFunction"}
+    check_compiles(REFERENCE[name]())
+
+
+def test_allow_in_graph_is_idempotent():
+    assert rnnlab.compile.allow_in_graph() == rnnlab.compile.allow_in_graph()
+
+
+@pytest.mark.slow
+def test_reference_backend_graph_break_without_marking():
+    """Without allow_in_graph, Dynamo breaks the graph at the Function (an ``out=`` into a
+    non-contiguous slice) and runs it eagerly: right results, no fullgraph. Runs in a fresh
+    interpreter since allow_in_graph is process-wide."""
+    code = (
+        "import torch, rnnlab\n"
+        "m = rnnlab.LSTM(3, 4, backend='reference')\n"
+        "x = torch.randn(2, 2, 3)\n"
+        "e = torch._dynamo.explain(m)(x)\n"
+        "assert e.graph_break_count >= 1, e\n"
+        "assert any('out=' in str(r.reason) for r in e.break_reasons), e.break_reasons\n"
+        "out = torch.compile(m, backend='eager')(x)[0]\n"
+        "assert torch.equal(out, m(x)[0])\n"
+        "try:\n"
+        "    torch._dynamo.reset(); torch.compile(m, backend='eager', fullgraph=True)(x)\n"
+        "    raise SystemExit('fullgraph unexpectedly worked')\n"
+        "except torch._dynamo.exc.Unsupported:\n"
+        "    pass\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lstm-peephole-coupled-clip", "sru"])
+def test_reference_backend_aot_eager(name):
+    rnnlab.compile.allow_in_graph()
+    check_compiles(REFERENCE[name](), backend="aot_eager", atol=1e-6)
