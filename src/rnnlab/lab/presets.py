@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
         name="full",
         description="longer sequences and training: adding at T = 50 … 400, copy memory, "
                     "64 units (an hour or more on a laptop CPU)",
-        hidden=64, lr=3e-3, adding_lens=(50, 100, 200, 400), adding_steps=4000,
+        hidden=64, lr=1e-2, adding_lens=(50, 100, 200, 400), adding_steps=4000,
         copy_lens=(50,), copy_steps=4000, exploding_len=100, exploding_steps=1000,
         digits_len=64, digits_steps=3000, digits_small=200, future_len=40, future_steps=1500,
         speed_hidden=256, speed_len=200, speed_steps=30, eval_every=200, eval_size=512,

@@ -241,7 +241,8 @@ def write_report(result, preset, folder: Path) -> dict[str, str]:
     thresholds = (f"Thresholds: adding solved below MSE {V.SOLVED_MSE:g}, near chance at ≥ "
                   f"{V.NEAR_CHANCE:g}× chance; vanishing: RNN ≥ {V.VANISHED_ORDERS:g} decades, "
                   f"LSTM < {V.KEPT_ORDERS:g}; spikes ≥ {V.SPIKE_RATIO:g}× median; GRU within "
-                  f"{V.METRIC_TOLERANCE:g}; bidirectional gain ≥ {V.BIDIRECTIONAL_GAIN:g}.")
+                  f"max({V.METRIC_TOLERANCE:g}, 2 standard errors); bidirectional gain ≥ "
+                  f"{V.BIDIRECTIONAL_GAIN:g}; SRU faster by ≥ {V.SPEED_MARGIN:g}×.")
     # markdown
     md = [f"# rnnlab compare — {preset.name} preset", "",
           f"{preset.description}. {len(result.runs)} training runs, {result.seconds:.0f} s.", "",
