@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # name: (ONNX name, default alpha, default beta); None = the activation takes no such parameter
@@ -124,13 +125,13 @@ _FORWARD = {
     "tanh": lambda a, al, be: torch.tanh(a),
     "relu": lambda a, al, be: torch.relu(a),
     "hard_sigmoid": lambda a, al, be: (a * al + be).clamp(0.0, 1.0),
-    "leaky_relu": lambda a, al, be: torch.where(a >= 0, a, a * al),
+    "leaky_relu": lambda a, al, be: F.leaky_relu(a, al),
     "thresholded_relu": lambda a, al, be: torch.where(a > al, a, 0.0),
     "scaled_tanh": lambda a, al, be: torch.tanh(a * be) * al,
     "affine": lambda a, al, be: a * al + be,
-    "elu": lambda a, al, be: torch.where(a > 0, a, torch.expm1(a) * al),
+    "elu": lambda a, al, be: F.elu(a, al),  # not where(…, expm1(a)): NaN gradients at large a
     "softsign": lambda a, al, be: a / (1 + a.abs()),
-    "softplus": lambda a, al, be: torch.nn.functional.softplus(a),
+    "softplus": lambda a, al, be: torch.logaddexp(a, torch.zeros_like(a)),  # no threshold
 }
 _GRAD = {
     "sigmoid": lambda y, al, be: y * (1 - y),
