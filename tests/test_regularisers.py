@@ -371,7 +371,7 @@ def test_backend_choice_and_reasons():
     assert select_backend(layer, Batch(x)).name == "reference"
     layer.eval()
     assert layer.reference_only_reason() is None
-    assert select_backend(layer, Batch(x)).name == "native"
+    assert select_backend(layer, Batch(x)).name in ("native", "cpu")  # any fused engine
     assert isinstance(layer.to_torch(), torch.nn.LSTM)  # the eval-mode function
     with pytest.raises(ValueError, match="native.*zoneout"):
         rnnlab.GRU(I, H, zoneout=0.1, backend="native")
