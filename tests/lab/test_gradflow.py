@@ -200,3 +200,20 @@ def test_gate_statistics_saturation():
     assert stats["memory_gate"] == "f" and len(stats["gates"]["f"]["mean"]) == 7
     s = summarise(stats)
     assert s["f"]["saturation"] == 1.0 and s["f"]["mean"] > 0.99
+
+
+def test_measure_model_reads_deeply_vanished_gradients_in_float64():
+    from rnnlab.lab.diagnostics.measure import headline, measure_model
+    from rnnlab.lab.train import TrainConfig, make_model, make_task_for
+
+    config = TrainConfig(task="adding", cell="rnn", hidden=8, seq_len=100, recurrent_gain=0.3)
+    task = make_task_for(config)
+    model = make_model(config, task)
+    record = measure_model(model, task, batch_size=4, jacobian_samples=2, jacobian_steps=3)
+    curve = record["gradflow"]["norms"]["h"]
+    assert 0 < curve[0] < 1e-46  # below float32's smallest number, still measured
+    assert record["gradflow"]["orders_of_magnitude"] < -40
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
+    h = headline(record)
+    assert h["k"] == [0, 25, 50, 75, 100] and h["radius"] > 0
+    assert set(record["gates"]) == {"h"} and len(record["jacobian"]) == 3

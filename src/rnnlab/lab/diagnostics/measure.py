@@ -9,6 +9,7 @@ call it, at initialisation and after training.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -56,7 +57,7 @@ def jacobian_times(T: int, count: int = 5) -> list[int]:
 
 def measure_model(model, task, *, batch_size: int = 16, jacobian_samples: int = 4,
                   jacobian_steps: int = 5, seed: int = DIAGNOSTIC_SEED,
-                  gates: bool = True) -> dict:
+                  gates: bool = True, float64: bool = True) -> dict:
     """Gradient flow, spectral radii, step-Jacobian singular values and gate statistics of
     ``model.rnn`` on one fixed batch of ``task``. Returns a JSON-able dict:
 
@@ -65,7 +66,12 @@ def measure_model(model, task, *, batch_size: int = 16, jacobian_samples: int = 
     ({t: {"mean": mean singular values over samples (sorted), "max": mean σ_max,
     "min": mean σ_min}}), ``gates`` (per gate: time-averaged ``mean`` and ``saturation``,
     and per-step ``mean_by_step`` / ``saturation_by_step``), ``memory_gate``.
+
+    With ``float64`` (default) a double-precision copy of the model is measured, so that a
+    gradient that vanishes by 40 decades or more reads as a number, not as float32's 0.
     """
+    if float64:
+        model = copy.deepcopy(model).double()
     rnn = model.rnn
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
@@ -76,6 +82,10 @@ def measure_model(model, task, *, batch_size: int = 16, jacobian_samples: int = 
             x, y = task.batch("test", batch_size, generator)
             ref = next(model.parameters())
             x, y = x.to(ref.device), y.to(ref.device)
+            if x.is_floating_point():
+                x = x.to(ref.dtype)
+            if y.is_floating_point():
+                y = y.to(ref.dtype)
             with torch.no_grad():
                 inputs = layer_inputs(model, x)
             flow = gradient_flow(rnn, inputs, last_step_loss(model, task, y))
