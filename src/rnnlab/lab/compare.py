@@ -285,6 +285,9 @@ def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | No
         out_dir: the report folder (None: write nothing).
         cells: the cells to train (default all four).
         jobs: worker processes (default: the CPU cores, at most 4); 1 runs in this process.
+            Workers start with the ``spawn`` method, which re-imports the calling script: in
+            a script, call :func:`compare` under ``if __name__ == "__main__":`` (or pass
+            ``jobs=1``).
         seed: seeds every run.
         progress: log each finished run on stderr.
         print_summary: print the summary table and verdicts on stdout.
