@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from rnnlab.lab import checkpoint as ckpt
+from rnnlab.lab import distributed
 from rnnlab.lab.model import CELLS, SequenceModel
 from rnnlab.lab.tasks import TASKS, Task, make_task
 
@@ -292,7 +293,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _train(config, resume, progress, overwrite, callback)
+        with distributed.session(config):  # data-parallel under torchrun, else a no-op
+            return _train(config, resume, progress, overwrite, callback)
     finally:
         torch.set_num_threads(threads)
 
@@ -321,7 +323,9 @@ def _train(config, resume, progress, overwrite, callback) -> TrainResult:
             if not overwrite:
                 raise ValueError(f"out_dir: {config.out_dir} already holds checkpoints; resume "
                                  "the run, pass overwrite, or choose another folder")
-            ckpt.remove_checkpoints(root)
+            distributed.current().barrier()  # every rank has looked before rank 0 deletes
+            if distributed.current().is_writer:
+                ckpt.remove_checkpoints(root)
         run = _Run(config, task, model, optimizer, data, root, history, start, last_saved)
         return run.loop(progress, callback)
 
@@ -337,6 +341,8 @@ class _Run:
         self.time_offset = history[-1]["time"] if history else 0.0
         self.step_seconds: list[float] = []
         self.diverged = False
+        self.parallel = distributed.current()
+        self.forward = self.parallel.wrap(model)  # DDP around the model under torchrun
 
     def save(self) -> None:
         if self.root is None or self.saved_step == self.step:
@@ -347,10 +353,13 @@ class _Run:
         if any(not bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             logger.warning("not checkpointing step %d: the parameters are not finite", self.step)
             return
-        path = ckpt.save_checkpoint(
-            self.root, self.step, self.model, self.optimizer, config=self.config.to_dict(),
-            history=self.history, rng=ckpt.capture_rng({"data": self.data}),
-            extra={"task": self.task.describe()})
+        path = self.root / ckpt.checkpoint_name(self.step)
+        if self.parallel.is_writer:  # one writer; the other ranks wait for it
+            path = ckpt.save_checkpoint(
+                self.root, self.step, self.model, self.optimizer, config=self.config.to_dict(),
+                history=self.history, rng=ckpt.capture_rng({"data": self.data}),
+                extra={"task": self.task.describe()})
+        self.parallel.barrier()
         self.last_saved, self.saved_step = str(path), self.step
 
     def train_step(self) -> dict:
@@ -358,9 +367,10 @@ class _Run:
         began = time.perf_counter()
         model.train()
         x, y = task.batch("train", cfg.batch_size, self.data)
+        x, y, weight = self.parallel.shard(task, x, y)  # this rank's rows (all of them alone)
         x, y = x.to(cfg.device), y.to(cfg.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(model(x, y), y)
+        loss = task.loss(self.forward(x, y), y) * weight
         loss.backward()
         params = [p for p in model.parameters() if p.grad is not None]
         if cfg.clip == "norm":
@@ -369,7 +379,7 @@ class _Run:
             grad_norm = total_norm([p.grad for p in params])
             if cfg.clip == "value":
                 torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
-        loss_value, norm_value = loss.detach().item(), grad_norm.detach().item()
+        loss_value, norm_value = self.parallel.mean(loss), grad_norm.detach().item()
         if math.isfinite(loss_value) and math.isfinite(norm_value):
             self.optimizer.step()
         else:
@@ -384,7 +394,8 @@ class _Run:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), disable=not progress,
+        bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps),
+                   disable=not progress or not self.parallel.is_writer,
                    unit="step", desc=f"{cfg.task}/{cfg.cell}", dynamic_ncols=True)
         at_boundary = True
         try:
@@ -445,7 +456,7 @@ class _Run:
             seconds_per_step=(sum(self.step_seconds) / len(self.step_seconds)
                               if self.step_seconds else math.nan),
             steps=self.step, diverged=self.diverged, checkpoint=self.last_saved)
-        if cfg.out_dir is not None:
+        if cfg.out_dir is not None and self.parallel.is_writer:
             ckpt.write_json_atomic(Path(cfg.out_dir) / RESULT_FILE, result.summary())
         return result
 
