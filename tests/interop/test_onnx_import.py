@@ -13,7 +13,7 @@ import rnnlab
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 ro = pytest.importorskip("rnnlab.onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
 T, B, I, H = 5, 3, 4, 6
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -25,7 +25,7 @@ def build(op, *, D=1, bias=True, peephole=False, lengths=False, init="none", lay
     "const" (initializers, one state repeated over the batch)."""
     rng = np.random.default_rng(seed)
     G = GATES[op]
-    u = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(np.float32)  # noqa: E731
+    u = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(np.float32)
     inits = [numpy_helper.from_array(u(D, G * H, I), "W"),
              numpy_helper.from_array(u(D, G * H, H), "R")]
     names = ["X", "W", "R", "", "", "", "", ""]

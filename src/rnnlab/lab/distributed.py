@@ -115,8 +115,8 @@ def current() -> Parallel:
 
 def world_from_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment variables."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
 
 
 @contextlib.contextmanager
@@ -126,7 +126,7 @@ def session(config):
     started."""
     global _CURRENT
     started = False
-    rank, world, local_rank = world_from_env()
+    _, world, local_rank = world_from_env()
     if not dist.is_available() or (world <= 1 and not dist.is_initialized()):
         yield _CURRENT
         return

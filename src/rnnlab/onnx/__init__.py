@@ -8,9 +8,22 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("rnnlab.onnx needs the onnx package: pip install onnx onnxruntime") from exc
 
-from rnnlab.onnx.export import (ExportInfo, ScanExportWarning, export, onnx_weights,
-                                operator_unsupported, run_onnxruntime)
+from rnnlab.onnx.export import (
+    ExportInfo,
+    ScanExportWarning,
+    export,
+    onnx_weights,
+    operator_unsupported,
+    run_onnxruntime,
+)
 from rnnlab.onnx.load import load_layer
 
-__all__ = ["export", "load_layer", "run_onnxruntime", "ExportInfo", "ScanExportWarning",
-           "operator_unsupported", "onnx_weights"]
+__all__ = [
+    "ExportInfo",
+    "ScanExportWarning",
+    "export",
+    "load_layer",
+    "onnx_weights",
+    "operator_unsupported",
+    "run_onnxruntime",
+]

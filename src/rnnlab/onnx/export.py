@@ -45,10 +45,25 @@ from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
 from rnnlab.layers.sru import SRU
-from rnnlab.onnx._graph import (DEFAULT_OPSET, DTYPES, GRU_ORDER, GRU_SIGN, LSTM_COUPLED_ORDER,
-                                LSTM_COUPLED_SIGN, LSTM_ORDER, LSTM_SIGN, MIN_OPSET,
-                                PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN, PEEP_ORDER, PEEP_SIGN,
-                                RNN_ORDER, RNN_SIGN, GraphBuilder, to_onnx_blocks)
+from rnnlab.onnx._graph import (
+    DEFAULT_OPSET,
+    DTYPES,
+    GRU_ORDER,
+    GRU_SIGN,
+    LSTM_COUPLED_ORDER,
+    LSTM_COUPLED_SIGN,
+    LSTM_ORDER,
+    LSTM_SIGN,
+    MIN_OPSET,
+    PEEP_COUPLED_ORDER,
+    PEEP_COUPLED_SIGN,
+    PEEP_ORDER,
+    PEEP_SIGN,
+    RNN_ORDER,
+    RNN_SIGN,
+    GraphBuilder,
+    to_onnx_blocks,
+)
 
 MODES = ("auto", "operator", "scan")
 
@@ -597,7 +612,7 @@ def _verify(module, model, x, hx, lengths, atol):
     finally:
         module.train(was_training)
     got = run_onnxruntime(model, x, hx, lengths)
-    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]  # noqa: E731
+    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]
     for name, a, b in zip(["output", "h_n", "c_n"], flat(got), flat(expected)):
         err = (a - b.detach().cpu()).abs().max().item()
         if not err <= atol:

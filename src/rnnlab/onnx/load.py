@@ -22,9 +22,21 @@ from onnx import helper, numpy_helper
 from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
-from rnnlab.onnx._graph import (GRU_ORDER, GRU_SIGN, LSTM_COUPLED_ORDER, LSTM_COUPLED_SIGN,
-                                LSTM_ORDER, LSTM_SIGN, PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN,
-                                PEEP_ORDER, PEEP_SIGN, RNN_ORDER, RNN_SIGN, from_onnx_blocks)
+from rnnlab.onnx._graph import (
+    GRU_ORDER,
+    GRU_SIGN,
+    LSTM_COUPLED_ORDER,
+    LSTM_COUPLED_SIGN,
+    LSTM_ORDER,
+    LSTM_SIGN,
+    PEEP_COUPLED_ORDER,
+    PEEP_COUPLED_SIGN,
+    PEEP_ORDER,
+    PEEP_SIGN,
+    RNN_ORDER,
+    RNN_SIGN,
+    from_onnx_blocks,
+)
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 _COMMON_ATTRS = {"hidden_size", "direction", "layout", "clip", "activations",
@@ -157,10 +169,10 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
         raise ValueError(f"P: {where} has shape {P.shape}, expected {(D, 3 * H)}")
     if W.dtype not in (np.float32, np.float64):
         raise ValueError(f"W: {where} has dtype {W.dtype}; rnnlab loads float32 and float64")
-    return dict(op=op, name=node.name, D=D, H=H, I=W.shape[2], layout=layout,
-                coupled=bool(attrs.get("input_forget", 0)),
-                reset_after=bool(attrs.get("linear_before_reset", 0)),
-                nonlinearity=nonlinearity, W=W, R=R, B=B, P=P, h0=h0, c0=c0)
+    return {"op": op, "name": node.name, "D": D, "H": H, "I": W.shape[2], "layout": layout,
+            "coupled": bool(attrs.get("input_forget", 0)),
+            "reset_after": bool(attrs.get("linear_before_reset", 0)),
+            "nonlinearity": nonlinearity, "W": W, "R": R, "B": B, "P": P, "h0": h0, "c0": c0}
 
 
 def _find_nodes(graph: onnx.GraphProto, node_name) -> list[onnx.NodeProto]:
@@ -225,9 +237,9 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
     learned = _learned_states(specs)
     if batch_first is None:
         batch_first = first["layout"] == 1
-    kw = dict(num_layers=len(specs), bias=has_bias, batch_first=bool(batch_first),
-              bidirectional=D == 2, backend=backend,
-              initial_state="learned" if learned else "zeros", device=device, dtype=dtype)
+    kw = {"num_layers": len(specs), "bias": has_bias, "batch_first": bool(batch_first),
+          "bidirectional": D == 2, "backend": backend,
+          "initial_state": "learned" if learned else "zeros", "device": device, "dtype": dtype}
     if op == "LSTM":
         layer = LSTM(first["I"], H, peephole=any(s["P"] is not None for s in specs),
                      coupled=first["coupled"], **kw)
