@@ -10,10 +10,10 @@ takes its place in :data:`AUTO_ORDER`.
 
 from __future__ import annotations
 
-from rnnlab.backends import native, reference
+from rnnlab.backends import cpu, native, reference
 
-BACKENDS = {"reference": reference, "native": native}
-AUTO_ORDER = ["native", "reference"]
+BACKENDS = {"reference": reference, "native": native, "cpu": cpu}
+AUTO_ORDER = ["cpu", "native", "reference"]
 BACKEND_NAMES = ("auto", *BACKENDS)
 
 
@@ -26,6 +26,9 @@ def select_backend(layer, batch):
         return engine
     for name in AUTO_ORDER:
         engine = BACKENDS[name]
+        prefer = getattr(engine, "prefer", None)  # an engine may decline where it is slower
+        if prefer is not None and not prefer(layer, batch):
+            continue
         if engine.unsupported(layer, batch) is None:
             return engine
     raise AssertionError("the reference backend supports every call")

@@ -1,0 +1,73 @@
+"""The ``cpu`` engine: fused C++ forward and hand-derived BPTT for the CPU.
+
+Per layer and direction, the input projection of all steps is one GEMM; a C++ time loop then
+does the recurrent GEMM of each step and the point-wise cell in one vectorised pass over the
+gate buffer, writing gates and states once for the backward. The backward runs the recurrent
+chain in C++ and forms the weight gradients as GEMMs over all steps at once. Sources in
+``csrc/``, compiled at first use (see :mod:`rnnlab.backends.cpu._build`).
+
+``backend="auto"`` picks this engine before ``native`` where :func:`prefer` says so: the
+configurations where ``benchmarks/cpu_engine.py`` measured it faster (see
+``benchmarks/results/cpu_engine.md``), and every configuration ``native`` cannot run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlab.backends.cpu import _build
+from rnnlab.layers.stack import run_stacked
+
+name = "cpu"
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _family(layer) -> str:
+    return type(layer).__name__
+
+
+def _sequence_factory(layer):
+    from rnnlab.backends.cpu import functions
+
+    factory = getattr(functions, _family(layer).lower() + "_sequence", None)
+    return factory
+
+
+def _options_unsupported(layer) -> str | None:
+    family = _family(layer)
+    if _sequence_factory(layer) is None:
+        return f"the cpu engine has no {family} kernel"
+    if getattr(layer, "layer_norm", False):
+        return f"the cpu engine has no layer-normalised {family}"
+    if reason := layer.reference_only_reason():  # regularisers, non-default activations
+        return reason
+    return None
+
+
+def unsupported(layer, batch) -> str | None:
+    x = batch.x
+    if x.device.type != "cpu":
+        return f"the cpu engine runs on the CPU, the input is on {x.device}"
+    if x.dtype not in _DTYPES:
+        return f"the cpu engine computes in float32 or float64, not {x.dtype}"
+    for p in layer.parameters():
+        if p.device.type != "cpu" or p.dtype != x.dtype:
+            return (f"the cpu engine needs every parameter on the CPU in {x.dtype}, found "
+                    f"{p.dtype} on {p.device}")
+    if reason := _options_unsupported(layer):
+        return reason
+    if (error := _build.error()) is not None:
+        return f"the C++ engine is unavailable: {error}"
+    return None
+
+
+def prefer(layer, batch) -> bool:
+    """Whether ``backend="auto"`` should try this engine before ``native`` for this call."""
+    if layer.native_unsupported() is not None:
+        return True  # native cannot run it; this engine beats the reference everywhere
+    return True
+
+
+def run(layer, batch, states):
+    return run_stacked(layer, batch, states, _sequence_factory(layer)(layer))

@@ -1,0 +1,95 @@
+"""Build and load the C++ extension of the ``cpu`` backend, once, at first use.
+
+The sources in ``csrc/`` are compiled with :func:`torch.utils.cpp_extension.load` (ninja and a
+C++ compiler) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``) and reused by every later process on the machine. When no
+compiler is found or the build fails, a single warning is emitted and :func:`error` explains
+why; the backend then reports itself unsupported and ``backend="auto"`` falls back to the
+others. ``RNNLAB_CPU_ENGINE=0`` in the environment switches the engine off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "sru.cpp", "ops.cpp")
+
+_lock = threading.Lock()
+_module = None
+_error: str | None = None
+_tried = False
+
+
+def _isa_flags() -> tuple[str, list[str]]:
+    """Vector-ISA flags matching the instruction set torch itself dispatches to here."""
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # pragma: no cover - very old torch
+        capability = "DEFAULT"
+    flags = {
+        "AVX512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512dq", "-mavx512vl",
+                   "-mavx512bw"],
+        "AVX2": ["-mavx2", "-mfma", "-mf16c"],
+    }.get(capability, [])
+    return capability.lower(), flags
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    if os.environ.get("RNNLAB_CPU_ENGINE", "1") == "0":
+        raise RuntimeError("switched off by RNNLAB_CPU_ENGINE=0")
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler ({compiler!r} not found on PATH)")
+    cpp_extension.verify_ninja_availability()
+    isa, isa_flags = _isa_flags()
+    cflags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", *isa_flags]
+    name = f"rnnlab_cpu_{isa}"
+    sources = [str(CSRC / s) for s in SOURCES if (CSRC / s).exists()]
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    built = sorted(build_dir.glob(f"{name}*.so"))
+    newest_source = max(p.stat().st_mtime for p in CSRC.iterdir())
+    if not built or max(p.stat().st_mtime for p in built) < newest_source:
+        print(f"rnnlab: compiling rnnlab's CPU engine (once, about a minute) into {build_dir} …",
+              file=sys.stderr, flush=True)
+    cpp_extension.load(name=name, sources=sources, extra_cflags=cflags,
+                       extra_include_paths=[str(CSRC)], extra_ldflags=["-fopenmp"],
+                       is_python_module=False,
+                       verbose=os.environ.get("RNNLAB_CPU_ENGINE_VERBOSE") == "1")
+    return torch.ops.rnnlab_cpu
+
+
+def load():
+    """The compiled operators (``torch.ops.rnnlab_cpu``), or None when it cannot be built (see :func:`error`)."""
+    global _module, _error, _tried
+    if _tried:
+        return _module
+    with _lock:
+        if not _tried:
+            try:
+                _module = _build()
+            except (OSError, RuntimeError, ImportError, ValueError,
+                    subprocess.SubprocessError) as exc:  # no compiler/ninja, build or load error
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                _error = f"{type(exc).__name__}: {first_line}"[:300]
+                warnings.warn(f"rnnlab: the C++ CPU engine is unavailable ({_error}); the "
+                              "'cpu' backend is off and backend='auto' uses the others",
+                              RuntimeWarning, stacklevel=3)
+            _tried = True
+    return _module
+
+
+def error() -> str | None:
+    """Why the extension is unavailable (after :func:`load`), or None."""
+    load()
+    return _error

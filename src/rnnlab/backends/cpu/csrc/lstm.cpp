@@ -1,0 +1,357 @@
+// LSTM forward and hand-derived BPTT (the math of rnnlab/bptt/lstm.py), one direction of one
+// layer. Forward: the input projection of all steps in one GEMM into the gate buffer G, then
+// per step G[t] += h_{t-1} W_hhᵀ and one fused point-wise pass over G[t] that turns the
+// pre-activations into the gates (kept in G for the backward) and writes c_t and h_t once.
+// Backward: per step one fused point-wise pass writing da_t, then dh_{t-1} = da_t W_hh; the
+// weight gradients are GEMMs over all T·B rows after the loop.
+#include "common.h"
+
+#include <ATen/ops/sum.h>
+
+#include <limits>
+#include <memory>
+
+namespace rnnlab {
+
+namespace {
+
+struct LSTMShapes {
+  int64_t T, B, I, H, P;  // P: size of h (proj_size, or H)
+};
+
+LSTMShapes lstm_shapes(const Tensor& x, const Tensor& w_hh) {
+  return {x.size(0), x.size(1), x.size(2), w_hh.size(0) / 4, w_hh.size(1)};
+}
+
+// One step's point-wise cell on one batch row. `g` holds the 4H pre-activations on entry and
+// the gates i, f, g, o on exit. `out` receives m = o∘tanh(c) (h_t, or the input of W_hr).
+template <typename T, bool kPlain>
+inline void lstm_cell_row(T* __restrict g, const T* __restrict bias, const T* __restrict c_prev,
+                          T* __restrict c_new, T* __restrict out, int64_t H,
+                          const T* __restrict peep, T clip, T* __restrict clipped, T coupled) {
+  T* __restrict gi = g;
+  T* __restrict gf = g + H;
+  T* __restrict gg = g + 2 * H;
+  T* __restrict go = g + 3 * H;
+  const T* __restrict bi = bias;
+  const T* __restrict bf = bias + H;
+  const T* __restrict bg = bias + 2 * H;
+  const T* __restrict bo = bias + 3 * H;
+  if constexpr (kPlain) {
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      T i = sigmoid_(gi[j] + bi[j]), f = sigmoid_(gf[j] + bf[j]);
+      T gt = tanh_(gg[j] + bg[j]), o = sigmoid_(go[j] + bo[j]);
+      T c = f * c_prev[j] + i * gt;
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = gt;
+      go[j] = o;
+      c_new[j] = c;
+      out[j] = o * tanh_(c);
+    }
+  } else {
+    // Branch-free, so that it vectorises: peep points to 3H values (zeros without peepholes),
+    // clip is +inf without clipping, coupled is 1 or 0 and clipped[j] is 1 where c was clamped
+    const T* __restrict p_i = peep;
+    const T* __restrict p_f = peep + H;
+    const T* __restrict p_o = peep + 2 * H;
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      T cp = c_prev[j];
+      T f = sigmoid_(gf[j] + bf[j] + p_f[j] * cp);
+      T i = coupled * (T(1) - f) + (T(1) - coupled) * sigmoid_(gi[j] + bi[j] + p_i[j] * cp);
+      T gt = tanh_(gg[j] + bg[j]);
+      T c = f * cp + i * gt;
+      clipped[j] = (c > clip || c < -clip) ? T(1) : T(0);
+      c = c > clip ? clip : c;
+      c = c < -clip ? -clip : c;
+      T o = sigmoid_(go[j] + bo[j] + p_o[j] * c);
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = gt;
+      go[j] = o;
+      c_new[j] = c;
+      out[j] = o * tanh_(c);
+    }
+  }
+}
+
+template <typename T>
+std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                      const Tensor& w_ih, const Tensor& w_hh,
+                                      const c10::optional<Tensor>& bias,
+                                      const c10::optional<Tensor>& peephole,
+                                      const c10::optional<Tensor>& w_hr,
+                                      const c10::optional<Tensor>& mask, double cell_clip,
+                                      bool coupled) {
+  auto [Tn, B, I, H, P] = lstm_shapes(x, w_hh);
+  const bool proj = has(w_hr);
+  const bool clip_on = cell_clip > 0;
+  const bool plain = !has(peephole) && !clip_on && !coupled;
+  auto opts = x.options();
+
+  Tensor x2 = flat(x);
+  Tensor G = matmul<T>(x2, false, w_ih, true);  // (T·B, 4H); bias added in the point-wise pass
+  Tensor b_all = has(bias) ? bias->contiguous() : at::zeros({4 * H}, opts);
+  const T* bias_ptr = b_all.data_ptr<T>();
+  Tensor cs = at::empty({Tn + 1, B, H}, opts);
+  Tensor hs = at::empty({Tn + 1, B, P}, opts);
+  cs[0].copy_(c0);
+  hs[0].copy_(h0);
+  Tensor y = at::empty({Tn, B, P}, opts);
+  Tensor ms = proj ? at::empty({Tn, B, H}, opts) : Tensor();
+  Tensor clipped = clip_on ? at::empty({Tn, B, H}, opts) : Tensor();  // 1 where c was clamped
+  Tensor peep = has(peephole) ? peephole->contiguous() : at::zeros({3, H}, opts);
+
+  T* g_ptr = G.data_ptr<T>();
+  T* c_ptr = cs.data_ptr<T>();
+  T* h_ptr = hs.data_ptr<T>();
+  T* y_ptr = y.data_ptr<T>();
+  T* m_ptr = proj ? ms.data_ptr<T>() : nullptr;
+  T* cl_ptr = clip_on ? clipped.data_ptr<T>() : nullptr;
+  Tensor cl_dummy = clip_on ? Tensor() : at::empty({B, H}, opts);
+  T* cl_dummy_ptr = clip_on ? nullptr : cl_dummy.data_ptr<T>();
+  const T coupled_t = coupled ? T(1) : T(0);
+  const T* peep_ptr = peep.data_ptr<T>();
+  const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  const T clip = clip_on ? static_cast<T>(cell_clip) : std::numeric_limits<T>::infinity();
+
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/true, 4 * H, P);
+  std::unique_ptr<StepWeight<T>> W_hr;
+  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, true, P, H);
+
+  for (int64_t t = 0; t < Tn; ++t) {
+    T* g = g_ptr + t * B * 4 * H;
+    const T* h_prev = h_ptr + t * B * P;
+    T* h_new = h_ptr + (t + 1) * B * P;
+    const T* c_prev = c_ptr + t * B * H;
+    T* c_new = c_ptr + (t + 1) * B * H;
+    T* y_t = y_ptr + t * B * P;
+    T* m_t = proj ? m_ptr + t * B * H : nullptr;
+    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+
+    W_hh.apply(B, h_prev, P, true, g, 4 * H);  // G[t] += h_{t-1} W_hhᵀ
+    for_rows(B, 4 * H * 8, [&](int64_t b) {
+      if (run && !run[b]) {  // padded step: carry the state, output 0
+        std::memcpy(c_new + b * H, c_prev + b * H, H * sizeof(T));
+        std::memcpy(h_new + b * P, h_prev + b * P, P * sizeof(T));
+        std::memset(y_t + b * P, 0, P * sizeof(T));
+        if (proj) std::memset(m_t + b * H, 0, H * sizeof(T));
+        return;
+      }
+      T* out = proj ? m_t + b * H : h_new + b * P;
+      T* cl = clip_on ? cl_ptr + (t * B + b) * H : cl_dummy_ptr + b * H;
+      if (plain)
+        lstm_cell_row<T, true>(g + b * 4 * H, bias_ptr, c_prev + b * H, c_new + b * H, out, H, peep_ptr,
+                               clip, cl, coupled_t);
+      else
+        lstm_cell_row<T, false>(g + b * 4 * H, bias_ptr, c_prev + b * H, c_new + b * H, out, H, peep_ptr,
+                                clip, cl, coupled_t);
+      if (!proj) std::memcpy(y_t + b * P, h_new + b * P, P * sizeof(T));
+    });
+    if (proj) {
+      W_hr->apply(B, m_t, H, false, y_t, P);  // y_t = m_t W_hrᵀ (0 on padded rows: m = 0)
+      for (int64_t b = 0; b < B; ++b)
+        if (!run || run[b]) std::memcpy(h_new + b * P, y_t + b * P, P * sizeof(T));
+    }
+  }
+  Tensor gates = G.view({Tn, B, 4 * H});
+  return {y, hs[Tn].clone(), cs[Tn].clone(), gates, cs, hs, ms, clipped};
+}
+
+// Backward point-wise pass of one row. dh: gradient reaching m_t = o∘tanh(c_t) (h_t without
+// projection) is dh_a + dh_b; dc: gradient reaching c_t on entry, c_{t-1} on exit.
+template <typename T, bool kPlain>
+inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_prev,
+                                   const T* __restrict c_cur, const T* __restrict dh_a,
+                                   const T* __restrict dh_b, T* __restrict dc,
+                                   T* __restrict da, int64_t H, const T* __restrict peep,
+                                   const T* __restrict clipped, T coupled) {
+  const T* __restrict gi = g;
+  const T* __restrict gf = g + H;
+  const T* __restrict gg = g + 2 * H;
+  const T* __restrict go = g + 3 * H;
+  T* __restrict da_i = da;
+  T* __restrict da_f = da + H;
+  T* __restrict da_g = da + 2 * H;
+  T* __restrict da_o = da + 3 * H;
+  if constexpr (kPlain) {
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
+      T dh = dh_a[j] + dh_b[j];
+      T tc = tanh_(c_cur[j]);
+      da_o[j] = dh * tc * o * (T(1) - o);
+      T dcn = dc[j] + dh * o * (T(1) - tc * tc);
+      da_g[j] = dcn * i * (T(1) - gt * gt);
+      da_f[j] = dcn * c_prev[j] * f * (T(1) - f);
+      da_i[j] = dcn * gt * i * (T(1) - i);
+      dc[j] = dcn * f;
+    }
+  } else {
+    const T* __restrict p_i = peep;
+    const T* __restrict p_f = peep + H;
+    const T* __restrict p_o = peep + 2 * H;
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
+      T dh = dh_a[j] + dh_b[j];
+      T tc = tanh_(c_cur[j]);
+      T dao = dh * tc * o * (T(1) - o);
+      da_o[j] = dao;
+      T dcn = dc[j] + dh * o * (T(1) - tc * tc) + dao * p_o[j];
+      dcn = clipped[j] != T(0) ? T(0) : dcn;
+      da_g[j] = dcn * i * (T(1) - gt * gt);
+      T cp = c_prev[j];
+      T daf = dcn * (cp - coupled * gt) * f * (T(1) - f);  // coupled: i = 1 - f
+      T dai = (T(1) - coupled) * dcn * gt * i * (T(1) - i);
+      da_f[j] = daf;
+      da_i[j] = dai;
+      dc[j] = dcn * f + dai * p_i[j] + daf * p_f[j];
+    }
+  }
+}
+
+template <typename T>
+std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dh_T, const Tensor& dc_T,
+                                       const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                                       const c10::optional<Tensor>& peephole,
+                                       const c10::optional<Tensor>& w_hr,
+                                       const c10::optional<Tensor>& mask, const Tensor& gates,
+                                       const Tensor& cs, const Tensor& hs,
+                                       const c10::optional<Tensor>& ms,
+                                       const c10::optional<Tensor>& clipped, bool coupled,
+                                       bool need_dx, bool has_bias) {
+  auto [Tn, B, I, H, P] = lstm_shapes(x, w_hh);
+  const bool proj = has(w_hr);
+  const bool clip_on = has(clipped);
+  const bool plain = !has(peephole) && !clip_on && !coupled;
+  auto opts = x.options();
+
+  Tensor dA = scratch(kGradA, {Tn, B, 4 * H}, opts);  // per-call scratch, not returned
+  Tensor dh = dh_T.clone();
+  Tensor dc = dc_T.clone();
+  Tensor dh_out = proj ? scratch(kGradOut, {Tn, B, P}, opts) : Tensor();
+  Tensor dm = proj ? at::empty({B, H}, opts) : Tensor();
+  Tensor zeros = at::zeros({H}, opts);
+  Tensor step = has(mask) ? at::empty({B, P}, opts) : Tensor();
+  Tensor peep = has(peephole) ? peephole->contiguous() : at::zeros({3, H}, opts);
+  Tensor no_clip = clip_on ? Tensor() : at::zeros({H}, opts);
+  const T coupled_t = coupled ? T(1) : T(0);
+
+  T* da_ptr = dA.data_ptr<T>();
+  T* dh_ptr = dh.data_ptr<T>();
+  T* dc_ptr = dc.data_ptr<T>();
+  const T* dy_ptr = dy.data_ptr<T>();
+  const T* g_ptr = gates.data_ptr<T>();
+  const T* c_ptr = cs.data_ptr<T>();
+  T* dho_ptr = proj ? dh_out.data_ptr<T>() : nullptr;
+  T* dm_ptr = proj ? dm.data_ptr<T>() : nullptr;
+  const T* zero_ptr = zeros.data_ptr<T>();
+  const T* peep_ptr = peep.data_ptr<T>();
+  const T* cl_ptr = clip_on ? clipped->data_ptr<T>() : nullptr;
+  const T* no_clip_ptr = clip_on ? nullptr : no_clip.data_ptr<T>();
+  const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  T* step_ptr = mask_ptr ? step.data_ptr<T>() : nullptr;
+
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/false, P, 4 * H);  // da W_hh
+  std::unique_ptr<StepWeight<T>> W_hr;
+  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, false, H, P);
+
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+    const T* dy_t = dy_ptr + t * B * P;
+    T* da_t = da_ptr + t * B * 4 * H;
+    if (proj) {  // dh_out_t = dy_t + dh (0 on padded rows), dm = dh_out_t W_hr
+      T* dho = dho_ptr + t * B * P;
+      for (int64_t b = 0; b < B; ++b) {
+        if (run && !run[b]) {
+          std::memset(dho + b * P, 0, P * sizeof(T));
+          continue;
+        }
+        RNNLAB_SIMD
+        for (int64_t j = 0; j < P; ++j) dho[b * P + j] = dy_t[b * P + j] + dh_ptr[b * P + j];
+      }
+      W_hr->apply(B, dho, P, false, dm_ptr, H);
+    }
+    for_rows(B, 4 * H * 2, [&](int64_t b) {
+      if (run && !run[b]) {
+        std::memset(da_t + b * 4 * H, 0, 4 * H * sizeof(T));
+        return;
+      }
+      const T* dh_a = proj ? dm_ptr + b * H : dy_t + b * P;
+      const T* dh_b = proj ? zero_ptr : dh_ptr + b * P;
+      const T* cl = clip_on ? cl_ptr + (t * B + b) * H : no_clip_ptr;
+      const T* g = g_ptr + (t * B + b) * 4 * H;
+      const T* c_prev = c_ptr + (t * B + b) * H;
+      const T* c_cur = c_ptr + ((t + 1) * B + b) * H;
+      if (plain)
+        lstm_cell_backward_row<T, true>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + b * H,
+                                        da_t + b * 4 * H, H, peep_ptr, cl, coupled_t);
+      else
+        lstm_cell_backward_row<T, false>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + b * H,
+                                         da_t + b * 4 * H, H, peep_ptr, cl, coupled_t);
+    });
+    if (!run) {
+      W_hh.apply(B, da_t, 4 * H, false, dh_ptr, P);  // dh_{t-1} = da_t W_hh
+    } else {
+      W_hh.apply(B, da_t, 4 * H, false, step_ptr, P);
+      for (int64_t b = 0; b < B; ++b)
+        if (run[b]) std::memcpy(dh_ptr + b * P, step_ptr + b * P, P * sizeof(T));
+    }
+  }
+
+  Tensor dA2 = dA.view({Tn * B, 4 * H});
+  Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
+  Tensor dw_ih = matmul<T>(dA2, true, flat(x), false);
+  Tensor dw_hh = matmul<T>(dA2, true, flat(hs.narrow(0, 0, Tn)), false);
+  Tensor db = has_bias ? dA2.sum(0) : Tensor();
+  Tensor dpeep;
+  if (has(peephole)) {
+    Tensor c_prev = cs.narrow(0, 0, Tn), c_cur = cs.narrow(0, 1, Tn);
+    dpeep = at::stack({dA.narrow(2, 0, H).mul(c_prev).sum({0, 1}),
+                       dA.narrow(2, H, H).mul(c_prev).sum({0, 1}),
+                       dA.narrow(2, 3 * H, H).mul(c_cur).sum({0, 1})});
+  }
+  Tensor dw_hr = proj ? matmul<T>(flat(dh_out), true, flat(*ms), false) : Tensor();
+  return {dx, dh, dc, dw_ih, dw_hh, db, dpeep, dw_hr};
+}
+
+}  // namespace
+
+std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& w_ih, const Tensor& w_hh,
+                                 const c10::optional<Tensor>& bias,
+                                 const c10::optional<Tensor>& peephole,
+                                 const c10::optional<Tensor>& w_hr,
+                                 const c10::optional<Tensor>& mask, double cell_clip,
+                                 bool coupled) {
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_lstm_forward", [&] {
+    out = lstm_forward_impl<scalar_t>(x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, mask,
+                                      cell_clip, coupled);
+  });
+  return out;
+}
+
+std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& dc_T,
+                                  const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                                  const c10::optional<Tensor>& peephole,
+                                  const c10::optional<Tensor>& w_hr,
+                                  const c10::optional<Tensor>& mask, const Tensor& gates,
+                                  const Tensor& cs, const Tensor& hs,
+                                  const c10::optional<Tensor>& ms,
+                                  const c10::optional<Tensor>& clipped, bool coupled,
+                                  bool need_dx, bool has_bias) {
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_lstm_backward", [&] {
+    out = lstm_backward_impl<scalar_t>(dy, dh_T, dc_T, x, w_ih, w_hh, peephole, w_hr, mask,
+                                       gates, cs, hs, ms, clipped, coupled, need_dx, has_bias);
+  });
+  return out;
+}
+
+void release_workspace_op() { release_workspace(); }
+
+}  // namespace rnnlab

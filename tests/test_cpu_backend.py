@@ -1,0 +1,248 @@
+"""The ``cpu`` backend (C++ forward and BPTT): parity with torch.nn and with the reference
+backend (outputs and every gradient), gradcheck of its autograd Functions, layer options
+(stacked, bidirectional, packed with unsorted lengths, batch_first, unbatched), inference,
+unsupported calls and the fallback when the extension cannot be built."""
+
+import itertools
+
+import pytest
+import torch
+from parity import assert_same, loss_of, make_input, make_pair, output_tensors
+
+import rnnlab
+from rnnlab.backends import BACKENDS, select_backend
+from rnnlab.backends import cpu as cpu_backend
+from rnnlab.backends.cpu import _build
+from rnnlab.layers.sequence import Batch
+
+if _build.error() is not None:  # compiles once per machine (cached), or explains why not
+    pytest.skip(f"the C++ CPU engine cannot be built here: {_build.error()}",
+                allow_module_level=True)
+
+from rnnlab.backends.cpu import functions
+
+T, B, I, H = 6, 4, 3, 5
+DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+TORCH_FAMILIES = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+
+
+def has_kernel(family: str) -> bool:
+    name = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn", "rnn": "rnn",
+            "sru": "sru"}
+    return hasattr(functions, name[family] + "_sequence")
+
+
+def need_kernel(family: str):
+    if not has_kernel(family):
+        pytest.skip(f"no {family} kernel in the cpu engine yet")
+
+
+def grads(out_tensors, wrt):
+    return torch.autograd.grad(loss_of(out_tensors), wrt, allow_unused=True, retain_graph=True)
+
+
+def compare(expected_layer, actual_layer, x, leaf, hx, state_leaves, dtype):
+    expected = output_tensors(expected_layer(x, hx))
+    actual = output_tensors(actual_layer(x, hx))
+    for name, a, e in zip(("output", "h_n", "c_n"), actual, expected):
+        assert_same(a, e, dtype, name)
+    wrt_e = [leaf, *state_leaves, *expected_layer.parameters()]
+    wrt_a = [leaf, *state_leaves, *actual_layer.parameters()]
+    names = ["input", *(f"state{k}" for k in range(len(state_leaves))),
+             *(n for n, _ in actual_layer.named_parameters())]
+    for name, a, e in zip(names, grads(actual, wrt_a), grads(expected, wrt_e)):
+        assert (a is None) == (e is None), name
+        if a is not None:
+            assert_same(a, e, dtype, f"grad {name}")
+
+
+def states_for(layer, form, dtype):
+    rows = layer.num_layers * (2 if layer.bidirectional else 1)
+    batch = () if form == "unbatched" else (B,)
+    sizes = layer.state_sizes()
+    leaves = [torch.randn(rows, *batch, s, dtype=dtype, requires_grad=True) for s in sizes]
+    hx = tuple(leaves) if len(leaves) > 1 else leaves[0]
+    return hx, leaves
+
+
+GRID = [
+    {"family": f, "num_layers": L, "bidirectional": bi, "batch_first": bf, "form": form, "given": given,
+         "proj_size": proj}
+    for f, L, bi, bf, form, given, proj in itertools.product(
+        TORCH_FAMILIES, (1, 2), (False, True), (False, True), ("padded", "packed", "unbatched"),
+        (False, True), (0, 3))
+    if not (proj and f != "lstm") and not (bf and form == "unbatched")
+    and not (given and bf)  # keep the grid small: states are independent of batch_first
+]
+
+
+def grid_id(c):
+    return "-".join([c["family"], f"L{c['num_layers']}", "bi" if c["bidirectional"] else "uni",
+                     "bf" if c["batch_first"] else "tf", c["form"],
+                     "h0" if c["given"] else "noh0", f"P{c['proj_size']}"])
+
+
+@DTYPES
+@pytest.mark.parametrize("case", GRID, ids=grid_id)
+def test_matches_torch(case, dtype):
+    need_kernel(case["family"])
+    kw = {"input_size": I, "hidden_size": H, "num_layers": case["num_layers"],
+              "batch_first": case["batch_first"], "bidirectional": case["bidirectional"]}
+    if case["proj_size"]:
+        kw["proj_size"] = case["proj_size"]
+    reference, layer = make_pair(case["family"], "cpu", dtype, **kw)
+    x, leaf = make_input(case["form"], T, B, I, case["batch_first"], dtype)
+    hx, leaves = states_for(layer, case["form"], dtype) if case["given"] else (None, [])
+    compare(reference, layer, x, leaf, hx, leaves, dtype)
+
+
+@DTYPES
+@pytest.mark.parametrize("family", TORCH_FAMILIES)
+def test_no_bias_matches_torch(family, dtype):
+    need_kernel(family)
+    reference, layer = make_pair(family, "cpu", dtype, input_size=I, hidden_size=H, bias=False,
+                                 num_layers=2)
+    x, leaf = make_input("packed", T, B, I, False, dtype)
+    compare(reference, layer, x, leaf, None, [], dtype)
+
+
+# ---- variants beyond torch.nn: against the reference backend ----------------------------------
+VARIANTS = [
+    ("LSTM", {"peephole": True}),
+    ("LSTM", {"cell_clip": 0.3}),
+    ("LSTM", {"coupled": True}),
+    ("LSTM", {"peephole": True, "cell_clip": 0.4, "coupled": True, "proj_size": 2}),
+    ("GRU", {"reset_after": False}),
+    ("GRU", {"reset_after": False, "bias": False}),
+    ("RNN", {"nonlinearity": "relu", "bias": False}),
+    ("SRU", {}),
+]
+
+
+def variant_id(v):
+    return v[0] + "-" + "-".join(f"{k}={w}" for k, w in v[1].items())
+
+
+def reference_pair(name, dtype, **kw):
+    reference = getattr(rnnlab, name)(backend="reference", dtype=dtype, **kw)
+    layer = getattr(rnnlab, name)(backend="cpu", dtype=dtype, **kw)
+    layer.load_state_dict(reference.state_dict())
+    return reference, layer
+
+
+@DTYPES
+@pytest.mark.parametrize("form", ["padded", "packed"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_variants_match_reference(variant, form, dtype):
+    name, kw = variant
+    need_kernel(name.lower())
+    if not hasattr(rnnlab, name):
+        pytest.skip(f"rnnlab has no {name}")
+    reference, layer = reference_pair(name, dtype, input_size=I, hidden_size=H, num_layers=2,
+                                      bidirectional=True, **kw)
+    x, leaf = make_input(form, T, B, I, False, dtype)
+    hx, leaves = states_for(layer, form, dtype)
+    compare(reference, layer, x, leaf, hx, leaves, dtype)
+
+
+def test_lengths_argument_and_learned_state():
+    reference, layer = reference_pair("LSTM", torch.float64, input_size=I, hidden_size=H,
+                                      batch_first=True, initial_state="learned")
+    with torch.no_grad():
+        for p in (reference.initial_h, reference.initial_c):
+            p.normal_()
+    layer.load_state_dict(reference.state_dict())
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([2, T, 1, 4])
+    out_r, (h_r, c_r) = reference(x, lengths=lengths)
+    out_c, (h_c, c_c) = layer(x, lengths=lengths)
+    for a, e in ((out_c, out_r), (h_c, h_r), (c_c, c_r)):
+        assert_same(a, e, torch.float64, "output")
+    g_r = grads([out_r, h_r, c_r], [x, *reference.parameters()])
+    g_c = grads([out_c, h_c, c_c], [x, *layer.parameters()])
+    for a, e in zip(g_c, g_r):
+        assert_same(a, e, torch.float64, "grad")
+
+
+# ---- the autograd Functions themselves --------------------------------------------------------
+def small(*shape, grad=True):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=grad)
+
+
+def test_gradcheck_lstm_function():
+    Ts, Bs, Is, Hs, Ps = 4, 3, 2, 3, 2
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
+    for proj, peep, clip, coupled, m in [(False, False, None, False, None),
+                                         (True, True, 0.5, False, mask),
+                                         (False, True, None, True, mask)]:
+        P = Ps if proj else Hs
+        args = (small(Ts, Bs, Is), small(Bs, P), small(Bs, Hs), small(4 * Hs, Is),
+                small(4 * Hs, P), small(4 * Hs), small(4 * Hs), small(3, Hs) if peep else None,
+                small(P, Hs) if proj else None)
+        def fn(*a, m=m, clip=clip, coupled=coupled):
+            return functions.LSTMFunction.apply(*a, m, clip, coupled)
+
+        assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
+
+
+def test_repeated_backward_and_inference():
+    layer = rnnlab.LSTM(I, H, num_layers=2, backend="cpu", dtype=torch.float64)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    out, _ = layer(x)
+    (g1,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(g1, g2)
+    with torch.no_grad():
+        out_ng, _ = layer(x)
+    with torch.inference_mode():
+        out_inf, _ = layer(x)
+    assert torch.equal(out_ng, out.detach()) and torch.equal(out_inf, out.detach())
+    assert out_ng.grad_fn is None
+
+
+def test_float32_long_sequence_as_accurate_as_torch():
+    """Many steps and larger sizes (several K chunks, row blocks and partial panels in the
+    packed GEMMs): in float32, the engine is as close to the float64 result as torch.nn is."""
+    torch.manual_seed(0)
+    exact = torch.nn.LSTM(37, 70, dtype=torch.float64)
+    ours = rnnlab.LSTM(37, 70, backend="cpu")
+    theirs = torch.nn.LSTM(37, 70)
+    ours.load_state_dict(exact.state_dict())
+    theirs.load_state_dict(exact.state_dict())
+    x = torch.randn(90, 11, 37, dtype=torch.float64)
+    results = []
+    for m in (exact, ours, theirs):
+        xi = x.to(next(m.parameters()).dtype).requires_grad_()
+        out, (h, c) = m(xi)
+        g = grads([out, h, c], [xi, *m.parameters()])
+        results.append([t.detach().double() for t in (out, h, c, *g)])
+    for e, a, t in zip(*results):
+        err_ours, err_torch = (a - e).abs().max().item(), (t - e).abs().max().item()
+        assert err_ours <= 4 * err_torch + 1e-6 * e.abs().max().item(), (err_ours, err_torch)
+
+
+# ---- what the backend refuses, and the fallback -------------------------------------------------
+def test_unsupported_reasons():
+    x = torch.randn(T, B, I)
+    assert cpu_backend.unsupported(rnnlab.LSTM(I, H), Batch(x)) is None
+    meta = Batch(torch.empty(T, B, I, device="meta"))
+    assert "CPU" in cpu_backend.unsupported(rnnlab.LSTM(I, H, device="meta"), meta)
+    half = rnnlab.LSTM(I, H, dtype=torch.bfloat16)
+    assert "bfloat16" in cpu_backend.unsupported(half, Batch(x.bfloat16()))
+    assert "float64" in cpu_backend.unsupported(rnnlab.LSTM(I, H), Batch(x.double()))
+    norm = rnnlab.LSTM(I, H, layer_norm=True)
+    assert "layer-normalised" in cpu_backend.unsupported(norm, Batch(x))
+    with pytest.raises(ValueError, match="cpu"):
+        rnnlab.LSTM(I, H, layer_norm=True, backend="cpu")(x)
+
+
+def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
+    x = Batch(torch.randn(T, B, I))
+    layer = rnnlab.LSTM(I, H, peephole=True)
+    assert select_backend(layer, x).name == "cpu"  # native cannot run peepholes
+    monkeypatch.setattr(_build, "_error", "RuntimeError: no compiler")
+    monkeypatch.setattr(_build, "_tried", True)
+    assert select_backend(layer, x).name == "reference"
+    assert "no compiler" in BACKENDS["cpu"].unsupported(layer, x)
+    with pytest.raises(ValueError, match="no compiler"):
+        rnnlab.LSTM(I, H, backend="cpu")(torch.randn(T, B, I))
