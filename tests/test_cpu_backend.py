@@ -169,12 +169,14 @@ def small(*shape, grad=True):
     return torch.randn(*shape, dtype=torch.float64, requires_grad=grad)
 
 
+MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
+
+
 def test_gradcheck_lstm_function():
     Ts, Bs, Is, Hs, Ps = 4, 3, 2, 3, 2
-    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
     for proj, peep, clip, coupled, m in [(False, False, None, False, None),
-                                         (True, True, 0.5, False, mask),
-                                         (False, True, None, True, mask)]:
+                                         (True, True, 0.5, False, MASK),
+                                         (False, True, None, True, MASK)]:
         P = Ps if proj else Hs
         args = (small(Ts, Bs, Is), small(Bs, P), small(Bs, Hs), small(4 * Hs, Is),
                 small(4 * Hs, P), small(4 * Hs), small(4 * Hs), small(3, Hs) if peep else None,
@@ -183,6 +185,40 @@ def test_gradcheck_lstm_function():
             return functions.LSTMFunction.apply(*a, m, clip, coupled)
 
         assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_gru_function(reset_after, masked):
+    Ts, Bs, Is, Hs = 4, 3, 2, 3
+    args = (small(Ts, Bs, Is), small(Bs, Hs), small(3 * Hs, Is), small(3 * Hs, Hs),
+            small(3 * Hs), small(3 * Hs))
+    m = MASK if masked else None
+    assert torch.autograd.gradcheck(
+        lambda *a: functions.GRUFunction.apply(*a, m, reset_after), args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_rnn_function(relu, masked):
+    Ts, Bs, Is, Hs = 4, 3, 2, 3
+    args = (small(Ts, Bs, Is), small(Bs, Hs), small(Hs, Is), small(Hs, Hs), small(Hs),
+            small(Hs))
+    m = MASK if masked else None
+    assert torch.autograd.gradcheck(
+        lambda *a: functions.RNNFunction.apply(*a, m, relu), args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("highway_proj", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_sru_function(highway_proj, masked):
+    Ts, Bs, Hs = 4, 3, 3
+    Is = 2 if highway_proj else Hs
+    rows = (4 if highway_proj else 3) * Hs
+    args = (small(Ts, Bs, Is), small(Bs, Hs), small(rows, Is), small(2, Hs), small(2 * Hs))
+    m = MASK if masked else None
+    assert torch.autograd.gradcheck(
+        lambda *a: functions.SRUFunction.apply(*a, m), args, eps=1e-6, atol=1e-7)
 
 
 def test_repeated_backward_and_inference():

@@ -83,3 +83,124 @@ def lstm_sequence(layer):
         return y, (h, c)
 
     return sequence
+
+
+# ---- GRU ----------------------------------------------------------------------------------------
+class GRUFunction(torch.autograd.Function):
+    """GRU over one direction of one layer: ``(y, h_T)``; see :mod:`rnnlab.bptt.gru`."""
+
+    @staticmethod
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
+        x = x.contiguous()
+        y, h, gates, hs, aux = load().gru_forward(x, _c(h0), _c(weight_ih), _c(weight_hh),
+                                                  _c(bias_ih), _c(bias_hh), mask,
+                                                  bool(reset_after))
+        ctx.save_for_backward(x, weight_ih, weight_hh, mask, gates, hs, aux)
+        ctx.reset_after, ctx.has_bias = bool(reset_after), bias_ih is not None
+        return y, h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh):
+        x, weight_ih, weight_hh, mask, gates, hs, aux = ctx.saved_tensors
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = load().gru_backward(
+            dy.contiguous(), dh.contiguous(), x, _c(weight_ih), _c(weight_hh), mask, gates, hs,
+            aux, ctx.reset_after, ctx.needs_input_grad[0], ctx.has_bias)
+        return _none(dx), dh0, dw_ih, dw_hh, _none(db_ih), _none(db_hh), None, None
+
+
+def gru_sequence(layer):
+    """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
+    reset_after = layer.options.reset_after
+
+    def sequence(x, state, params, mask):
+        args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
+                params.get("bias_hh"))
+        mask = _mask2d(mask)
+        if _needs_graph(*args):
+            y, h = GRUFunction.apply(*args, mask, reset_after)
+        else:
+            y, h, *_ = load().gru_forward(*map(_c, args), mask, bool(reset_after))
+        return y, (h,)
+
+    return sequence
+
+
+# ---- RNN ----------------------------------------------------------------------------------------
+class RNNFunction(torch.autograd.Function):
+    """Elman RNN over one direction of one layer: ``(y, h_T)``; see :mod:`rnnlab.bptt.rnn`."""
+
+    @staticmethod
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
+        x = x.contiguous()
+        bias = None if bias_ih is None else bias_ih + bias_hh
+        y, h, hs = load().rnn_forward(x, _c(h0), _c(weight_ih), _c(weight_hh), bias, mask,
+                                      bool(relu))
+        ctx.save_for_backward(x, weight_ih, weight_hh, mask, hs)
+        ctx.relu, ctx.has_bias = bool(relu), bias_ih is not None
+        return y, h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh):
+        x, weight_ih, weight_hh, mask, hs = ctx.saved_tensors
+        dx, dh0, dw_ih, dw_hh, db = load().rnn_backward(
+            dy.contiguous(), dh.contiguous(), x, _c(weight_ih), _c(weight_hh), mask, hs,
+            ctx.relu, ctx.needs_input_grad[0], ctx.has_bias)
+        db = _none(db)
+        return _none(dx), dh0, dw_ih, dw_hh, db, db, None, None
+
+
+def rnn_sequence(layer):
+    """The per-direction function of ``layer`` (an :class:`rnnlab.RNN`) on this engine."""
+    relu = layer.options.nonlinearity == "relu"
+
+    def sequence(x, state, params, mask):
+        args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
+                params.get("bias_hh"))
+        mask = _mask2d(mask)
+        if _needs_graph(*args):
+            y, h = RNNFunction.apply(*args, mask, relu)
+        else:
+            bias = None if args[4] is None else args[4] + args[5]
+            y, h, _ = load().rnn_forward(*map(_c, args[:4]), bias, mask, relu)
+        return y, (h,)
+
+    return sequence
+
+
+# ---- SRU ----------------------------------------------------------------------------------------
+class SRUFunction(torch.autograd.Function):
+    """SRU over one direction of one layer: ``(y, c_T)``; see :mod:`rnnlab.bptt.sru`."""
+
+    @staticmethod
+    def forward(ctx, x, c0, weight_ih, weight_c, bias, mask):
+        x = x.contiguous()
+        y, c, u, cs = load().sru_forward(x, _c(c0), _c(weight_ih), _c(weight_c), _c(bias), mask)
+        ctx.save_for_backward(x, weight_ih, weight_c, mask, u, cs)
+        ctx.has_bias = bias is not None
+        return y, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dc):
+        x, weight_ih, weight_c, mask, u, cs = ctx.saved_tensors
+        dx, dc0, dw_ih, dw_c, db = load().sru_backward(
+            dy.contiguous(), dc.contiguous(), x, _c(weight_ih), _c(weight_c), mask, u, cs,
+            ctx.needs_input_grad[0], ctx.has_bias)
+        return _none(dx), dc0, dw_ih, dw_c, _none(db), None
+
+
+def sru_sequence(layer):
+    """The per-direction function of ``layer`` (an :class:`rnnlab.SRU`) on this engine."""
+
+    def sequence(x, state, params, mask):
+        args = (x, state[0], params["weight_ih"], params["weight_c"], params.get("bias"))
+        mask = _mask2d(mask)
+        if _needs_graph(*args):
+            y, c = SRUFunction.apply(*args, mask)
+        else:
+            y, c, *_ = load().sru_forward(*map(_c, args), mask)
+        return y, (c,)
+
+    return sequence

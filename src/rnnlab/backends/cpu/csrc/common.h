@@ -143,29 +143,32 @@ inline bool aten_gemm() {  // RNNLAB_CPU_GEMM=aten: the all-steps products throu
   return on;
 }
 
-// op(a) · op(w) for contiguous 2-D a, w: the products over all T·B rows (input projection,
-// weight gradients, input gradient). `out`, if given, is overwritten (or accumulated into).
+// op(a) · op(w) for 2-D a, w with unit column stride (row slices of a buffer are fine): the
+// products over all T·B rows (input projection, weight gradients, input gradient). `out`
+// (contiguous rows, unit column stride), if given, is overwritten or accumulated into.
 template <typename T>
 Tensor matmul(const Tensor& a, bool trans_a, const Tensor& w, bool trans_w,
               Tensor out = Tensor(), bool accumulate = false) {
-  TORCH_CHECK(a.is_contiguous() && w.is_contiguous(), "rnnlab matmul: contiguous operands expected");
+  TORCH_CHECK(a.dim() == 2 && w.dim() == 2 && a.stride(1) == 1 && w.stride(1) == 1,
+              "rnnlab matmul: 2-D operands with unit column stride expected");
   const int64_t M = trans_a ? a.size(1) : a.size(0), K = trans_a ? a.size(0) : a.size(1);
   const int64_t N = trans_w ? w.size(0) : w.size(1);
-  if (aten_gemm()) {
-    Tensor lhs = trans_a ? a.t() : a, rhs = trans_w ? w.t() : w;
-    if (!out.defined()) return at::mm(lhs, rhs);
-    if (accumulate) out.addmm_(lhs, rhs); else at::mm_out(out, lhs, rhs);
-    return out;
-  }
   if (!out.defined()) {
     out = at::empty({M, N}, a.options());
     accumulate = false;
   }
+  TORCH_CHECK(out.stride(1) == 1 && out.size(0) == M && out.size(1) == N, "rnnlab matmul: out");
+  if (aten_gemm()) {
+    Tensor lhs = trans_a ? a.t() : a, rhs = trans_w ? w.t() : w;
+    if (accumulate) out.addmm_(lhs, rhs); else at::mm_out(out, lhs, rhs);
+    return out;
+  }
   Tensor buffer = panel_buffer<T>(kPackW, N, K);
   T* packed = align64<T>(buffer);
-  pack_panels<T>(w.data_ptr<T>(), w.size(1), trans_w, N, K, packed);
-  const int64_t ars = trans_a ? 1 : a.size(1), acs = trans_a ? a.size(1) : 1;
-  run_packed<T>(M, N, K, a.data_ptr<T>(), ars, acs, packed, accumulate, out.data_ptr<T>(), N);
+  pack_panels<T>(w.data_ptr<T>(), w.stride(0), trans_w, N, K, packed);
+  const int64_t ars = trans_a ? 1 : a.stride(0), acs = trans_a ? a.stride(0) : 1;
+  run_packed<T>(M, N, K, a.data_ptr<T>(), ars, acs, packed, accumulate, out.data_ptr<T>(),
+                out.stride(0));
   return out;
 }
 

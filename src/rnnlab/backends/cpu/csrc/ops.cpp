@@ -19,11 +19,36 @@ std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dh_T, const Te
                                   const Tensor& gates, const Tensor& cs, const Tensor& hs,
                                   const OptT& ms, const OptT& clipped, bool coupled,
                                   bool need_dx, bool has_bias);
+std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                const Tensor& w_hh, const OptT& b_ih, const OptT& b_hh,
+                                const OptT& mask, bool reset_after);
+std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& x,
+                                 const Tensor& w_ih, const Tensor& w_hh, const OptT& mask,
+                                 const Tensor& gates, const Tensor& hs, const Tensor& aux,
+                                 bool reset_after, bool need_dx, bool has_bias);
+std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                const Tensor& w_hh, const OptT& bias, const OptT& mask,
+                                bool relu);
+std::vector<Tensor> rnn_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& x,
+                                 const Tensor& w_ih, const Tensor& w_hh, const OptT& mask,
+                                 const Tensor& hs, bool relu, bool need_dx, bool has_bias);
+std::vector<Tensor> sru_forward(const Tensor& x, const Tensor& c0, const Tensor& w_ih,
+                                const Tensor& w_c, const OptT& bias, const OptT& mask);
+std::vector<Tensor> sru_backward(const Tensor& dy, const Tensor& dc_T, const Tensor& x,
+                                 const Tensor& w_ih, const Tensor& w_c, const OptT& mask,
+                                 const Tensor& U, const Tensor& cs, bool need_dx,
+                                 bool has_bias);
 void release_workspace_op();
 }  // namespace rnnlab
 
 TORCH_LIBRARY(rnnlab_cpu, m) {
   m.def("lstm_forward", &rnnlab::lstm_forward);
   m.def("lstm_backward", &rnnlab::lstm_backward);
+  m.def("gru_forward", &rnnlab::gru_forward);
+  m.def("gru_backward", &rnnlab::gru_backward);
+  m.def("rnn_forward", &rnnlab::rnn_forward);
+  m.def("rnn_backward", &rnnlab::rnn_backward);
+  m.def("sru_forward", &rnnlab::sru_forward);
+  m.def("sru_backward", &rnnlab::sru_backward);
   m.def("release_workspace", &rnnlab::release_workspace_op);
 }

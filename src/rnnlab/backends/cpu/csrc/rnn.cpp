@@ -1,0 +1,143 @@
+// Elman RNN (tanh or ReLU) forward and hand-derived BPTT (the math of rnnlab/bptt/rnn.py), one
+// direction of one layer. Forward: a = x W_ihᵀ for all steps (one GEMM), per step
+// a_t += h_{t-1} W_hhᵀ and h_t = φ(a_t + b) in one pass. Backward: per step
+// da_t = (dy_t + dh)∘φ'(h_t), dh_{t-1} = da_t W_hh; weight gradients over all T·B rows.
+#include "common.h"
+
+#include <ATen/ops/sum.h>
+
+namespace rnnlab {
+
+namespace {
+
+template <typename T>
+std::vector<Tensor> rnn_forward_impl(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                     const Tensor& w_hh, const c10::optional<Tensor>& bias,
+                                     const c10::optional<Tensor>& mask, bool relu) {
+  const int64_t Tn = x.size(0), B = x.size(1), H = w_hh.size(0);
+  auto opts = x.options();
+  Tensor A = scratch(kGradA, {Tn * B, H}, opts);  // pre-activations, not kept
+  matmul<T>(flat(x), false, w_ih, true, A);
+  Tensor b_all = has(bias) ? bias->contiguous() : at::zeros({H}, opts);
+  Tensor hs = at::empty({Tn + 1, B, H}, opts);
+  hs[0].copy_(h0);
+  Tensor y = at::empty({Tn, B, H}, opts);
+  T* a_ptr = A.data_ptr<T>();
+  T* h_ptr = hs.data_ptr<T>();
+  T* y_ptr = y.data_ptr<T>();
+  const T* b_ptr = b_all.data_ptr<T>();
+  const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, H, H);
+
+  for (int64_t t = 0; t < Tn; ++t) {
+    T* a = a_ptr + t * B * H;
+    const T* h_prev = h_ptr + t * B * H;
+    T* h_new = h_ptr + (t + 1) * B * H;
+    T* y_t = y_ptr + t * B * H;
+    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+    W_hh.apply(B, h_prev, H, true, a, H);  // a_t += h_{t-1} W_hhᵀ
+    for_rows(B, H * (relu ? 1 : 8), [&](int64_t b) {
+      T* __restrict hn = h_new + b * H;
+      if (run && !run[b]) {
+        std::memcpy(hn, h_prev + b * H, H * sizeof(T));
+        std::memset(y_t + b * H, 0, H * sizeof(T));
+        return;
+      }
+      const T* __restrict ab = a + b * H;
+      if (relu) {
+        RNNLAB_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          T v = ab[j] + b_ptr[j];
+          hn[j] = v > T(0) ? v : T(0);
+        }
+      } else {
+        RNNLAB_SIMD
+        for (int64_t j = 0; j < H; ++j) hn[j] = tanh_(ab[j] + b_ptr[j]);
+      }
+      std::memcpy(y_t + b * H, hn, H * sizeof(T));
+    });
+  }
+  return {y, hs[Tn].clone(), hs};
+}
+
+template <typename T>
+std::vector<Tensor> rnn_backward_impl(const Tensor& dy, const Tensor& dh_T, const Tensor& x,
+                                      const Tensor& w_ih, const Tensor& w_hh,
+                                      const c10::optional<Tensor>& mask, const Tensor& hs,
+                                      bool relu, bool need_dx, bool has_bias) {
+  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(0);
+  auto opts = x.options();
+  Tensor dA = scratch(kGradA, {Tn, B, H}, opts);
+  Tensor dh = dh_T.clone();
+  Tensor step = has(mask) ? scratch(kRowsScratch, {B, H}, opts) : Tensor();
+  T* da_ptr = dA.data_ptr<T>();
+  T* dh_ptr = dh.data_ptr<T>();
+  T* step_ptr = has(mask) ? step.data_ptr<T>() : nullptr;
+  const T* dy_ptr = dy.data_ptr<T>();
+  const T* h_ptr = hs.data_ptr<T>();
+  const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, H, H);
+
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* da = da_ptr + t * B * H;
+    const T* h_t = h_ptr + (t + 1) * B * H;
+    const T* dy_t = dy_ptr + t * B * H;
+    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+    for_rows(B, H * 2, [&](int64_t b) {
+      T* __restrict d = da + b * H;
+      if (run && !run[b]) {
+        std::memset(d, 0, H * sizeof(T));
+        return;
+      }
+      const T* __restrict h = h_t + b * H;
+      const T* __restrict g = dy_t + b * H;
+      const T* __restrict dhb = dh_ptr + b * H;
+      if (relu) {
+        RNNLAB_SIMD
+        for (int64_t j = 0; j < H; ++j) d[j] = h[j] > T(0) ? g[j] + dhb[j] : T(0);
+      } else {
+        RNNLAB_SIMD
+        for (int64_t j = 0; j < H; ++j) d[j] = (g[j] + dhb[j]) * (T(1) - h[j] * h[j]);
+      }
+    });
+    if (!run) {
+      W_hh.apply(B, da, H, false, dh_ptr, H);  // dh_{t-1} = da_t W_hh
+    } else {
+      W_hh.apply(B, da, H, false, step_ptr, H);
+      for (int64_t b = 0; b < B; ++b)
+        if (run[b]) std::memcpy(dh_ptr + b * H, step_ptr + b * H, H * sizeof(T));
+    }
+  }
+  Tensor dA2 = dA.view({Tn * B, H});
+  Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
+  Tensor dw_ih = matmul<T>(dA2, true, flat(x), false);
+  Tensor dw_hh = matmul<T>(dA2, true, flat(hs.narrow(0, 0, Tn)), false);
+  Tensor db = has_bias ? dA2.sum(0) : Tensor();
+  return {dx, dh, dw_ih, dw_hh, db};
+}
+
+}  // namespace
+
+std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                const Tensor& w_hh, const c10::optional<Tensor>& bias,
+                                const c10::optional<Tensor>& mask, bool relu) {
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_rnn_forward", [&] {
+    out = rnn_forward_impl<scalar_t>(x, h0, w_ih, w_hh, bias, mask, relu);
+  });
+  return out;
+}
+
+std::vector<Tensor> rnn_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& x,
+                                 const Tensor& w_ih, const Tensor& w_hh,
+                                 const c10::optional<Tensor>& mask, const Tensor& hs, bool relu,
+                                 bool need_dx, bool has_bias) {
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_rnn_backward", [&] {
+    out = rnn_backward_impl<scalar_t>(dy, dh_T, x, w_ih, w_hh, mask, hs, relu, need_dx,
+                                      has_bias);
+  });
+  return out;
+}
+
+}  // namespace rnnlab
