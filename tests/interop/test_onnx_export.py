@@ -110,6 +110,75 @@ def test_no_bias_and_depth(cls, num_layers):
     assert_same(got, expected)
 
 
+ACTIVATION_CASES = {
+    "lstm-hard-gates": lambda: rnnlab.LSTM(I, H, gate_activation="hard_sigmoid",
+                                           bidirectional=True),
+    "lstm-keras3-hard-coupled": lambda: rnnlab.LSTM(I, H, gate_activation=(
+        "hard_sigmoid", 1 / 6, 0.5), coupled=True, peephole=True),
+    "lstm-scaled-softsign": lambda: rnnlab.LSTM(I, H, activation=("scaled_tanh", 1.7, 0.67),
+                                                output_activation="softsign", num_layers=2),
+    "lstm-affine-elu": lambda: rnnlab.LSTM(I, H, activation=("affine", 0.5, 0.1),
+                                           output_activation=("elu", 0.7)),
+    "gru-leaky-softplus": lambda: rnnlab.GRU(I, H, gate_activation=("leaky_relu", 0.05),
+                                             activation="softplus", reset_after=False),
+    "gru-thresholded": lambda: rnnlab.GRU(I, H, activation=("thresholded_relu", 0.2),
+                                          bidirectional=True),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATION_CASES))
+def test_activations_operator(name):
+    """rnnlab's activations are ONNX's: ``activations`` with ``activation_alpha/beta``."""
+    m = ACTIVATION_CASES[name]()
+    x, hx, lengths = inputs(m, True, True)
+    info, got, expected = run_both(m, x, hx, lengths)
+    assert info.mode == "operator"
+    node = next(n for n in info.model.graph.node if n.op_type in ("LSTM", "GRU"))
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs["activations"][0].decode() == m.options.gate_act.onnx_name
+    assert_same(got, expected, atol=5e-6)
+    back = ro.load_layer(info.model, info.node_names if m.num_layers > 1 else None)
+    for field in ("gate_act", "cand_act", "out_act"):
+        a, b = getattr(back.options, field, None), getattr(m.options, field, None)
+        assert (a is None) == (b is None)
+        if a is not None:  # parameters went through float32
+            assert a.name == b.name
+            assert a.alpha == pytest.approx(b.alpha) and a.beta == pytest.approx(b.beta)
+
+
+def test_coupled_with_an_asymmetric_gate_goes_to_scan():
+    m = rnnlab.LSTM(I, H, coupled=True, gate_activation="softsign")
+    assert "coupled" in ro.operator_unsupported(m)
+    x, hx, lengths = inputs(m, True, False)
+    info, got, expected = run_both(m, x, hx, lengths)
+    assert info.mode == "scan"
+    assert_same(got, expected)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnlab.LSTM(I, H, zoneout=(0.3, 0.6), zoneout_eval="expectation",
+                        bidirectional=True),
+    lambda: rnnlab.GRU(I, H, zoneout=0.4, zoneout_eval="expectation", num_layers=2),
+    lambda: rnnlab.RNN(I, H, zoneout=0.4, zoneout_eval="expectation"),
+    lambda: rnnlab.SRU(I, H, zoneout=0.4, zoneout_eval="expectation"),
+], ids=["lstm", "gru", "rnn", "sru"])
+def test_zoneout_expectation_exports_as_scan(make):
+    m = make()
+    assert m.regularisers.changes(training=False)
+    x, hx, lengths = inputs(m, True, True)
+    info, got, expected = run_both(m, x, hx, lengths)
+    assert info.mode == "scan"
+    assert_same(got, expected)
+
+
+def test_train_only_regularisers_export_as_the_plain_layer():
+    m = rnnlab.LSTM(I, H, recurrent_dropout=0.3, weight_dropout=0.2, zoneout=0.1)
+    x, hx, lengths = inputs(m, True, False)
+    info, got, expected = run_both(m, x, hx, lengths)  # run_both puts it in eval mode
+    assert info.mode == "operator"
+    assert_same(got, expected)
+
+
 SCAN_CASES = {
     "sru": lambda **kw: rnnlab.SRU(I, H, **kw),
     "sru-same-size": lambda **kw: rnnlab.SRU(H, H, **kw),
@@ -119,6 +188,8 @@ SCAN_CASES = {
                                                         cell_clip=0.4, **kw),
     "lstm-cell_clip": lambda **kw: rnnlab.LSTM(I, H, cell_clip=0.3, coupled=True, **kw),
     "gru-layer_norm": lambda **kw: rnnlab.GRU(I, H, layer_norm=True, **kw),
+    "min-gru": lambda **kw: rnnlab.MinGRU(I, H, **kw),
+    "min-lstm": lambda **kw: rnnlab.MinLSTM(I, H, **kw),
 }
 
 

@@ -162,12 +162,36 @@ def test_layout_1(op, attrs):
     assert layer.batch_first
 
 
+@pytest.mark.parametrize("op,D,attrs", [
+    ("LSTM", 2, {"activations": ["HardSigmoid", "ScaledTanh", "Softsign"] * 2,
+                 "activation_alpha": [0.3, 1.5, 0.3, 1.5],
+                 "activation_beta": [0.4, 0.7, 0.4, 0.7]}),
+    ("LSTM", 1, {"activations": ["Sigmoid", "Affine", "Softplus"], "activation_alpha": [0.5],
+                 "activation_beta": [0.1]}),
+    ("LSTM", 1, {"activations": ["HardSigmoid", "Relu", "Tanh"], "input_forget": 1}),
+    ("LSTM", 1, {"activations": ["Sigmoid", "Elu", "ThresholdedRelu"],
+                 "activation_alpha": [0.8, 0.05]}),
+    ("LSTM", 1, {"activations": ["LeakyRelu", "Elu", "Tanh"]}),  # defaults all agree on
+    ("GRU", 2, {"activations": ["LeakyRelu", "Elu"] * 2, "activation_alpha": [0.05, 0.8] * 2,
+                "linear_before_reset": 1}),
+    ("GRU", 1, {"activations": ["Softsign", "Tanh"]}),
+], ids=["lstm-hard-scaled-softsign", "lstm-affine-softplus", "lstm-coupled-hard",
+        "lstm-elu-thresholded", "lstm-default-params", "gru-leaky-elu", "gru-softsign"])
+def test_activations(op, D, attrs):
+    """ONNX's activations and their alpha/beta, read as onnxruntime reads them."""
+    model = build(op, D=D, lengths=True, init="input", **attrs)
+    layer = check(model, op, D, atol=5e-6)
+    assert layer.options.gate_act.onnx_name == attrs["activations"][0]
+
+
 @pytest.mark.parametrize("attrs,match", [
     ({"clip": 1.0}, "clip"),
-    ({"activation_alpha": [0.5]}, "activation_alpha"),
-    ({"activation_beta": [0.5]}, "activation_beta"),
-    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations"),
-    ({"activations": ["HardSigmoid", "Tanh", "Tanh"]}, "activations"),
+    ({"activations": ["Sigmoid", "Tanh", "Gelu"]}, "activations"),
+    ({"activations": ["Sigmoid", "Tanh"]}, "activations"),
+    ({"activations": ["Sigmoid", "Tanh", "ThresholdedRelu"]}, "activation_alpha"),
+    ({"activations": ["Sigmoid", "ScaledTanh", "Tanh"], "activation_alpha": [2.0]},
+     "activation_beta"),
+    ({"activations": ["Softsign", "Tanh", "Tanh"], "input_forget": 1}, "input_forget"),
     ({"direction": "reverse"}, "direction"),
     ({"made_up": 1}, "made_up"),
 ])
@@ -184,13 +208,14 @@ def test_unsupported_lstm_attributes(attrs, match):
         ro.load_layer(model)
 
 
-@pytest.mark.parametrize("op,attrs", [("RNN", {"activations": ["Sigmoid"]}),
-                                      ("RNN", {"activations": ["Tanh", "Relu"]}),
-                                      ("GRU", {"activations": ["Sigmoid", "Relu"]}),
-                                      ("GRU", {"clip": 3.0})])
-def test_unsupported_gru_rnn_attributes(op, attrs):
-    model = build(op, D=2 if len(attrs.get("activations", [])) == 2 and op == "RNN" else 1,
-                  **attrs)
+@pytest.mark.parametrize("op,D,attrs", [
+    ("RNN", 1, {"activations": ["Sigmoid"]}),
+    ("RNN", 1, {"activations": ["LeakyRelu"]}),
+    ("RNN", 2, {"activations": ["Tanh", "Relu"]}),
+    ("GRU", 2, {"activations": ["Sigmoid", "Relu", "Sigmoid", "Tanh"]}),
+    ("GRU", 1, {"clip": 3.0})])
+def test_unsupported_gru_rnn_attributes(op, D, attrs):
+    model = build(op, D=D, **attrs)
     with pytest.raises(ValueError, match=f"^{next(iter(attrs))}:"):
         ro.load_layer(model)
 

@@ -10,11 +10,15 @@ takes its place in :data:`AUTO_ORDER`.
 
 from __future__ import annotations
 
+import torch
+
 from rnnlab.backends import cpu, native, reference
 
 BACKENDS = {"reference": reference, "native": native, "cpu": cpu}
 AUTO_ORDER = ["cpu", "native", "reference"]
 BACKEND_NAMES = ("auto", *BACKENDS)
+# engines torch.compile cannot trace (C++ extension calls): "auto" skips them while compiling
+NOT_TRACEABLE = {"cpu"}
 
 
 def select_backend(layer, batch):
@@ -24,7 +28,10 @@ def select_backend(layer, batch):
         if reason := engine.unsupported(layer, batch):
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
+    compiling = torch.compiler.is_compiling()
     for name in AUTO_ORDER:
+        if compiling and name in NOT_TRACEABLE:
+            continue
         engine = BACKENDS[name]
         prefer = getattr(engine, "prefer", None)  # an engine may decline where it is slower
         if prefer is not None and not prefer(layer, batch):

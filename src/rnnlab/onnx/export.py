@@ -43,6 +43,7 @@ from rnnlab.cells.sru import sru_step
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
+from rnnlab.layers.min_rnn import _MinRNN
 from rnnlab.layers.rnn import RNN
 from rnnlab.layers.sru import SRU
 from rnnlab.onnx._graph import (
@@ -95,11 +96,29 @@ class ExportInfo:
     notes: list[str] = field(default_factory=list)
 
 
+def _zoneout_expectation(module) -> tuple[float, float] | None:
+    """``(p_h, p_c)`` when the layer's eval mode mixes in the previous state (zoneout with
+    ``zoneout_eval="expectation"``), else None."""
+    reg = getattr(module, "regularisers", None)
+    if reg is None or not reg.changes(training=False):
+        return None
+    return reg.zoneout_h, reg.zoneout_c
+
+
+def _symmetric_gate(act) -> bool:
+    """Whether ``1 - φ(a) = φ(-a)``, which ONNX's ``input_forget`` mapping needs."""
+    return act.name == "sigmoid" or (act.name == "hard_sigmoid" and act.beta == 0.5)
+
+
 def operator_unsupported(module: RecurrentBase) -> str | None:
     """Why ``module`` has no standard ONNX operator (so exports as a Scan), or None."""
     if isinstance(module, SRU):
         return "ONNX has no SRU operator"
+    if isinstance(module, _MinRNN):
+        return f"ONNX has no {type(module).__name__} operator"
     extras = []
+    if _zoneout_expectation(module):
+        extras.append("zoneout_eval='expectation'")
     if isinstance(module, LSTM):
         if module.layer_norm:
             extras.append("layer_norm")
@@ -108,6 +127,9 @@ def operator_unsupported(module: RecurrentBase) -> str | None:
         if module.options.cell_clip is not None:
             extras.append("cell_clip (ONNX's clip bounds the gate pre-activations, rnnlab's "
                           "clamps c_t)")
+        if module.options.coupled and not _symmetric_gate(module.options.gate_act):
+            extras.append("coupled gates with this gate_activation (onnxruntime's input_forget "
+                          "sets f = 1 - i; rnnlab's i = 1 - f maps onto it only for sigmoid)")
     elif isinstance(module, GRU):
         if module.layer_norm:
             extras.append("layer_norm")
@@ -141,7 +163,7 @@ def export(module: RecurrentBase, example_input: torch.Tensor, path: str | os.Pa
             1 (the nodes' ``layout=1``, batch-major, for ``batch_first`` layers: standard ONNX,
             but onnxruntime's CPU kernels refuse it). Operator form only.
         verify: run the model in onnxruntime on the example and raise AssertionError unless
-            it equals the layer's result within ``atol``.
+            it equals the layer's result within ``atol + 1e-5·|value|``.
     """
     if not isinstance(module, RecurrentBase):
         raise TypeError(f"module: expected an rnnlab recurrent layer, got {type(module).__name__}")
@@ -286,6 +308,19 @@ def _operator_graph(g: GraphBuilder, module, states, seq_lens, layout, out_names
         attrs["linear_before_reset"] = int(module.reset_after)
     if isinstance(module, RNN) and module.nonlinearity == "relu":
         attrs["activations"] = ["Relu"] * D
+    elif isinstance(module, (LSTM, GRU)) and not module.options.default_activations:
+        acts = [module.options.gate_act, module.options.cand_act]
+        if isinstance(module, LSTM):
+            acts.append(module.options.out_act)
+        acts = acts * D
+        attrs["activations"] = [a.onnx_name for a in acts]
+        # consumed in order by the activations that take them, as onnxruntime reads them
+        alphas = [a.alpha for a in acts if a.alpha is not None]
+        betas = [a.beta for a in acts if a.beta is not None]
+        if alphas:
+            attrs["activation_alpha"] = alphas
+        if betas:
+            attrs["activation_beta"] = betas
     # the nodes read (T, B, F) with layout 0 and (B, T, F) with layout 1
     if (layout == 1) != module.batch_first:
         x = g.node("Transpose", ["input"], base="input_T", perm=[1, 0, 2])
@@ -350,10 +385,24 @@ def _expand_learned(g: GraphBuilder, learned: np.ndarray, x: str, batch_axis: in
 def _step_function(module):
     """``step(params, states, x_t) -> (new_states, y_t)`` for one layer and direction, written
     with the cell step functions of :mod:`rnnlab.cells` (traceable)."""
-    if isinstance(module, SRU):
+    zone = _zoneout_expectation(module)
+    if isinstance(module, _MinRNN):
+        min_step = type(module).step_fn
+
         def step(p, states, x):
-            h, c, _ = sru_step(F.linear(x, p["weight_ih"]), x, states[0], p["weight_c"],
-                               p.get("bias"))
+            h = min_step(x, states[0], p["weight_ih"], p.get("bias_ih"))
+            return (h,), h
+    elif isinstance(module, SRU):
+        p_c = zone[1] if zone else 0.0
+
+        def step(p, states, x):
+            u = F.linear(x, p["weight_ih"])
+            h, c, gates = sru_step(u, x, states[0], p["weight_c"], p.get("bias"))
+            if p_c:  # the zoned cell, which the output then reads
+                H = c.shape[-1]
+                c = p_c * states[0] + (1 - p_c) * c
+                highway = u[..., 3 * H:] if u.shape[-1] == 4 * H else x
+                h = gates["r"] * c + (1 - gates["r"]) * highway
             return (c,), h
     elif isinstance(module, LSTM) and module.layer_norm:
         def step(p, states, x):
@@ -365,11 +414,18 @@ def _step_function(module):
     elif isinstance(module, LSTM):
         opts = module.options
 
+        p_h, p_c = zone or (0.0, 0.0)
+
         def step(p, states, x):
             h, c, _ = lstm_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), *states,
                                 p["weight_hh"], p.get("bias_hh"), peephole=p.get("peephole"),
                                 cell_clip=opts.cell_clip, coupled=opts.coupled,
-                                weight_hr=p.get("weight_hr"))
+                                weight_hr=p.get("weight_hr"), gate_act=opts.gate_act,
+                                cand_act=opts.cand_act, out_act=opts.out_act)
+            if p_h:  # zoneout's eval expectation; h̃ read the un-zoned cell
+                h = p_h * states[0] + (1 - p_h) * h
+            if p_c:
+                c = p_c * states[1] + (1 - p_c) * c
             return (h, c), h
     elif isinstance(module, GRU) and module.layer_norm:
         def step(p, states, x):
@@ -380,19 +436,28 @@ def _step_function(module):
                                       p.get("bias_hh"))
             return (h,), h
     elif isinstance(module, GRU):
-        reset_after = module.reset_after
+        opts = module.options
+        p_h = zone[0] if zone else 0.0
 
         def step(p, states, x):
             h, _ = gru_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), states[0],
-                            p["weight_hh"], p.get("bias_hh"), reset_after=reset_after)
+                            p["weight_hh"], p.get("bias_hh"), reset_after=opts.reset_after,
+                            gate_act=opts.gate_act, cand_act=opts.cand_act)
+            if p_h:
+                h = p_h * states[0] + (1 - p_h) * h
             return (h,), h
-    else:
+    elif isinstance(module, RNN):
         nonlinearity = module.nonlinearity
+        p_h = zone[0] if zone else 0.0
 
         def step(p, states, x):
             h = rnn_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), states[0],
                          p["weight_hh"], p.get("bias_hh"), nonlinearity=nonlinearity)
+            if p_h:
+                h = p_h * states[0] + (1 - p_h) * h
             return (h,), h
+    else:
+        raise TypeError(f"module: rnnlab.onnx cannot export {type(module).__name__}")
     return step
 
 
@@ -603,7 +668,7 @@ def run_onnxruntime(model, input, hx=None, lengths=None):
     return (out[0], tuple(out[1:])) if len(out) == 3 else (out[0], out[1])
 
 
-def _verify(module, model, x, hx, lengths, atol):
+def _verify(module, model, x, hx, lengths, atol, rtol=1e-5):
     was_training = module.training
     module.eval()
     try:
@@ -612,9 +677,11 @@ def _verify(module, model, x, hx, lengths, atol):
     finally:
         module.train(was_training)
     got = run_onnxruntime(model, x, hx, lengths)
-    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]
+    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]  # noqa: E731
     for name, a, b in zip(["output", "h_n", "c_n"], flat(got), flat(expected)):
-        err = (a - b.detach().cpu()).abs().max().item()
-        if not err <= atol:
+        b = b.detach().cpu()
+        excess = ((a - b).abs() - rtol * b.abs()).max().item()
+        if not excess <= atol:
+            err = (a - b).abs().max().item()
             raise AssertionError(f"verify: onnxruntime's {name} differs from the layer's by "
-                                 f"{err:.3g} > atol={atol}")
+                                 f"{err:.3g} (> atol={atol} + rtol={rtol} · |value|)")

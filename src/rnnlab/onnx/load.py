@@ -5,8 +5,10 @@ orders (LSTM ``i, o, f, c``, GRU ``z, r, h``) are mapped back to torch's (``i, f
 ``r, z, n``), ``B = [Wb, Rb]`` is split into ``bias_ih`` / ``bias_hh``, ``P = [P_i, P_o, P_f]``
 becomes ``peephole_l{k}`` (rows ``p_i, p_f, p_o``), ``input_forget=1`` becomes
 ``coupled=True``, ``linear_before_reset`` becomes ``reset_after``, ``layout=1`` becomes
-``batch_first=True``, ``direction="bidirectional"`` becomes ``bidirectional=True`` and an RNN's
-``Relu`` activation becomes ``nonlinearity="relu"``. What rnnlab cannot compute raises a
+``batch_first=True``, ``direction="bidirectional"`` becomes ``bidirectional=True``, an RNN's
+``Relu`` activation becomes ``nonlinearity="relu"``, and LSTM/GRU ``activations`` (with
+``activation_alpha`` / ``activation_beta``) become ``gate_activation``, ``activation`` (and
+``output_activation``), see :mod:`rnnlab.activations`. What rnnlab cannot compute raises a
 ValueError that names the attribute.
 """
 
@@ -19,6 +21,7 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
+from rnnlab import activations
 from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
@@ -44,8 +47,15 @@ _COMMON_ATTRS = {"hidden_size", "direction", "layout", "clip", "activations",
 KNOWN_ATTRS = {"LSTM": _COMMON_ATTRS | {"input_forget"},
                "GRU": _COMMON_ATTRS | {"linear_before_reset"},
                "RNN": set(_COMMON_ATTRS)}
-ACTIVATIONS = {"LSTM": [("sigmoid", "tanh", "tanh")], "GRU": [("sigmoid", "tanh")],
-               "RNN": [("tanh",), ("relu",)]}
+PER_DIRECTION = {"LSTM": 3, "GRU": 2, "RNN": 1}  # activations per direction: f, g(, h)
+DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"),
+                       "RNN": ("Tanh",)}
+# activations whose omitted alpha/beta onnxruntime reads as 0, unlike the ONNX operators'
+# defaults (ThresholdedRelu α = 1, ScaledTanh α = β = 1, Affine α = 1)
+AMBIGUOUS_DEFAULTS = ("thresholded_relu", "scaled_tanh", "affine")
+# ONNX activation name (lower case) -> rnnlab's
+ONNX_ACTIVATIONS = {onnx_name.lower(): name
+                    for name, (onnx_name, _, _) in activations.SPECS.items()}
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 RUNTIME = "runtime input"  # marks an initial state that is computed or fed at run time
 
@@ -102,10 +112,6 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
     if unknown:
         raise ValueError(f"{unknown[0]}: {where} has attribute {unknown[0]!r}, which rnnlab "
                          "does not support")
-    for name in ("activation_alpha", "activation_beta"):
-        if name in attrs:
-            raise ValueError(f"{name}: {where} gives activation parameters; rnnlab's "
-                             "activations (sigmoid, tanh, relu) take none")
     if "clip" in attrs:
         raise ValueError(f"clip: {where} clips every gate pre-activation to "
                          f"[-{attrs['clip']}, {attrs['clip']}]; rnnlab has no such option "
@@ -121,19 +127,18 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
     if layout not in (0, 1):
         raise ValueError(f"layout: {where} has layout={layout}, expected 0 or 1")
 
-    per_direction = len(ACTIVATIONS[op][0])
-    acts = tuple(a.decode().lower() if isinstance(a, bytes) else str(a).lower()
-                 for a in attrs.get("activations", []))
+    acts = _activations(op, D, attrs, where)
     nonlinearity = "tanh"
-    if acts:
-        chunks = {acts[i:i + per_direction] for i in range(0, len(acts), per_direction)}
-        if len(acts) != per_direction * D or len(chunks) != 1 or \
-                next(iter(chunks)) not in ACTIVATIONS[op]:
-            allowed = " or ".join(str(list(a)) for a in ACTIVATIONS[op])
-            raise ValueError(f"activations: {where} uses {list(acts)}; rnnlab's {op} computes "
-                             f"{allowed} per direction")
-        if op == "RNN":
-            nonlinearity = acts[0]
+    if op == "RNN":
+        if acts[0].name not in ("tanh", "relu") or acts[0].alpha is not None:
+            raise ValueError(f"activations: {where} uses {acts[0].onnx_name}; rnnlab's RNN "
+                             "computes Tanh or Relu")
+        nonlinearity = acts[0].name
+    if attrs.get("input_forget", 0) and acts[0].name != "sigmoid" and not (
+            acts[0].name == "hard_sigmoid" and acts[0].beta == 0.5):
+        raise ValueError(f"input_forget: {where} couples the gates with {acts[0].onnx_name}; "
+                         "rnnlab's coupled gate (i = 1 - f) maps onto onnxruntime's (f = 1 - i) "
+                         "only for Sigmoid (or HardSigmoid with beta 0.5)")
 
     inputs = list(node.input) + [""] * (8 - len(node.input))
 
@@ -172,7 +177,47 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
     return {"op": op, "name": node.name, "D": D, "H": H, "I": W.shape[2], "layout": layout,
             "coupled": bool(attrs.get("input_forget", 0)),
             "reset_after": bool(attrs.get("linear_before_reset", 0)),
-            "nonlinearity": nonlinearity, "W": W, "R": R, "B": B, "P": P, "h0": h0, "c0": c0}
+            "nonlinearity": nonlinearity, "acts": acts, "W": W, "R": R, "B": B, "P": P, "h0": h0, "c0": c0}
+
+
+def _activations(op: str, D: int, attrs: dict, where: str) -> tuple:
+    """The node's activations of one direction as rnnlab Activations, with ``activation_alpha``
+    / ``activation_beta`` consumed in order by the activations that take them (defaults when
+    the lists run out), as onnxruntime reads them; both directions must agree."""
+    n = PER_DIRECTION[op]
+    names = [a.decode() if isinstance(a, bytes) else str(a)
+             for a in attrs.get("activations", [])] or list(DEFAULT_ACTIVATIONS[op]) * D
+    if len(names) != n * D:
+        raise ValueError(f"activations: {where} lists {len(names)} activations, expected "
+                         f"{n} per direction ({n * D})")
+    alphas = list(attrs.get("activation_alpha", []))
+    betas = list(attrs.get("activation_beta", []))
+    out = []
+    for name in names:
+        rn = ONNX_ACTIVATIONS.get(name.lower())
+        if rn is None:
+            raise ValueError(f"activations: {where} uses {name!r}, which rnnlab does not "
+                             f"compute (it has {[s[0] for s in activations.SPECS.values()]})")
+        _, alpha, beta = activations.SPECS[rn]
+        for label, default, values in (("activation_alpha", alpha, alphas),
+                                       ("activation_beta", beta, betas)):
+            if default is not None and not values and rn in AMBIGUOUS_DEFAULTS:
+                raise ValueError(f"{label}: {where} leaves the parameters of {name} to their "
+                                 "defaults, on which runtimes disagree (the ONNX operator's "
+                                 "vs onnxruntime's 0); give them explicitly")
+        if alpha is not None and alphas:  # ONNX stores float32: take its shortest decimal
+            alpha = float(str(np.float32(alphas.pop(0))))
+        if beta is not None and betas:
+            beta = float(str(np.float32(betas.pop(0))))
+        try:
+            out.append(activations.get(
+                (rn, *(v for v in (alpha, beta) if v is not None)), "activations"))
+        except ValueError as exc:
+            raise ValueError(f"activations: {where}: {exc}") from None
+    if D == 2 and out[:n] != out[n:]:
+        raise ValueError(f"activations: {where} uses different activations in its two "
+                         f"directions ({names}); an rnnlab layer has one set")
+    return tuple(out[:n])
 
 
 def _find_nodes(graph: onnx.GraphProto, node_name) -> list[onnx.NodeProto]:
@@ -215,15 +260,16 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
     node's weights. A constant ``initial_h`` / ``initial_c`` that is zero is rnnlab's default;
     one that is the same for every batch row becomes ``initial_state="learned"``; as graph
     inputs they stay runtime inputs (pass ``hx``).
-    Raises ValueError naming the attribute rnnlab does not support (``clip``,
-    ``activation_alpha``/``activation_beta``, other activations, ``direction="reverse"``).
+    Raises ValueError naming the attribute rnnlab does not support (``clip``, an activation
+    rnnlab lacks or different ones per direction, an RNN activation other than Tanh/Relu,
+    ``input_forget`` with a non-sigmoid gate, ``direction="reverse"``).
     """
     model = _load_model(model_or_path)
     consts = _constants(model.graph)
     specs = [_node_spec(n, consts) for n in _find_nodes(model.graph, node_name)]
     first = specs[0]
     for k, spec in enumerate(specs[1:], start=1):
-        for key in ("op", "D", "H", "layout", "coupled", "reset_after", "nonlinearity"):
+        for key in ("op", "D", "H", "layout", "coupled", "reset_after", "nonlinearity", "acts"):
             if spec[key] != first[key]:
                 raise ValueError(f"node_name: node {spec['name']!r} differs from "
                                  f"{first['name']!r} in {key} ({spec[key]} vs {first[key]}); "
@@ -240,13 +286,16 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
     kw = {"num_layers": len(specs), "bias": has_bias, "batch_first": bool(batch_first),
           "bidirectional": D == 2, "backend": backend,
           "initial_state": "learned" if learned else "zeros", "device": device, "dtype": dtype}
+    acts = first["acts"]
     if op == "LSTM":
         layer = LSTM(first["I"], H, peephole=any(s["P"] is not None for s in specs),
-                     coupled=first["coupled"], **kw)
+                     coupled=first["coupled"], gate_activation=acts[0], activation=acts[1],
+                     output_activation=acts[2], **kw)
         orders = (LSTM_COUPLED_ORDER, LSTM_COUPLED_SIGN, PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN) \
             if first["coupled"] else (LSTM_ORDER, LSTM_SIGN, PEEP_ORDER, PEEP_SIGN)
     elif op == "GRU":
-        layer = GRU(first["I"], H, reset_after=first["reset_after"], **kw)
+        layer = GRU(first["I"], H, reset_after=first["reset_after"], gate_activation=acts[0],
+                    activation=acts[1], **kw)
         orders = (GRU_ORDER, GRU_SIGN, None, None)
     else:
         layer = RNN(first["I"], H, nonlinearity=first["nonlinearity"], **kw)
