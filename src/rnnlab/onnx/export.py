@@ -4,10 +4,14 @@ Two forms, chosen per configuration:
 
 * **operator**: each layer becomes one standard ONNX ``LSTM`` / ``GRU`` / ``RNN`` node (both
   directions in the node), with the glue between stacked layers (``Squeeze`` or
-  ``Transpose`` + ``Reshape``) and the weights as initializers in ONNX's gate order. Any
-  ONNX runtime runs it with its fused kernel.
-* **scan**: configurations ONNX has no operator for (SRU, ``layer_norm``, ``proj_size``,
-  ``cell_clip``) become one ONNX ``Scan`` per layer and direction whose body is one step of
+  ``Transpose`` + ``Reshape``) and the weights as initializers in ONNX's gate order; peepholes
+  (``P``), coupled gates (``input_forget``), ``linear_before_reset`` and the activations
+  (``activations``, ``activation_alpha``/``_beta``, written out in full) map onto the
+  operator's attributes. Any ONNX runtime runs it with its fused kernel.
+* **scan**: configurations ONNX has no operator for (SRU, MinGRU/MinLSTM, ``layer_norm``,
+  ``proj_size``, ``cell_clip`` — ONNX's ``clip`` bounds the gate pre-activations, not
+  ``c_t`` —, ``zoneout_eval="expectation"``, coupled gates with a gate activation other than
+  sigmoid) become one ONNX ``Scan`` per layer and direction whose body is one step of
   the cell: the cell's step function from :mod:`rnnlab.cells`, traced by
   ``torch.onnx.export`` (the layers' hand-written autograd Functions cannot be traced). The
   sequence length stays dynamic. :func:`export` says so with a
@@ -17,7 +21,12 @@ The graph's inputs are ``input`` ((T, B, I), or (B, T, I) with ``batch_first``),
 ``sequence_lens`` (B,) int32 (pass ``lengths=`` to :func:`export`) and the initial states
 (``h0``, ``c0`` for LSTM, ``c0`` for SRU; pass ``hx=``), shaped as the layer takes them. Its
 outputs are the layer's: ``output`` and the final states ``h_n`` (``c_n``), with the
-sequence and batch dimensions dynamic.
+sequence and batch dimensions dynamic. The layer is exported as in eval mode: train-only
+regularisers (dropout between layers, recurrent dropout, zoneout, weight dropout) are off.
+
+onnxruntime notes: its CPU LSTM/GRU/RNN kernels take float32 only and refuse ``layout=1``
+(both valid ONNX); its ``input_forget`` computes ``f = 1 - i``, so rnnlab's coupled gate
+(``i = 1 - f``) is written with the i and f rows swapped and negated.
 """
 
 from __future__ import annotations
@@ -146,8 +155,9 @@ def export(module: RecurrentBase, example_input: torch.Tensor, path: str | os.Pa
     """Write ``module`` as an ONNX model; returns an :class:`ExportInfo`.
 
     Args:
-        module: an :class:`rnnlab.RNN`, :class:`rnnlab.LSTM`, :class:`rnnlab.GRU` or
-            :class:`rnnlab.SRU`. Exported as in eval mode (no dropout).
+        module: an :class:`rnnlab.RNN`, :class:`rnnlab.LSTM`, :class:`rnnlab.GRU`,
+            :class:`rnnlab.SRU`, :class:`rnnlab.MinGRU` or :class:`rnnlab.MinLSTM`. Exported
+            as in eval mode (no dropout).
         example_input: a batched input as the layer takes it, (T, B, I) or (B, T, I) with
             ``batch_first``; it fixes the dtype, and ``verify`` runs on it.
         path: file to write (None: only return the model).
@@ -677,7 +687,7 @@ def _verify(module, model, x, hx, lengths, atol, rtol=1e-5):
     finally:
         module.train(was_training)
     got = run_onnxruntime(model, x, hx, lengths)
-    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]  # noqa: E731
+    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else (r[1],))]
     for name, a, b in zip(["output", "h_n", "c_n"], flat(got), flat(expected)):
         b = b.detach().cpu()
         excess = ((a - b).abs() - rtol * b.abs()).max().item()
