@@ -88,6 +88,24 @@ def test_reference_backend_fullgraph_with_allow_in_graph(name):
     check_compiles(REFERENCE[name]())
 
 
+def test_padded_batch_reference_backend():
+    """``lengths=`` breaks the graph (validation reads them); the reference backend is right."""
+    m = rnnlab.GRU(I, H, backend="reference")
+    x, lengths = torch.randn(T, B, I), torch.tensor([T, 1])
+    torch.testing.assert_close(torch.compile(m, backend="eager")(x, lengths=lengths)[0],
+                               m(x, lengths=lengths)[0], atol=0, rtol=0)
+
+
+@pytest.mark.xfail(raises=IndexError, strict=False,
+                   reason="native + lengths: pad_packed_sequence fails after Dynamo's graph "
+                          "break (torch 2.13)")
+def test_padded_batch_native_backend():
+    m = rnnlab.GRU(I, H, backend="native")
+    x, lengths = torch.randn(T, B, I), torch.tensor([T, 1])
+    torch.testing.assert_close(torch.compile(m, backend="eager")(x, lengths=lengths)[0],
+                               m(x, lengths=lengths)[0])
+
+
 def test_allow_in_graph_is_idempotent():
     assert rnnlab.compile.allow_in_graph() == rnnlab.compile.allow_in_graph()
 
