@@ -61,7 +61,7 @@ def test_hidden_states_match_forward_and_carry_total_gradients(cell, layers, bid
     torch.testing.assert_close(hs.pred, model(x, y), rtol=1e-5, atol=1e-6)
     assert len(hs.h) == (2 if bidirectional else 1) and len(hs.h[0]) == 12
     assert hs.h[0][0].shape == (3, 6)
-    assert (hs.c is None) == (cell in ("rnn", "gru"))
+    assert (hs.c is None) == (cell in ("rnn", "gru", "mingru", "minlstm"))
     loss = task.loss(hs.pred, y)
     recurrent = hs.c[0] if cell == "sru" else hs.h[0]
     grads = torch.autograd.grad(loss, recurrent, materialize_grads=True)

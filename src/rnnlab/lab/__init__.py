@@ -6,10 +6,12 @@ reports, reachable from Python and from the ``rnnlab`` command line.
 >>> result.final_metric, result.chance  # test MSE against 1/6
 
 ``rnnlab.lab.train`` is the function; import the module's other names from it directly
-(``from rnnlab.lab.train import TrainConfig, evaluate``).
+(``from rnnlab.lab.train import TrainConfig, evaluate``). ``rnnlab.lab.compare`` is likewise
+the function of :mod:`rnnlab.lab.compare` (``from rnnlab.lab.compare import plan``).
 """
 
 from rnnlab.lab.checkpoint import CheckpointError
+from rnnlab.lab.compare import CompareResult, compare
 from rnnlab.lab.model import CELLS, HiddenStates, SequenceModel
 from rnnlab.lab.tasks import TASKS, Task, make_task
 from rnnlab.lab.train import (
@@ -26,12 +28,14 @@ __all__ = [
     "CELLS",
     "TASKS",
     "CheckpointError",
+    "CompareResult",
     "HiddenStates",
     "SequenceModel",
     "Task",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
+    "compare",
     "evaluate",
     "load_model",
     "make_model",

@@ -20,6 +20,12 @@ computed from the numbers by :mod:`rnnlab.lab.report.verdicts`:
 
 Runs are independent, so they go to ``jobs`` worker processes (one CPU thread each); the
 timings of (e) run alone afterwards, in this process.
+
+More rows, no more claims: ``cells`` may add ``"mingru"`` and ``"minlstm"`` (Feng et al.
+2024; trained on the adding, copy and future tasks beside the others, quoted in the verdict
+texts but never judged), and ``regularisers`` (``{"recurrent_dropout": 0.1, "zoneout": 0.1,
+"weight_dropout": 0.2}``) adds one regularised run per cell that accepts them at the largest
+T of the adding and copy tasks (claim ``"regularisers"``, which no verdict reads).
 """
 
 from __future__ import annotations
@@ -35,7 +41,12 @@ from pathlib import Path
 
 from rnnlab.lab.presets import PRESETS, Preset, get_preset
 
-ALL_CELLS = ("rnn", "lstm", "gru", "sru")
+CLASSIC_CELLS = ("rnn", "lstm", "gru", "sru")  # the default: what the claims are about
+ALL_CELLS = (*CLASSIC_CELLS, "mingru", "minlstm")
+# the layer regularisers and the cells whose layers accept them (README's option table)
+REGULARISER_CELLS = {"recurrent_dropout": ("rnn", "lstm", "gru"),
+                     "zoneout": ("rnn", "lstm", "gru", "sru"),
+                     "weight_dropout": ("rnn", "lstm", "gru")}
 CLAIM_TASKS = {"gated": ("adding", "copy"), "vanishing": ("adding",), "exploding": ("adding",),
                "gru": ("digits",), "bidirectional": ("future",), "speed": ("adding",)}
 KNOWN_TASKS = ("adding", "copy", "digits", "future")
@@ -72,9 +83,35 @@ def _config(p: Preset, seed: int, **kw) -> dict:
     return base
 
 
-def plan(p: Preset, tasks=None, cells=ALL_CELLS, seed: int = 0) -> list[dict]:
-    """The training runs of a preset, as job specs (JSON-able dicts)."""
+def check_regularisers(regularisers) -> dict[str, float]:
+    """``{name: p}`` with known names and 0 <= p < 1 (ValueError otherwise)."""
+    out = {}
+    for name, value in dict(regularisers or {}).items():
+        if name not in REGULARISER_CELLS:
+            raise ValueError(f"regularisers: expected some of {', '.join(REGULARISER_CELLS)}, "
+                             f"got {name!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not 0 <= value < 1:
+            raise ValueError(f"regularisers: {name} expected a probability in [0, 1), "
+                             f"got {value!r}")
+        if value:
+            out[name] = float(value)
+    return out
+
+
+def regulariser_options(cell: str, regularisers: dict[str, float]) -> dict[str, float]:
+    """The regularisers ``cell``'s layer accepts (SRU: zoneout only; min cells: none)."""
+    return {k: v for k, v in regularisers.items() if cell in REGULARISER_CELLS[k]}
+
+
+def plan(p: Preset, tasks=None, cells=CLASSIC_CELLS, seed: int = 0,
+         regularisers: dict | None = None) -> list[dict]:
+    """The training runs of a preset, as job specs (JSON-able dicts).
+
+    ``regularisers`` (``{name: p}``) adds, at the largest T of the adding and copy tasks, one
+    run per cell whose layer accepts any of them, with those as its ``layer_options``."""
     tasks = tuple(p.tasks if tasks is None else tasks)
+    regularisers = check_regularisers(regularisers)
     jobs = []
 
     def add(job_id, claim, group, label, cost, config, **flags):
@@ -105,6 +142,21 @@ def plan(p: Preset, tasks=None, cells=ALL_CELLS, seed: int = 0) -> list[dict]:
                 add(f"copy-T{T}-{cell}", "gated", f"copy T={T}", cell,
                     p.copy_steps * (T + 20) * (2 if cell in ("gru", "sru") else 1),
                     _config(p, seed, task="copy", cell=cell, seq_len=T, steps=p.copy_steps))
+    for task, lens, steps in (("adding", p.adding_lens, p.adding_steps),
+                              ("copy", p.copy_lens, p.copy_steps)):
+        if not regularisers or task not in tasks or not lens:
+            continue
+        T = max(lens)
+        for cell in cells:
+            options = regulariser_options(cell, regularisers)
+            if not options:
+                continue
+            add(f"{task}-T{T}-{cell}-regularised", "regularisers", f"{task} T={T} regularised",
+                f"{cell}, " + ", ".join(f"{k}={v:g}" for k, v in options.items()),
+                steps * (T if task == "adding" else T + 20)
+                * (2 if cell in ("gru", "sru") else 1),
+                _config(p, seed, task=task, cell=cell, seq_len=T, steps=steps,
+                        layer_options=options))
     if "digits" in tasks:
         for setting, size in (("full", None), ("small", p.digits_small)):
             for cell in [c for c in ("lstm", "gru") if c in cells]:
@@ -273,8 +325,8 @@ def _run_all(jobs: list[dict], workers: int, log) -> list[dict]:
 
 
 def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | None = "rnnlab-compare",
-            cells=ALL_CELLS, jobs: int | None = None, seed: int = 0, progress: bool = True,
-            print_summary: bool = False) -> CompareResult:
+            cells=CLASSIC_CELLS, jobs: int | None = None, seed: int = 0, progress: bool = True,
+            print_summary: bool = False, regularisers: dict | None = None) -> CompareResult:
     """Run the comparison and write the report.
 
     Args:
@@ -283,7 +335,9 @@ def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | No
         tasks: which of ``adding``, ``copy``, ``digits``, ``future`` to run (default: the
             preset's). Claims whose task is left out are reported as "not run".
         out_dir: the report folder (None: write nothing).
-        cells: the cells to train (default all four).
+        cells: the cells to train, of ``rnn``, ``lstm``, ``gru``, ``sru``, ``mingru``,
+            ``minlstm`` (default the first four; the min cells are extra rows that no
+            verdict judges).
         jobs: worker processes (default: the CPU cores, at most 4); 1 runs in this process.
             Workers start with the ``spawn`` method, which re-imports the calling script: in
             a script, call :func:`compare` under ``if __name__ == "__main__":`` (or pass
@@ -291,6 +345,10 @@ def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | No
         seed: seeds every run.
         progress: log each finished run on stderr.
         print_summary: print the summary table and verdicts on stdout.
+        regularisers: ``{"recurrent_dropout": p, "zoneout": p, "weight_dropout": p}`` (any
+            of them): extra regularised runs at the largest adding and copy T, for each cell
+            whose layer accepts one (RNN, LSTM, GRU all three; SRU zoneout; min cells none).
+            Extra rows in the table; the verdicts read only the plain runs.
     """
     from rnnlab.lab.report.summary import build_verdicts, terminal_summary
 
@@ -304,13 +362,22 @@ def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | No
     bad = [c for c in cells if c not in ALL_CELLS]
     if bad or not cells:
         raise ValueError(f"cells: expected some of {', '.join(ALL_CELLS)}, got {list(cells)}")
+    regularisers = check_regularisers(regularisers)
+    if regularisers:
+        chosen = p.tasks if tasks is None else tasks
+        if not any(t in chosen and lens for t, lens in (("adding", p.adding_lens),
+                                                        ("copy", p.copy_lens))):
+            raise ValueError("regularisers: the regularised runs need the adding or copy task")
+        if not any(regulariser_options(c, regularisers) for c in cells):
+            raise ValueError(f"regularisers: none of the cells {', '.join(cells)} accepts "
+                             f"{', '.join(regularisers)} (RNN, LSTM, GRU do; SRU zoneout)")
     workers = default_jobs() if jobs is None else jobs
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
     began = time.perf_counter()
     log = (lambda text: print(f"rnnlab compare: {text}", file=sys.stderr, flush=True)) \
         if progress else None
-    specs = plan(p, tasks, cells, seed)
+    specs = plan(p, tasks, cells, seed, regularisers)
     for spec in specs:
         spec["measure_batch"] = p.measure_batch
     if log:
@@ -336,4 +403,5 @@ def compare(preset: str | Preset = "quick", tasks=None, out_dir: str | Path | No
     return result
 
 
-__all__ = ["PRESETS", "CompareResult", "compare", "plan", "run_job", "time_training_steps"]
+__all__ = ["ALL_CELLS", "CLASSIC_CELLS", "PRESETS", "REGULARISER_CELLS", "CompareResult",
+           "compare", "plan", "run_job", "time_training_steps"]

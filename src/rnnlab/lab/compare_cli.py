@@ -5,8 +5,24 @@ from __future__ import annotations
 import argparse
 
 from rnnlab.cli import UsageError, non_negative_int, positive_int
-from rnnlab.lab.compare import ALL_CELLS, KNOWN_TASKS
+from rnnlab.lab.compare import ALL_CELLS, CLASSIC_CELLS, KNOWN_TASKS, REGULARISER_CELLS
 from rnnlab.lab.presets import PRESETS
+
+
+def regulariser(text: str) -> tuple[str, float]:
+    """``NAME=P`` → ``(NAME, P)`` for ``--regularisers``."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in REGULARISER_CELLS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=P with NAME one of {', '.join(REGULARISER_CELLS)}, got {text!r}")
+    try:
+        p = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number after {name}=, got {value!r}") \
+            from None
+    if not 0 <= p < 1:
+        raise argparse.ArgumentTypeError(f"{name}: expected a probability in [0, 1), got {p:g}")
+    return name, p
 
 
 def register(subparsers) -> None:
@@ -21,8 +37,14 @@ def register(subparsers) -> None:
                    "(smoke test)")
     p.add_argument("--tasks", nargs="+", choices=KNOWN_TASKS, default=None, metavar="TASK",
                    help=f"tasks to run, of {', '.join(KNOWN_TASKS)} (default: the preset's)")
-    p.add_argument("--cells", nargs="+", choices=ALL_CELLS, default=list(ALL_CELLS),
-                   metavar="CELL", help="cells to train (default: all four)")
+    p.add_argument("--cells", nargs="+", choices=ALL_CELLS, default=list(CLASSIC_CELLS),
+                   metavar="CELL", help=f"cells to train, of {', '.join(ALL_CELLS)} (default: "
+                   f"{' '.join(CLASSIC_CELLS)}; mingru and minlstm add rows, not verdicts)")
+    p.add_argument("--regularisers", nargs="+", type=regulariser, default=None,
+                   metavar="NAME=P",
+                   help="also train regularised runs at the largest adding/copy T, e.g. "
+                   "recurrent_dropout=0.1 zoneout=0.1 weight_dropout=0.2 (each cell gets the "
+                   "ones its layer accepts: RNN, LSTM, GRU all; SRU zoneout)")
     p.add_argument("--out", metavar="DIR", default="rnnlab-compare",
                    help="report folder (default rnnlab-compare)")
     p.add_argument("--jobs", type=positive_int, default=None,
@@ -38,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks is not None and not args.tasks:
         raise UsageError("--tasks: name at least one task")
     compare(preset=args.preset, tasks=args.tasks, out_dir=args.out, cells=args.cells,
-            jobs=args.jobs, seed=args.seed, progress=not args.quiet, print_summary=True)
+            jobs=args.jobs, seed=args.seed, progress=not args.quiet, print_summary=True,
+            regularisers=dict(args.regularisers or ()))
     return 0

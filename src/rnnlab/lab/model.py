@@ -16,18 +16,22 @@ from rnnlab.lab.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
-CELLS = ("rnn", "lstm", "gru", "sru")
+CELLS = ("rnn", "lstm", "gru", "sru", "mingru", "minlstm")
+# rnnlab class name of each cell (the min cells are the parallel-scan MinGRU / MinLSTM)
+_CLASS_NAMES = {"mingru": "MinGRU", "minlstm": "MinLSTM"}
 
 
 def layer_class(cell: str) -> type[nn.Module]:
-    """The rnnlab layer class of ``cell`` (``"rnn"`` → :class:`rnnlab.RNN`, …)."""
+    """The rnnlab layer class of ``cell`` (``"rnn"`` → :class:`rnnlab.RNN`, ``"mingru"`` →
+    :class:`rnnlab.MinGRU`, …)."""
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
     import rnnlab
 
-    cls = getattr(rnnlab, cell.upper(), None)
+    name = _CLASS_NAMES.get(cell, cell.upper())
+    cls = getattr(rnnlab, name, None)
     if cls is None:
-        raise ValueError(f"cell: rnnlab.{cell.upper()} is not available in this version of rnnlab")
+        raise ValueError(f"cell: rnnlab.{name} is not available in this version of rnnlab")
     return cls
 
 
@@ -38,7 +42,7 @@ class HiddenStates:
     pred: the model's prediction, the same as ``model(x, y)`` up to float rounding.
     h: ``h[d][k]``, the (B, H_out) output of the last recurrent layer at step k (time order)
         in direction d (0 forward, 1 backward when bidirectional).
-    c: the same for the cell state (LSTM, SRU), None for RNN and GRU.
+    c: the same for the cell state (LSTM, SRU), None for RNN, GRU, minGRU and minLSTM.
 
     Every tensor is a node of the graph that computed ``pred``, and the one the recurrence
     carries to the next step (for RNN, GRU and LSTM ``h``; for LSTM and SRU ``c``), so
@@ -59,7 +63,8 @@ class SequenceModel(nn.Module):
 
     * Input: symbols (``task.token_input``) go through ``embedding`` (an ``nn.Embedding`` of
       ``embedding_size``); float features go into the layer as they are.
-    * ``rnn``: the rnnlab layer (``rnnlab.RNN`` / ``LSTM`` / ``GRU`` / ``SRU``), time-major,
+    * ``rnn``: the rnnlab layer (``rnnlab.RNN`` / ``LSTM`` / ``GRU`` / ``SRU`` / ``MinGRU`` /
+      ``MinLSTM``), time-major,
       with ``num_layers``, ``bidirectional`` and ``layer_options`` (``nonlinearity``,
       ``dropout``, ``backend``, ``peephole`` …) passed through. Diagnostics reach it as
       ``model.rnn`` (and the decoder as ``model.decoder`` for seq2seq).
@@ -76,7 +81,8 @@ class SequenceModel(nn.Module):
     without it, greedily, one step at a time.
 
     Args:
-        cell: ``"rnn"``, ``"lstm"``, ``"gru"`` or ``"sru"``.
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"sru"``, ``"mingru"`` or ``"minlstm"`` (the
+            min cells carry only ``h``, and have no recurrent matrix).
         task: the :class:`~rnnlab.lab.tasks.base.Task` it is built for (sizes and shape).
         hidden_size: H, per direction.
         num_layers, bidirectional: of ``rnn`` (a causal task refuses ``bidirectional``).

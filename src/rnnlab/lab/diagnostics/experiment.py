@@ -55,6 +55,8 @@ class GradflowConfig:
         for clip in self.clips:
             if clip not in ("none", "norm", "value"):
                 raise ValueError(f"clip: expected none, norm or value, got {clip!r}")
+        if self.cell in ("mingru", "minlstm") and any(s != 1.0 for s in self.scales):
+            raise ValueError(f"scale: {self.cell} has no recurrent weights to scale")
         if self.cell == "sru" and self.trained_steps and any(s != 1.0 for s in self.scales):
             raise ValueError("scale: SRU has no weight_hh; training with a scaled recurrence "
                              "needs --cell rnn, lstm or gru (SRU's scale applies at "
@@ -158,6 +160,10 @@ def _e(value: float) -> str:
     return f"{value:.1e}"
 
 
+def _radius(value) -> str:
+    return "—" if value is None else f"{value:.3f}"  # None: no recurrent matrix (min cells)
+
+
 def format_table(out: dict) -> str:
     """The terminal table: one row per condition."""
     cfg = out["config"]
@@ -166,7 +172,7 @@ def format_table(out: dict) -> str:
     ks = first["k"]
     label_width = max(len(c["label"]) for c in out["conditions"])
     head = (f"{'condition':<{label_width}}  " + "".join(f"{'k=' + str(k):>9}" for k in ks)
-            + f"{'k0/kT':>9}{'ρ(' + out['conditions'][0]['record']['candidate'] + ')':>8}"
+            + f"{'k0/kT':>9}{'ρ(' + (out['conditions'][0]['record']['candidate'] or '—') + ')':>8}"
             + f"{'σmax(J)':>9}{'metric':>9}")
     rows.append(f"gradflow: {cfg['cell']}, hidden {cfg['hidden']}, T = {cfg['seq_len']}, "
                 f"task {cfg['task']}; ‖∂L/∂h_k‖ for a loss at the last step (k = T)")
@@ -178,7 +184,7 @@ def format_table(out: dict) -> str:
         if c.get("diverged"):
             metric_text = "diverged"
         rows.append(f"{c['label']:<{label_width}}  " + "".join(f"{_e(v):>9}" for v in h["norm_at_k"])
-                    + f"{_e(h['decay_ratio']):>9}{h['radius']:>8.3f}{h['sigma_max']:>9.3f}"
+                    + f"{_e(h['decay_ratio']):>9}{_radius(h['radius']):>8}{h['sigma_max']:>9.3f}"
                     + f"{metric_text:>9}")
     rows.append("k0/kT: ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ (≪ 1: vanishing, ≫ 1: exploding); ρ: spectral "
                 "radius of the candidate block of W_hh; σmax(J): mean largest singular value of "

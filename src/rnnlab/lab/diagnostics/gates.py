@@ -6,6 +6,11 @@ for tanh activations (LSTM's ``g``, GRU's ``n``, a tanh RNN's ``h``) |value| > 0
 gate is the one that decides how much of the old state survives a step: LSTM's forget gate
 ``f``, GRU's update gate ``z`` (torch: ``h_t = (1 − z)∘n + z∘h_{t−1}``), SRU's ``f``; its mean
 over time near 1 means long memory.
+
+minGRU's ``z`` and minLSTM's ``f, i`` (normalised, ``f + i = 1``) are sigmoid gates that read
+only the input; their candidate ``g(x)`` is not a tanh (no saturation to report). minLSTM's
+memory gate is ``f``; minGRU's ``z`` is its update gate, the *written* fraction
+(``h_t = (1 − z)∘h_{t−1} + z∘h̃_t``): there, near 0 means long memory.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from torch import Tensor
 
 from rnnlab.lab.diagnostics.state import cell_kind
 
-SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "sru": ("f", "r"), "rnn": ()}
-TANH_VALUES = {"lstm": ("g",), "gru": ("n",), "sru": (), "rnn": ("h",)}
-MEMORY_GATE = {"lstm": "f", "gru": "z", "sru": "f", "rnn": None}
+SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "sru": ("f", "r"), "rnn": (),
+                 "mingru": ("z",), "minlstm": ("f", "i")}
+TANH_VALUES = {"lstm": ("g",), "gru": ("n",), "sru": (), "rnn": ("h",), "mingru": (),
+               "minlstm": ()}
+MEMORY_GATE = {"lstm": "f", "gru": "z", "sru": "f", "rnn": None, "mingru": "z",
+               "minlstm": "f"}
 
 
 def saturation(values: Tensor, kind: str = "sigmoid", low: float = 0.05,
@@ -46,11 +54,14 @@ def gate_statistics(layer, x: Tensor, hx=None, *, layer_index: int = 0, directio
         layer.train(was_training)
     trace = traces[layer_index * D + direction]
     stats = {}
-    for name in SIGMOID_GATES[kind] + TANH_VALUES[kind]:
+    names = SIGMOID_GATES[kind] + TANH_VALUES[kind]
+    if not any(name in trace for name in names) and "h" in trace:
+        names = ("h",)  # a trace without the gates: report the state alone
+    for name in names:
         if name not in trace:
             continue
         v = trace[name]
-        form = "sigmoid" if name in SIGMOID_GATES[kind] else "tanh"
+        form = "sigmoid" if name in SIGMOID_GATES[kind] else "tanh"  # h: tanh-bounded or not
         stats[name] = {"kind": form, "mean": v.mean(dim=(1, 2)).tolist(),
                        "saturation": saturation(v, form, low, high).tolist()}
     return {"cell": kind, "gates": stats, "memory_gate": MEMORY_GATE[kind], "trace": trace}

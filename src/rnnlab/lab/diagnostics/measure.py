@@ -62,7 +62,8 @@ def measure_model(model, task, *, batch_size: int = 16, jacobian_samples: int = 
     ``model.rnn`` on one fixed batch of ``task``. Returns a JSON-able dict:
 
     ``gradflow`` (:meth:`GradientFlow.to_dict`), ``spectral`` ({gate: radius}),
-    ``candidate`` (the candidate block's name) and ``candidate_radius``, ``jacobian``
+    ``candidate`` (the candidate block's name) and ``candidate_radius`` (both None for
+    minGRU and minLSTM, which have no recurrent matrix), ``jacobian``
     ({t: {"mean": mean singular values over samples (sorted), "max": mean σ_max,
     "min": mean σ_min}}), ``gates`` (per gate: time-averaged ``mean`` and ``saturation``,
     and per-step ``mean_by_step`` / ``saturation_by_step``), ``memory_gate``.
@@ -93,10 +94,10 @@ def measure_model(model, task, *, batch_size: int = 16, jacobian_samples: int = 
             sv = jacobian_singular_values(rnn, inputs[:, :jacobian_samples],
                                           jacobian_times(T, jacobian_steps))
             record = {"gradflow": flow.to_dict(), "seq_len": T}
-            radii = spectral_radii(rnn)
+            radii = spectral_radii(rnn)  # {} without a recurrent matrix (min cells)
             kind = flow.cell
             record.update(spectral=radii, candidate=CANDIDATE[kind],
-                          candidate_radius=radii[CANDIDATE[kind]])
+                          candidate_radius=radii.get(CANDIDATE[kind]))
             record["jacobian"] = {
                 str(t): {"mean": s.mean(0).tolist(), "max": float(s[:, 0].mean()),
                          "min": float(s[:, -1].mean())}

@@ -4,7 +4,9 @@
 GRU ``r, z, n``. The candidate path (RNN's only block, LSTM's ``g``, GRU's ``n``) is the one
 whose radius decides, for a tanh RNN, whether gradients vanish (ρ·max tanh' < 1) or may
 explode (ρ > 1). SRU has no hidden-to-hidden matrix: its recurrence is element-wise, with
-the vectors ``v_f, v_r`` (``weight_c``) as diagonal matrices.
+the vectors ``v_f, v_r`` (``weight_c``) as diagonal matrices. minGRU and minLSTM have no
+recurrent weights at all (their gates read only the input): no blocks, and the candidate
+radius is None.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from torch import Tensor
 from rnnlab.lab.diagnostics.state import cell_kind
 
 GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"),
-              "sru": ("f", "r")}
-CANDIDATE = {"rnn": "h", "lstm": "g", "gru": "n", "sru": "f"}
+              "sru": ("f", "r"), "mingru": (), "minlstm": ()}
+CANDIDATE = {"rnn": "h", "lstm": "g", "gru": "n", "sru": "f", "mingru": None, "minlstm": None}
 
 
 def spectral_radius(matrix: Tensor) -> float:
@@ -27,8 +29,11 @@ def spectral_radius(matrix: Tensor) -> float:
 
 
 def recurrent_blocks(layer, layer_index: int = 0, direction: int = 0) -> dict[str, Tensor]:
-    """The recurrent matrix of each gate of one layer and direction, by gate name."""
+    """The recurrent matrix of each gate of one layer and direction, by gate name (empty for
+    minGRU and minLSTM, which have none)."""
     kind = cell_kind(layer)
+    if not GATE_NAMES[kind]:
+        return {}
     suffix = f"_l{layer_index}" + ("_reverse" if direction else "")
     if kind == "sru":
         v = getattr(layer, "weight_c" + suffix).detach()
@@ -50,6 +55,10 @@ def spectral_radii(layer, layer_index: int = 0, direction: int = 0) -> dict[str,
     return out
 
 
-def candidate_radius(layer, layer_index: int = 0, direction: int = 0) -> float:
-    """Spectral radius of the candidate (tanh) path's block."""
-    return spectral_radii(layer, layer_index, direction)[CANDIDATE[cell_kind(layer)]]
+def candidate_radius(layer, layer_index: int = 0, direction: int = 0) -> float | None:
+    """Spectral radius of the candidate (tanh) path's block (None without a recurrent
+    matrix: minGRU, minLSTM)."""
+    name = CANDIDATE[cell_kind(layer)]
+    if name is None:
+        return None
+    return spectral_radii(layer, layer_index, direction)[name]

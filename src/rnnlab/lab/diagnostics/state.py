@@ -11,14 +11,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+MIN_KINDS = ("mingru", "minlstm")  # parallel-scan cells: state h only, no recurrent matrix
+
 
 def cell_kind(layer) -> str:
-    """``"rnn"``, ``"lstm"``, ``"gru"`` or ``"sru"`` from the layer's class."""
+    """``"rnn"``, ``"lstm"``, ``"gru"``, ``"sru"``, ``"mingru"`` or ``"minlstm"`` from the
+    layer's class (the min cells first: ``MinLSTM`` is not an ``LSTM``)."""
     name = type(layer).__name__.lower()
-    for kind in ("lstm", "gru", "sru", "rnn"):
+    for kind in (*MIN_KINDS, "lstm", "gru", "sru", "rnn"):
         if kind in name:
             return kind
-    raise TypeError(f"layer: expected an RNN, LSTM, GRU or SRU layer, got {type(layer).__name__}")
+    raise TypeError("layer: expected an RNN, LSTM, GRU, SRU, MinGRU or MinLSTM layer, got "
+                    f"{type(layer).__name__}")
 
 
 def state_names(layer) -> tuple[str, ...]:

@@ -195,7 +195,7 @@ def _evidence_rows(claim, result):
                 m = r["measure"]
                 init = r.get("init_measure", {}).get("gradflow", {})
                 rows.append([r["cell"], _e(m["gradflow"]["decay_ratio"]),
-                             _e(init.get("decay_ratio")), f"{m['candidate_radius']:.3f}",
+                             _e(init.get("decay_ratio")), _radius(m.get("candidate_radius")),
                              f"{sum(v['max'] for v in m['jacobian'].values()) / len(m['jacobian']):.3f}",
                              _gate_text(m)])
         return (["cell", "‖∂L/∂h_0‖/‖∂L/∂h_T‖ trained", "at init", "ρ(candidate W_hh)",
@@ -209,6 +209,10 @@ def _evidence_rows(claim, result):
     chosen = [r for r in runs if r["claim"] == wanted[0]
               and (wanted[1] is None or r["task"] == wanted[1])]
     return list(COLUMNS), table_rows(chosen)
+
+
+def _radius(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"  # None: no W_hh (minGRU, minLSTM)
 
 
 def _gate_text(m):
