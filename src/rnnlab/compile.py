@@ -1,7 +1,9 @@
 """rnnlab under :func:`torch.compile`.
 
-* The **native** backend (torch's fused ``_VF`` ops, what ``backend="auto"`` picks for every
-  configuration ``torch.nn`` has) compiles with ``fullgraph=True``: no graph breaks.
+* The **native** backend (torch's fused ``_VF`` ops) compiles with ``fullgraph=True``: no
+  graph breaks. ``backend="auto"`` skips the C++ ``cpu`` engine while compiling (its
+  extension calls cannot be traced, see ``rnnlab.backends.NOT_TRACEABLE``) and so takes
+  ``native`` for every configuration ``torch.nn`` has.
 * The **reference** backend runs each layer and direction through a hand-written
   :class:`torch.autograd.Function` (``rnnlab.bptt``) whose forward and backward loop over time
   in Python and write into preallocated buffers with ``out=``. Dynamo tries to trace inside
@@ -29,7 +31,7 @@ _ALLOWED: list[type] = []
 
 def autograd_functions() -> list[type[torch.autograd.Function]]:
     """The hand-written autograd Functions of the reference backend (``rnnlab.bptt``)."""
-    import rnnlab.bptt as bptt
+    from rnnlab import bptt
 
     found = []
     for info in pkgutil.iter_modules(bptt.__path__):
