@@ -16,7 +16,8 @@ weights is ``i, f, g, o`` as in :class:`torch.nn.LSTM`. Options beyond torch:
 * peepholes ``p_i, p_f, p_o`` (Gers & Schmidhuber 2000): ``i, f`` see ``c_{t-1}``, ``o`` sees ``c_t``;
 * cell clipping: ``c_t`` clamped to ``[-cell_clip, cell_clip]`` (TensorFlow's ``cell_clip``; ONNX's
   ``clip`` is a different function: it clamps the gate pre-activations);
-* coupled input-forget gate: ``i_t = 1 - f_t`` (ONNX ``input_forget``; the ``i`` rows are unused);
+* coupled input-forget gate: ``i_t = 1 - f_t`` (the ``i`` rows are unused; ONNX's
+  ``input_forget`` couples them the other way, and :mod:`rnnlab.onnx` converts);
 * projection ``W_{hr}`` (Sak et al. 2014, torch's ``proj_size``); without it ``h_t = o_t∘tanh(c_t)``.
 """
 
