@@ -39,7 +39,7 @@ def assert_grads_match(actual, expected, wrt_actual, wrt_expected, names):
     ge = torch.autograd.grad(loss_of(expected), wrt_expected, retain_graph=True)
     ga = torch.autograd.grad(loss_of(actual), wrt_actual)
     for name, a, e in zip(names, ga, ge):
-        torch.testing.assert_close(a, e, **TOL, msg=lambda m: f"grad {name}: {m}")
+        torch.testing.assert_close(a, e, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
 
 
 def flat_out(out):

@@ -5,7 +5,6 @@ import itertools
 
 import pytest
 import torch
-
 from parity import FAMILIES, assert_same, loss_of, make_input, make_pair, output_tensors
 
 T, B, I, H = 5, 3, 4, 5

@@ -3,7 +3,6 @@
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from parity import FAMILIES, assert_same, loss_of, make_input, make_pair, output_tensors
 
 configs = st.fixed_dictionaries({

@@ -80,7 +80,7 @@ def test_matches_torch(config, form, nonlinearity, backend):
                              retain_graph=True)
     ga = torch.autograd.grad(loss_of(actual), leaves + list(layer.parameters()))
     for name, a, e in zip(names, ga, ge):
-        torch.testing.assert_close(a, e, **TOL, msg=lambda m: f"grad {name}: {m}")
+        torch.testing.assert_close(a, e, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])

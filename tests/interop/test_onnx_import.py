@@ -13,7 +13,7 @@ import rnnlab
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 ro = pytest.importorskip("rnnlab.onnx")
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402  (after the importorskip guards)
 
 T, B, I, H = 5, 3, 4, 6
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}

@@ -3,7 +3,6 @@ the same kernels :class:`torch.nn.LSTM` and friends call."""
 
 from __future__ import annotations
 
-import torch
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 

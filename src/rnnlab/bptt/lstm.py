@@ -42,7 +42,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from rnnlab.activations import SIGMOID, TANH, Activation
 from rnnlab.bptt.common import carry, flat, masked, matmul_t

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from rnnlab.backends import BACKEND_NAMES, select_backend
 from rnnlab.init import Init, apply_init, resolve_init
 from rnnlab.layers import validate
-from rnnlab.layers.sequence import Batch, from_batch, reverse_time, to_batch
+from rnnlab.layers.sequence import from_batch, reverse_time, to_batch
 from rnnlab.regularisers import NONE as NO_REGULARISERS
 
 INITIAL_STATES = ("zeros", "random", "learned")
