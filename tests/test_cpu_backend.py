@@ -56,9 +56,9 @@ def compare(expected_layer, actual_layer, x, leaf, hx, state_leaves, dtype):
             assert_same(a, e, dtype, f"grad {name}")
 
 
-def states_for(layer, form, dtype):
+def states_for(layer, form, dtype, batch_size=B):
     rows = layer.num_layers * (2 if layer.bidirectional else 1)
-    batch = () if form == "unbatched" else (B,)
+    batch = () if form == "unbatched" else (batch_size,)
     sizes = layer.state_sizes()
     leaves = [torch.randn(rows, *batch, s, dtype=dtype, requires_grad=True) for s in sizes]
     hx = tuple(leaves) if len(leaves) > 1 else leaves[0]
@@ -257,6 +257,31 @@ def test_float32_long_sequence_as_accurate_as_torch():
         assert err_ours <= 4 * err_torch + 1e-6 * e.abs().max().item(), (err_ours, err_torch)
 
 
+TEAM_CASES = [
+    ("LSTM", {}), ("LSTM", {"proj_size": 37}), ("LSTM", {"peephole": True, "cell_clip": 0.5}),
+    ("GRU", {}), ("GRU", {"reset_after": False}), ("RNN", {}), ("RNN", {"nonlinearity": "relu"}),
+    ("SRU", {}),
+]
+
+
+@DTYPES
+@pytest.mark.parametrize("variant", TEAM_CASES, ids=variant_id)
+def test_two_threads_match_reference(variant, dtype):
+    """Sizes where the time loop runs on a team of threads (each owning a slice of the hidden
+    units, partial panels included), with padded steps: same result as the reference."""
+    name, kw = variant
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reference, layer = reference_pair(name, dtype, input_size=I, hidden_size=90,
+                                          bidirectional=True, **kw)
+        x, leaf = make_input("packed", 7, 9, I, False, dtype)
+        hx, leaves = states_for(layer, "packed", dtype, batch_size=9)
+        compare(reference, layer, x, leaf, hx, leaves, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
 # ---- what the backend refuses, and the fallback -------------------------------------------------
 def test_unsupported_reasons():
     x = torch.randn(T, B, I)
@@ -276,6 +301,13 @@ def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
     x = Batch(torch.randn(T, B, I))
     layer = rnnlab.LSTM(I, H, peephole=True)
     assert select_backend(layer, x).name == "cpu"  # native cannot run peepholes
+    plain = rnnlab.LSTM(I, 256)
+    big = Batch(torch.randn(T, 16, I))
+    assert select_backend(plain, big).name == "cpu"  # training: faster than oneDNN
+    with torch.no_grad():  # inference of a large LSTM: GEMM-bound, on par: stays native
+        assert select_backend(plain, big).name == "native"
+        assert select_backend(plain, x).name == "cpu"
+        assert select_backend(rnnlab.GRU(I, 256), big).name == "cpu"
     monkeypatch.setattr(_build, "_error", "RuntimeError: no compiler")
     monkeypatch.setattr(_build, "_tried", True)
     assert select_backend(layer, x).name == "reference"

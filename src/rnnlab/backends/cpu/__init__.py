@@ -62,10 +62,25 @@ def unsupported(layer, batch) -> str | None:
     return None
 
 
+def _grad_needed(layer, batch) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return batch.x.requires_grad or any(p.requires_grad for p in layer.parameters())
+
+
 def prefer(layer, batch) -> bool:
-    """Whether ``backend="auto"`` should try this engine before ``native`` for this call."""
+    """Whether ``backend="auto"`` should try this engine before ``native`` for this call: the
+    rule ``benchmarks/cpu_engine.py`` measured (``benchmarks/results/cpu_engine.md``).
+
+    Faster than torch's op in training for every family and size measured, and in inference
+    for GRU, RNN and small LSTMs; an LSTM's inference at B·H ≥ 16·256 is GEMM-bound for both
+    engines (within noise of each other), so it stays with oneDNN there. Configurations
+    ``native`` cannot run (SRU, peepholes, …) always come here.
+    """
     if layer.native_unsupported() is not None:
-        return True  # native cannot run it; this engine beats the reference everywhere
+        return True
+    if _family(layer) == "LSTM" and not layer.proj_size and not _grad_needed(layer, batch):
+        return batch.x.shape[1] * layer.hidden_size < 16 * 256
     return True
 
 

@@ -200,9 +200,14 @@ struct Tiling {
   int64_t rows, row_blocks, panels;
 };
 
+// `threads` > 1: row blocks small enough that every thread gets about two.
 template <typename T>
-inline Tiling tiling(int64_t M, int64_t N) {
-  const int64_t rows = std::min<int64_t>(kMC, ((M + 5) / 6) * 6);
+inline Tiling tiling(int64_t M, int64_t N, int threads = 1) {
+  int64_t rows = std::min<int64_t>(kMC, ((M + 5) / 6) * 6);
+  if (threads > 1) {
+    const int64_t share = (M + 2 * threads - 1) / (2 * threads);
+    rows = std::min<int64_t>(rows, std::max<int64_t>(6, ((share + 5) / 6) * 6));
+  }
   return {rows, (M + rows - 1) / rows, panel_count<T>(N)};
 }
 

@@ -23,11 +23,13 @@ LSTMShapes lstm_shapes(const Tensor& x, const Tensor& w_hh) {
   return {x.size(0), x.size(1), x.size(2), w_hh.size(0) / 4, w_hh.size(1)};
 }
 
-// One step's point-wise cell on one batch row. `g` holds the 4H pre-activations on entry and
-// the gates i, f, g, o on exit. `out` receives m = o∘tanh(c) (h_t, or the input of W_hr).
+// One step's point-wise cell on n units of one batch row (every pointer already offset to the
+// first unit; the gate blocks of g, bias and peep are H apart). `g` holds the pre-activations
+// on entry and the gates i, f, g, o on exit; `out` receives m = o∘tanh(c) (h_t, or the input
+// of W_hr).
 template <typename T, bool kPlain>
 inline void lstm_cell_row(T* __restrict g, const T* __restrict bias, const T* __restrict c_prev,
-                          T* __restrict c_new, T* __restrict out, int64_t H,
+                          T* __restrict c_new, T* __restrict out, int64_t n, int64_t H,
                           const T* __restrict peep, T clip, T* __restrict clipped, T coupled) {
   T* __restrict gi = g;
   T* __restrict gf = g + H;
@@ -39,7 +41,7 @@ inline void lstm_cell_row(T* __restrict g, const T* __restrict bias, const T* __
   const T* __restrict bo = bias + 3 * H;
   if constexpr (kPlain) {
     RNNLAB_SIMD
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       T i = sigmoid_(gi[j] + bi[j]), f = sigmoid_(gf[j] + bf[j]);
       T gt = tanh_(gg[j] + bg[j]), o = sigmoid_(go[j] + bo[j]);
       T c = f * c_prev[j] + i * gt;
@@ -57,7 +59,7 @@ inline void lstm_cell_row(T* __restrict g, const T* __restrict bias, const T* __
     const T* __restrict p_f = peep + H;
     const T* __restrict p_o = peep + 2 * H;
     RNNLAB_SIMD
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       T cp = c_prev[j];
       T f = sigmoid_(gf[j] + bf[j] + p_f[j] * cp);
       T i = coupled * (T(1) - f) + (T(1) - coupled) * sigmoid_(gi[j] + bi[j] + p_i[j] * cp);
@@ -92,16 +94,17 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const T
   auto opts = x.options();
 
   Tensor x2 = flat(x);
-  Tensor G = matmul<T>(x2, false, w_ih, true);  // (T·B, 4H); bias added in the point-wise pass
+  Tensor G = saved_empty({Tn * B, 4 * H}, opts);  // gates; the bias joins in the cell
+  matmul<T>(x2, false, w_ih, true, G);
   Tensor b_all = has(bias) ? bias->contiguous() : at::zeros({4 * H}, opts);
   const T* bias_ptr = b_all.data_ptr<T>();
-  Tensor cs = at::empty({Tn + 1, B, H}, opts);
-  Tensor hs = at::empty({Tn + 1, B, P}, opts);
+  Tensor cs = saved_empty({Tn + 1, B, H}, opts);
+  Tensor hs = saved_empty({Tn + 1, B, P}, opts);
   cs[0].copy_(c0);
   hs[0].copy_(h0);
   Tensor y = at::empty({Tn, B, P}, opts);
-  Tensor ms = proj ? at::empty({Tn, B, H}, opts) : Tensor();
-  Tensor clipped = clip_on ? at::empty({Tn, B, H}, opts) : Tensor();  // 1 where c was clamped
+  Tensor ms = proj ? saved_empty({Tn, B, H}, opts) : Tensor();
+  Tensor clipped = clip_on ? saved_empty({Tn, B, H}, opts) : Tensor();  // 1 where c was clamped
   Tensor peep = has(peephole) ? peephole->contiguous() : at::zeros({3, H}, opts);
 
   T* g_ptr = G.data_ptr<T>();
@@ -117,57 +120,77 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const T
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
   const T clip = clip_on ? static_cast<T>(cell_clip) : std::numeric_limits<T>::infinity();
 
-  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/true, 4 * H, P);
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/true, 4, H, P);
   std::unique_ptr<StepWeight<T>> W_hr;
-  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, true, P, H);
+  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, true, 1, P, H);
 
-  for (int64_t t = 0; t < Tn; ++t) {
-    T* g = g_ptr + t * B * 4 * H;
-    const T* h_prev = h_ptr + t * B * P;
-    T* h_new = h_ptr + (t + 1) * B * P;
-    const T* c_prev = c_ptr + t * B * H;
-    T* c_new = c_ptr + (t + 1) * B * H;
-    T* y_t = y_ptr + t * B * P;
-    T* m_t = proj ? m_ptr + t * B * H : nullptr;
-    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+  const int nth = team_size<T>(B * 4 * H * P, H);
+  team(nth, [&](int tid, int nt) {
+    const Units u = unit_slice<T>(H, tid, nt);  // this thread's hidden units, every step
+    const Units q = unit_slice<T>(P, tid, nt);  // and its columns of h with a projection
+    const int64_t n = u.j1 - u.j0;
+    for (int64_t t = 0; t < Tn; ++t) {
+      T* g = g_ptr + t * B * 4 * H;
+      const T* h_prev = h_ptr + t * B * P;
+      T* h_new = h_ptr + (t + 1) * B * P;
+      const T* c_prev = c_ptr + t * B * H;
+      T* c_new = c_ptr + (t + 1) * B * H;
+      T* y_t = y_ptr + t * B * P;
+      T* m_t = proj ? m_ptr + t * B * H : nullptr;
+      const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
 
-    W_hh.apply(B, h_prev, P, true, g, 4 * H);  // G[t] += h_{t-1} W_hhᵀ
-    for_rows(B, 4 * H * 8, [&](int64_t b) {
-      if (run && !run[b]) {  // padded step: carry the state, output 0
-        std::memcpy(c_new + b * H, c_prev + b * H, H * sizeof(T));
-        std::memcpy(h_new + b * P, h_prev + b * P, P * sizeof(T));
-        std::memset(y_t + b * P, 0, P * sizeof(T));
-        if (proj) std::memset(m_t + b * H, 0, H * sizeof(T));
-        return;
+      W_hh.apply_units(B, h_prev, P, true, g, 4 * H, u.j0, u.j1);  // G[t] += h_{t-1} W_hhᵀ
+      for (int64_t b = 0; b < B && n > 0; ++b) {
+        const int64_t o = b * H + u.j0;  // this row's first unit in (B, H) buffers
+        if (run && !run[b]) {  // padded step: carry the state, output 0
+          std::memcpy(c_new + o, c_prev + o, n * sizeof(T));
+          if (proj) {
+            std::memset(m_t + o, 0, n * sizeof(T));
+          } else {
+            std::memcpy(h_new + o, h_prev + o, n * sizeof(T));
+            std::memset(y_t + o, 0, n * sizeof(T));
+          }
+          continue;
+        }
+        T* out = proj ? m_t + o : h_new + o;
+        T* cl = clip_on ? cl_ptr + t * B * H + o : cl_dummy_ptr + o;
+        T* gb = g + b * 4 * H + u.j0;
+        if (plain)
+          lstm_cell_row<T, true>(gb, bias_ptr + u.j0, c_prev + o, c_new + o, out, n, H,
+                                 peep_ptr + u.j0, clip, cl, coupled_t);
+        else
+          lstm_cell_row<T, false>(gb, bias_ptr + u.j0, c_prev + o, c_new + o, out, n, H,
+                                  peep_ptr + u.j0, clip, cl, coupled_t);
+        if (!proj) std::memcpy(y_t + o, h_new + o, n * sizeof(T));
       }
-      T* out = proj ? m_t + b * H : h_new + b * P;
-      T* cl = clip_on ? cl_ptr + (t * B + b) * H : cl_dummy_ptr + b * H;
-      if (plain)
-        lstm_cell_row<T, true>(g + b * 4 * H, bias_ptr, c_prev + b * H, c_new + b * H, out, H, peep_ptr,
-                               clip, cl, coupled_t);
-      else
-        lstm_cell_row<T, false>(g + b * 4 * H, bias_ptr, c_prev + b * H, c_new + b * H, out, H, peep_ptr,
-                                clip, cl, coupled_t);
-      if (!proj) std::memcpy(y_t + b * P, h_new + b * P, P * sizeof(T));
-    });
-    if (proj) {
-      W_hr->apply(B, m_t, H, false, y_t, P);  // y_t = m_t W_hrᵀ (0 on padded rows: m = 0)
-      for (int64_t b = 0; b < B; ++b)
-        if (!run || run[b]) std::memcpy(h_new + b * P, y_t + b * P, P * sizeof(T));
+      if (proj) {
+        barrier(nt);  // y_t needs every unit's m_t
+        W_hr->apply_units(B, m_t, H, false, y_t, P, q.j0, q.j1);  // y_t = m_t W_hrᵀ
+        for (int64_t b = 0; b < B && q.j1 > q.j0; ++b) {
+          const int64_t o = b * P + q.j0;
+          if (!run || run[b])
+            std::memcpy(h_new + o, y_t + o, (q.j1 - q.j0) * sizeof(T));
+          else  // m = 0 gave y = 0; the state carries
+            std::memcpy(h_new + o, h_prev + o, (q.j1 - q.j0) * sizeof(T));
+        }
+      }
+      barrier(nt);  // the next step reads all of h_t
     }
-  }
+  });
   Tensor gates = G.view({Tn, B, 4 * H});
   return {y, hs[Tn].clone(), cs[Tn].clone(), gates, cs, hs, ms, clipped};
 }
 
-// Backward point-wise pass of one row. dh: gradient reaching m_t = o∘tanh(c_t) (h_t without
-// projection) is dh_a + dh_b; dc: gradient reaching c_t on entry, c_{t-1} on exit.
+// Backward point-wise pass on n units of one row (pointers offset to the first unit; gate
+// blocks of g, da and peep are H apart). The gradient reaching m_t = o∘tanh(c_t) (h_t without
+// projection) is dh_a + dh_b; dc: the gradient reaching c_t on entry, c_{t-1} on exit.
 template <typename T, bool kPlain>
 inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_prev,
                                    const T* __restrict c_cur, const T* __restrict dh_a,
                                    const T* __restrict dh_b, T* __restrict dc,
-                                   T* __restrict da, int64_t H, const T* __restrict peep,
-                                   const T* __restrict clipped, T coupled) {
+                                   T* __restrict da, int64_t n, int64_t H,
+                                   const T* __restrict peep, const T* __restrict clipped,
+                                   T coupled) {
   const T* __restrict gi = g;
   const T* __restrict gf = g + H;
   const T* __restrict gg = g + 2 * H;
@@ -178,7 +201,7 @@ inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_
   T* __restrict da_o = da + 3 * H;
   if constexpr (kPlain) {
     RNNLAB_SIMD
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
       T dh = dh_a[j] + dh_b[j];
       T tc = tanh_(c_cur[j]);
@@ -194,7 +217,7 @@ inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_
     const T* __restrict p_f = peep + H;
     const T* __restrict p_o = peep + 2 * H;
     RNNLAB_SIMD
-    for (int64_t j = 0; j < H; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
       T dh = dh_a[j] + dh_b[j];
       T tc = tanh_(c_cur[j]);
@@ -255,57 +278,68 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dh_T, con
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
   T* step_ptr = mask_ptr ? step.data_ptr<T>() : nullptr;
 
-  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/false, P, 4 * H);  // da W_hh
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), P, /*trans=*/false, 1, P, 4 * H);  // da W_hh
   std::unique_ptr<StepWeight<T>> W_hr;
-  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, false, H, P);
+  if (proj) W_hr = std::make_unique<StepWeight<T>>(kStepW2, w_hr->data_ptr<T>(), H, false, 1, H, P);
 
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
-    const T* dy_t = dy_ptr + t * B * P;
-    T* da_t = da_ptr + t * B * 4 * H;
-    if (proj) {  // dh_out_t = dy_t + dh (0 on padded rows), dm = dh_out_t W_hr
-      T* dho = dho_ptr + t * B * P;
-      for (int64_t b = 0; b < B; ++b) {
+  const int nth = team_size<T>(B * 4 * H * P, std::min(H, P));
+  team(nth, [&](int tid, int nt) {
+    const Units u = unit_slice<T>(H, tid, nt);  // hidden units of this thread
+    const Units q = unit_slice<T>(P, tid, nt);  // its columns of h (== u without projection)
+    const int64_t n = u.j1 - u.j0, nq = q.j1 - q.j0;
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+      const T* dy_t = dy_ptr + t * B * P;
+      T* da_t = da_ptr + t * B * 4 * H;
+      if (proj) {  // dh_out_t = dy_t + dh (0 on padded rows), then dm = dh_out_t W_hr
+        T* dho = dho_ptr + t * B * P;
+        for (int64_t b = 0; b < B && nq > 0; ++b) {
+          const int64_t o = b * P + q.j0;
+          if (run && !run[b]) {
+            std::memset(dho + o, 0, nq * sizeof(T));
+            continue;
+          }
+          RNNLAB_SIMD
+          for (int64_t j = 0; j < nq; ++j) dho[o + j] = dy_t[o + j] + dh_ptr[o + j];
+        }
+        barrier(nt);  // dm needs every column of dh_out_t
+        W_hr->apply_units(B, dho, P, false, dm_ptr, H, u.j0, u.j1);
+      }
+      for (int64_t b = 0; b < B && n > 0; ++b) {
+        T* da = da_t + b * 4 * H + u.j0;
         if (run && !run[b]) {
-          std::memset(dho + b * P, 0, P * sizeof(T));
+          for (int k = 0; k < 4; ++k) std::memset(da + k * H, 0, n * sizeof(T));
           continue;
         }
-        RNNLAB_SIMD
-        for (int64_t j = 0; j < P; ++j) dho[b * P + j] = dy_t[b * P + j] + dh_ptr[b * P + j];
+        const int64_t o = b * H + u.j0;
+        const T* dh_a = proj ? dm_ptr + o : dy_t + b * P + u.j0;
+        const T* dh_b = proj ? zero_ptr + u.j0 : dh_ptr + b * P + u.j0;
+        const T* cl = clip_on ? cl_ptr + t * B * H + o : no_clip_ptr + u.j0;
+        const T* g = g_ptr + (t * B + b) * 4 * H + u.j0;
+        const T* c_prev = c_ptr + t * B * H + o;
+        const T* c_cur = c_ptr + (t + 1) * B * H + o;
+        if (plain)
+          lstm_cell_backward_row<T, true>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + o, da, n, H,
+                                          peep_ptr + u.j0, cl, coupled_t);
+        else
+          lstm_cell_backward_row<T, false>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + o, da, n, H,
+                                           peep_ptr + u.j0, cl, coupled_t);
       }
-      W_hr->apply(B, dho, P, false, dm_ptr, H);
-    }
-    for_rows(B, 4 * H * 2, [&](int64_t b) {
-      if (run && !run[b]) {
-        std::memset(da_t + b * 4 * H, 0, 4 * H * sizeof(T));
-        return;
+      barrier(nt);  // dh_{t-1} needs every unit's da_t
+      if (!run) {
+        W_hh.apply_units(B, da_t, 4 * H, false, dh_ptr, P, q.j0, q.j1);  // dh = da_t W_hh
+      } else {
+        W_hh.apply_units(B, da_t, 4 * H, false, step_ptr, P, q.j0, q.j1);
+        for (int64_t b = 0; b < B && nq > 0; ++b)
+          if (run[b]) std::memcpy(dh_ptr + b * P + q.j0, step_ptr + b * P + q.j0, nq * sizeof(T));
       }
-      const T* dh_a = proj ? dm_ptr + b * H : dy_t + b * P;
-      const T* dh_b = proj ? zero_ptr : dh_ptr + b * P;
-      const T* cl = clip_on ? cl_ptr + (t * B + b) * H : no_clip_ptr;
-      const T* g = g_ptr + (t * B + b) * 4 * H;
-      const T* c_prev = c_ptr + (t * B + b) * H;
-      const T* c_cur = c_ptr + ((t + 1) * B + b) * H;
-      if (plain)
-        lstm_cell_backward_row<T, true>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + b * H,
-                                        da_t + b * 4 * H, H, peep_ptr, cl, coupled_t);
-      else
-        lstm_cell_backward_row<T, false>(g, c_prev, c_cur, dh_a, dh_b, dc_ptr + b * H,
-                                         da_t + b * 4 * H, H, peep_ptr, cl, coupled_t);
-    });
-    if (!run) {
-      W_hh.apply(B, da_t, 4 * H, false, dh_ptr, P);  // dh_{t-1} = da_t W_hh
-    } else {
-      W_hh.apply(B, da_t, 4 * H, false, step_ptr, P);
-      for (int64_t b = 0; b < B; ++b)
-        if (run[b]) std::memcpy(dh_ptr + b * P, step_ptr + b * P, P * sizeof(T));
     }
-  }
+  });
 
   Tensor dA2 = dA.view({Tn * B, 4 * H});
   Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
-  Tensor dw_ih = matmul<T>(dA2, true, flat(x), false);
-  Tensor dw_hh = matmul<T>(dA2, true, flat(hs.narrow(0, 0, Tn)), false);
+  auto dws = weight_grads<T>(dA2, {flat(x), flat(hs.narrow(0, 0, Tn))});
+  Tensor dw_ih = dws[0], dw_hh = dws[1];
   Tensor db = has_bias ? dA2.sum(0) : Tensor();
   Tensor dpeep;
   if (has(peephole)) {
@@ -314,7 +348,7 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dh_T, con
                        dA.narrow(2, H, H).mul(c_prev).sum({0, 1}),
                        dA.narrow(2, 3 * H, H).mul(c_cur).sum({0, 1})});
   }
-  Tensor dw_hr = proj ? matmul<T>(flat(dh_out), true, flat(*ms), false) : Tensor();
+  Tensor dw_hr = proj ? weight_grads<T>(flat(dh_out), {flat(*ms)})[0] : Tensor();
   return {dx, dh, dc, dw_ih, dw_hh, db, dpeep, dw_hr};
 }
 
@@ -353,5 +387,7 @@ std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dh_T, const Te
 }
 
 void release_workspace_op() { release_workspace(); }
+
+void set_aten_gemm(bool on) { aten_gemm_flag() = on; }
 
 }  // namespace rnnlab

@@ -39,6 +39,7 @@ std::vector<Tensor> sru_backward(const Tensor& dy, const Tensor& dc_T, const Ten
                                  const Tensor& U, const Tensor& cs, bool need_dx,
                                  bool has_bias);
 void release_workspace_op();
+void set_aten_gemm(bool on);
 }  // namespace rnnlab
 
 TORCH_LIBRARY(rnnlab_cpu, m) {
@@ -51,4 +52,5 @@ TORCH_LIBRARY(rnnlab_cpu, m) {
   m.def("sru_forward", &rnnlab::sru_forward);
   m.def("sru_backward", &rnnlab::sru_backward);
   m.def("release_workspace", &rnnlab::release_workspace_op);
+  m.def("set_aten_gemm", &rnnlab::set_aten_gemm);
 }

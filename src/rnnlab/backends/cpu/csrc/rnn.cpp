@@ -19,7 +19,7 @@ std::vector<Tensor> rnn_forward_impl(const Tensor& x, const Tensor& h0, const Te
   Tensor A = scratch(kGradA, {Tn * B, H}, opts);  // pre-activations, not kept
   matmul<T>(flat(x), false, w_ih, true, A);
   Tensor b_all = has(bias) ? bias->contiguous() : at::zeros({H}, opts);
-  Tensor hs = at::empty({Tn + 1, B, H}, opts);
+  Tensor hs = saved_empty({Tn + 1, B, H}, opts);
   hs[0].copy_(h0);
   Tensor y = at::empty({Tn, B, H}, opts);
   T* a_ptr = A.data_ptr<T>();
@@ -27,36 +27,43 @@ std::vector<Tensor> rnn_forward_impl(const Tensor& x, const Tensor& h0, const Te
   T* y_ptr = y.data_ptr<T>();
   const T* b_ptr = b_all.data_ptr<T>();
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
-  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, H, H);
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, 1, H, H);
 
-  for (int64_t t = 0; t < Tn; ++t) {
-    T* a = a_ptr + t * B * H;
-    const T* h_prev = h_ptr + t * B * H;
-    T* h_new = h_ptr + (t + 1) * B * H;
-    T* y_t = y_ptr + t * B * H;
-    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
-    W_hh.apply(B, h_prev, H, true, a, H);  // a_t += h_{t-1} W_hhᵀ
-    for_rows(B, H * (relu ? 1 : 8), [&](int64_t b) {
-      T* __restrict hn = h_new + b * H;
-      if (run && !run[b]) {
-        std::memcpy(hn, h_prev + b * H, H * sizeof(T));
-        std::memset(y_t + b * H, 0, H * sizeof(T));
-        return;
-      }
-      const T* __restrict ab = a + b * H;
-      if (relu) {
-        RNNLAB_SIMD
-        for (int64_t j = 0; j < H; ++j) {
-          T v = ab[j] + b_ptr[j];
-          hn[j] = v > T(0) ? v : T(0);
+  team(team_size<T>(B * H * H, H), [&](int tid, int nt) {
+    const Units u = unit_slice<T>(H, tid, nt);
+    const int64_t n = u.j1 - u.j0;
+    for (int64_t t = 0; t < Tn; ++t) {
+      T* a = a_ptr + t * B * H;
+      const T* h_prev = h_ptr + t * B * H;
+      T* h_new = h_ptr + (t + 1) * B * H;
+      T* y_t = y_ptr + t * B * H;
+      const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+      W_hh.apply_units(B, h_prev, H, true, a, H, u.j0, u.j1);  // a_t += h_{t-1} W_hhᵀ
+      for (int64_t b = 0; b < B && n > 0; ++b) {
+        const int64_t o = b * H + u.j0;
+        T* __restrict hn = h_new + o;
+        if (run && !run[b]) {
+          std::memcpy(hn, h_prev + o, n * sizeof(T));
+          std::memset(y_t + o, 0, n * sizeof(T));
+          continue;
         }
-      } else {
-        RNNLAB_SIMD
-        for (int64_t j = 0; j < H; ++j) hn[j] = tanh_(ab[j] + b_ptr[j]);
+        const T* __restrict ab = a + o;
+        const T* __restrict bb = b_ptr + u.j0;
+        if (relu) {
+          RNNLAB_SIMD
+          for (int64_t j = 0; j < n; ++j) {
+            T v = ab[j] + bb[j];
+            hn[j] = v > T(0) ? v : T(0);
+          }
+        } else {
+          RNNLAB_SIMD
+          for (int64_t j = 0; j < n; ++j) hn[j] = tanh_(ab[j] + bb[j]);
+        }
+        std::memcpy(y_t + o, hn, n * sizeof(T));
       }
-      std::memcpy(y_t + b * H, hn, H * sizeof(T));
-    });
-  }
+      barrier(nt);  // the next step reads all of h_t
+    }
+  });
   return {y, hs[Tn].clone(), hs};
 }
 
@@ -76,42 +83,48 @@ std::vector<Tensor> rnn_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
   const T* dy_ptr = dy.data_ptr<T>();
   const T* h_ptr = hs.data_ptr<T>();
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
-  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, H, H);
+  StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, 1, H, H);
 
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    T* da = da_ptr + t * B * H;
-    const T* h_t = h_ptr + (t + 1) * B * H;
-    const T* dy_t = dy_ptr + t * B * H;
-    const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
-    for_rows(B, H * 2, [&](int64_t b) {
-      T* __restrict d = da + b * H;
-      if (run && !run[b]) {
-        std::memset(d, 0, H * sizeof(T));
-        return;
+  team(team_size<T>(B * H * H, H), [&](int tid, int nt) {
+    const Units u = unit_slice<T>(H, tid, nt);
+    const int64_t n = u.j1 - u.j0;
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      T* da = da_ptr + t * B * H;
+      const T* h_t = h_ptr + (t + 1) * B * H;
+      const T* dy_t = dy_ptr + t * B * H;
+      const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
+      for (int64_t b = 0; b < B && n > 0; ++b) {
+        const int64_t o = b * H + u.j0;
+        T* __restrict d = da + o;
+        if (run && !run[b]) {
+          std::memset(d, 0, n * sizeof(T));
+          continue;
+        }
+        const T* __restrict h = h_t + o;
+        const T* __restrict g = dy_t + o;
+        const T* __restrict dhb = dh_ptr + o;
+        if (relu) {
+          RNNLAB_SIMD
+          for (int64_t j = 0; j < n; ++j) d[j] = h[j] > T(0) ? g[j] + dhb[j] : T(0);
+        } else {
+          RNNLAB_SIMD
+          for (int64_t j = 0; j < n; ++j) d[j] = (g[j] + dhb[j]) * (T(1) - h[j] * h[j]);
+        }
       }
-      const T* __restrict h = h_t + b * H;
-      const T* __restrict g = dy_t + b * H;
-      const T* __restrict dhb = dh_ptr + b * H;
-      if (relu) {
-        RNNLAB_SIMD
-        for (int64_t j = 0; j < H; ++j) d[j] = h[j] > T(0) ? g[j] + dhb[j] : T(0);
+      barrier(nt);  // dh_{t-1} needs all of da_t
+      if (!run) {
+        W_hh.apply_units(B, da, H, false, dh_ptr, H, u.j0, u.j1);  // dh_{t-1} = da_t W_hh
       } else {
-        RNNLAB_SIMD
-        for (int64_t j = 0; j < H; ++j) d[j] = (g[j] + dhb[j]) * (T(1) - h[j] * h[j]);
+        W_hh.apply_units(B, da, H, false, step_ptr, H, u.j0, u.j1);
+        for (int64_t b = 0; b < B && n > 0; ++b)
+          if (run[b]) std::memcpy(dh_ptr + b * H + u.j0, step_ptr + b * H + u.j0, n * sizeof(T));
       }
-    });
-    if (!run) {
-      W_hh.apply(B, da, H, false, dh_ptr, H);  // dh_{t-1} = da_t W_hh
-    } else {
-      W_hh.apply(B, da, H, false, step_ptr, H);
-      for (int64_t b = 0; b < B; ++b)
-        if (run[b]) std::memcpy(dh_ptr + b * H, step_ptr + b * H, H * sizeof(T));
     }
-  }
+  });
   Tensor dA2 = dA.view({Tn * B, H});
   Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
-  Tensor dw_ih = matmul<T>(dA2, true, flat(x), false);
-  Tensor dw_hh = matmul<T>(dA2, true, flat(hs.narrow(0, 0, Tn)), false);
+  auto dws = weight_grads<T>(dA2, {flat(x), flat(hs.narrow(0, 0, Tn))});
+  Tensor dw_ih = dws[0], dw_hh = dws[1];
   Tensor db = has_bias ? dA2.sum(0) : Tensor();
   return {dx, dh, dw_ih, dw_hh, db};
 }

@@ -20,9 +20,10 @@ std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Te
   const int64_t R = w_ih.size(0);  // 3H, or 4H with a highway projection
   const bool proj = R == 4 * H;
   auto opts = x.options();
-  Tensor U = matmul<T>(flat(x), false, w_ih, true).view({Tn, B, R});  // f, r replace a_f, a_r
+  Tensor U = saved_empty({Tn, B, R}, opts);  // f, r replace a_f, a_r in place
+  matmul<T>(flat(x), false, w_ih, true, U.view({Tn * B, R}));
   Tensor b_all = has(bias) ? bias->contiguous() : at::zeros({2 * H}, opts);
-  Tensor cs = at::empty({Tn + 1, B, H}, opts);
+  Tensor cs = saved_empty({Tn + 1, B, H}, opts);
   cs[0].copy_(c0);
   Tensor y = at::empty({Tn, B, H}, opts);
   T* u_ptr = U.data_ptr<T>();
@@ -157,7 +158,7 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
     else
       matmul<T>(du2, false, w_ih, false, dx.view({Tn * B, I}), /*accumulate=*/true);
   }
-  Tensor dw_ih = matmul<T>(du2, true, flat(x), false);
+  Tensor dw_ih = weight_grads<T>(du2, {flat(x)})[0];
   Tensor s = sums.sum(1);  // (4, H)
   Tensor dw_c = s.narrow(0, 0, 2).contiguous();
   Tensor db = has_bias ? s.narrow(0, 2, 2).reshape({2 * H}) : Tensor();
