@@ -5,7 +5,7 @@ For each family (LSTM, GRU, RNN) and size, times in the same process:
   * ``cell loop``       a Python loop of ``torch.nn.*Cell`` under autograd,
   * ``rnnlab <backend>`` for ``auto`` and every registered backend that supports the call,
 for inference (forward, no grad) and training (forward + backward). Reports the median
-µs per time step and each ratio to torch.nn, and writes a markdown table.
+µs per time step over interleaved rounds and each ratio to torch.nn, and writes a markdown table.
 
     python benchmarks/cpu_layers.py               # full grid -> benchmarks/results/cpu_layers.md
     python benchmarks/cpu_layers.py --quick       # a few sizes, for a smoke run
@@ -41,16 +41,19 @@ def cell_loop(cell, x, family):
     return torch.stack(outputs)
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` runs after two warm-up runs."""
-    for _ in range(2):
+def timed_interleaved(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per run of each callable: two warm-up calls each, then ``repeats``
+    rounds that time every callable once, so a burst of load hits all columns alike."""
+    for fn in runs.values():
         fn()
-    samples = []
+        fn()
+    samples = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def runners(family, B, H, T, training):
@@ -93,8 +96,8 @@ def main():
     rows = []
     for family, training, B, H, T in itertools.product(FAMILIES, (False, True), batches,
                                                         hiddens, lengths):
-        times = {name: timed(run, args.repeats) / T * 1e6
-                 for name, run in runners(family, B, H, T, training)}
+        runs = dict(runners(family, B, H, T, training))
+        times = {name: t / T * 1e6 for name, t in timed_interleaved(runs, args.repeats).items()}
         base = times["torch.nn"]
         rows.append((family, "train" if training else "infer", B, H, T, times, base))
         cells = "  ".join(f"{n}={t:.1f}µs ({t / base:.2f}x)" for n, t in times.items())
@@ -110,7 +113,7 @@ def write_table(rows, args):
         f"Command: `python benchmarks/cpu_layers.py{' --quick' if args.quick else ''}`  ",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; float32; "
-        f"median of {args.repeats} runs after warm-up; input size = hidden size = H.",
+        f"median of {args.repeats} interleaved rounds after warm-up; input size = hidden size = H.",
         "",
         "µs per time step (ratio to torch.nn; < 1 is faster).",
         "",
