@@ -89,8 +89,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few sizes only")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cpu_layers.md")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     batches, hiddens, lengths = ((1, 64), (64, 256), (100,)) if args.quick else \
         ((1, 16, 64), (64, 128, 256), (100, 256))
     rows = []
