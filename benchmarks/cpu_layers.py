@@ -113,7 +113,8 @@ def write_table(rows, args):
     lines = [
         "# CPU benchmark: rnnlab vs torch.nn",
         "",
-        f"Command: `python benchmarks/cpu_layers.py{' --quick' if args.quick else ''}`  ",
+        f"Command: `python benchmarks/cpu_layers.py{' --quick' if args.quick else ''}"
+        f"{f' --threads {args.threads}' if args.threads else ''} --repeats {args.repeats}`  ",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; float32; "
         f"median of {args.repeats} interleaved rounds after warm-up; input size = hidden size = H.",
