@@ -96,23 +96,43 @@ def step_fn(layer, x, training: bool):
     return run
 
 
-def measure(family, B, H, T, training, rounds, warmup, impls):
-    layers = make_layers(family, H)
-    x = torch.randn(T, B, H)
-    fns = {name: step_fn(layers[name], x, training) for name in impls}
+def spread(values) -> float:
+    """Interquartile range over median: how much the machine's load moved a measurement."""
+    q = statistics.quantiles(values, n=4)
+    return (q[2] - q[0]) / statistics.median(values)
+
+
+def measure_once(fns, T, rounds, warmup):
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples = {name: [] for name in impls}
+    samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) / T * 1e6)
-    med = {name: statistics.median(v) for name, v in samples.items()}
-    speedup = {other: statistics.median(a / b for a, b in zip(samples[other], samples["cpu"]))
+    return samples
+
+
+def measure(family, B, H, T, training, rounds, warmup, impls, attempts=3, noisy=0.25):
+    """Medians and paired speed-ups; a measurement whose cpu or torch.nn samples spread more
+    than ``noisy`` (load from other processes) is repeated, up to ``attempts`` times, keeping
+    the quietest. Returns (medians, speed-ups, attempts used)."""
+    layers = make_layers(family, H)
+    x = torch.randn(T, B, H)
+    fns = {name: step_fn(layers[name], x, training) for name in impls}
+    best, best_noise, used = None, float("inf"), 0
+    while used < attempts and best_noise > noisy:
+        samples = measure_once(fns, T, rounds, warmup)
+        used += 1
+        noise = max(spread(samples["cpu"]), spread(samples["torch.nn"]))
+        if noise < best_noise:
+            best, best_noise = samples, noise
+    med = {name: statistics.median(v) for name, v in best.items()}
+    speedup = {other: statistics.median(a / b for a, b in zip(best[other], best["cpu"]))
                for other in impls if other != "cpu"}
-    return med, speedup
+    return med, speedup, used
 
 
 def gemm_rate() -> float:
@@ -153,10 +173,11 @@ def main():
     load_before = os.getloadavg()
     rate = gemm_rate()
     started = time.time()
-    rows = []
+    rows, retried = [], 0
     for family, B, H, T in itertools.product(families, batches, hiddens, lengths):
         for training in (True, False):
-            med, speedup = measure(family, B, H, T, training, rounds, args.warmup, impls)
+            med, speedup, tries = measure(family, B, H, T, training, rounds, args.warmup, impls)
+            retried += tries > 1
             fwd, train = macs_per_step(family, B, H, with_dx=False)
             gflops = 2 * (train if training else fwd) / med["cpu"] / 1e3
             rows.append(dict(family=family, B=B, H=H, T=T, mode="train" if training else "infer",
@@ -187,10 +208,13 @@ def main():
              "forward under `torch.no_grad()`. Every size: "
              f"{args.warmup} warm-up calls, then {rounds} rounds, each timing every column once "
              "(interleaved); µs per time step are medians over the rounds; `cpu ×` is the "
-             "median over rounds of the ratio within a round. GFLOP/s: 2 × the engine's "
-             "multiply-adds per step (input and recurrent products, and in training the "
-             "backward's recurrent product, dW_ih and dW_hh) / its time. SRU's torch.nn column "
-             "is `torch.nn.LSTM` of the same hidden size.", ""]
+             "median over rounds of the ratio within a round. A size whose cpu or torch.nn "
+             "times spread (interquartile range / median) more than 25% — other processes on "
+             "the machine — is measured again, up to 3 times, keeping the quietest attempt "
+             f"({retried} of {len(rows)} measurements were repeated in this run). "
+             "GFLOP/s: 2 × the engine's multiply-adds per step (input and recurrent products, "
+             "and in training the backward's recurrent product, dW_ih and dW_hh) / its time. "
+             "SRU's torch.nn column is `torch.nn.LSTM` of the same hidden size.", ""]
     for family in families:
         torch_name = "torch.nn.LSTM" if family == "SRU" else f"torch.nn.{family}"
         lines += [f"## {family}", "",
@@ -199,7 +223,7 @@ def main():
                   + f"cpu × vs {torch_name} | "
                   + ("cpu × vs reference | " if "reference" in impls else "")
                   + "cpu GFLOP/s |",
-                  "|" + "---|" * (8 if "reference" in impls else 6)]
+                  "|" + "---|" * (10 if "reference" in impls else 8)]
         for r in rows:
             if r["family"] != family:
                 continue

@@ -66,8 +66,8 @@ def states_for(layer, form, dtype, batch_size=B):
 
 
 GRID = [
-    {"family": f, "num_layers": L, "bidirectional": bi, "batch_first": bf, "form": form, "given": given,
-         "proj_size": proj}
+    {"family": f, "num_layers": L, "bidirectional": bi, "batch_first": bf, "form": form,
+     "given": given, "proj_size": proj}
     for f, L, bi, bf, form, given, proj in itertools.product(
         TORCH_FAMILIES, (1, 2), (False, True), (False, True), ("padded", "packed", "unbatched"),
         (False, True), (0, 3))

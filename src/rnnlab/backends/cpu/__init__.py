@@ -30,8 +30,7 @@ def _family(layer) -> str:
 def _sequence_factory(layer):
     from rnnlab.backends.cpu import functions
 
-    factory = getattr(functions, _family(layer).lower() + "_sequence", None)
-    return factory
+    return getattr(functions, _family(layer).lower() + "_sequence", None)
 
 
 def _options_unsupported(layer) -> str | None:
@@ -51,10 +50,10 @@ def unsupported(layer, batch) -> str | None:
         return f"the cpu engine runs on the CPU, the input is on {x.device}"
     if x.dtype not in _DTYPES:
         return f"the cpu engine computes in float32 or float64, not {x.dtype}"
-    for p in layer.parameters():
-        if p.device.type != "cpu" or p.dtype != x.dtype:
-            return (f"the cpu engine needs every parameter on the CPU in {x.dtype}, found "
-                    f"{p.dtype} on {p.device}")
+    p = next(layer.parameters())  # the layer's parameters share a dtype and device (validate)
+    if p.device.type != "cpu" or p.dtype != x.dtype:
+        return (f"the cpu engine needs the parameters on the CPU in {x.dtype}, found "
+                f"{p.dtype} on {p.device}")
     if reason := _options_unsupported(layer):
         return reason
     if (error := _build.error()) is not None:

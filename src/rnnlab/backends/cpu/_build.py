@@ -70,7 +70,8 @@ def _build():
 
 
 def load():
-    """The compiled operators (``torch.ops.rnnlab_cpu``), or None when it cannot be built (see :func:`error`)."""
+    """The compiled operators (``torch.ops.rnnlab_cpu``), or None when they cannot be built
+    (see :func:`error`)."""
     global _module, _error, _tried
     if _tried:
         return _module

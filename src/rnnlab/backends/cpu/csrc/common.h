@@ -5,7 +5,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
@@ -51,7 +50,8 @@ inline std::vector<Tensor>& workspace_slots() {
 inline Tensor scratch(Slot slot, at::IntArrayRef sizes, const at::TensorOptions& opts) {
   int64_t n = 1;
   for (int64_t s : sizes) n *= s;
-  const int64_t bytes = n * static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(opts.dtype()))) + 64;
+  const auto dtype = c10::typeMetaToScalarType(opts.dtype());
+  const int64_t bytes = n * static_cast<int64_t>(c10::elementSize(dtype)) + 64;
   Tensor& buf = workspace_slots()[slot];
   if (!buf.defined() || buf.numel() < bytes)
     buf = at::empty({bytes + bytes / 4}, at::TensorOptions().dtype(at::kByte));
@@ -158,7 +158,7 @@ void run_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t ars, int64_
       for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, N * sizeof(T));
     return;
   }
-  constexpr int64_t kMinParallelMacs = 1 << 17;
+  constexpr int64_t kMinParallelMacs = 1 << 18;
   constexpr int64_t NB = panel_width<T>();
   const bool parallel = M * N * K >= kMinParallelMacs && at::get_num_threads() > 1 &&
                         !at::in_parallel_region();
@@ -396,26 +396,6 @@ inline void barrier(int nth) {
 #else
   (void)nth;
 #endif
-}
-
-// ---- loops over the batch rows of one step ---------------------------------------------------
-// Work of one step is split over threads only when it is large enough to pay for the fork.
-template <typename F>
-inline void for_rows(int64_t rows, int64_t work_per_row, const F& f) {
-  constexpr int64_t kMinParallelWork = 32768;
-  if (rows > 1 && rows * work_per_row >= kMinParallelWork && at::get_num_threads() > 1) {
-    int64_t grain = std::max<int64_t>(1, kMinParallelWork / 2 / std::max<int64_t>(work_per_row, 1));
-    at::parallel_for(0, rows, grain, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) f(b);
-    });
-  } else {
-    for (int64_t b = 0; b < rows; ++b) f(b);
-  }
-}
-
-template <typename T>
-inline const T* ptr_or_null(const c10::optional<Tensor>& t) {
-  return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
 }
 
 inline bool has(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }

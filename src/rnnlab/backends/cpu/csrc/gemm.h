@@ -128,8 +128,8 @@ inline __attribute__((always_inline)) void micro_kernel(int64_t K, const T* __re
   }
 }
 
-// C[rows m0..m1) (M×N) (+)= op(A) · packed op(W), panels [p0, p1); op(A)[m][k] = A[m·ars + k·acs]
-// with A pointing at row m0.
+// C[rows m0..m1) (M×N) (+)= op(A) · packed op(W), panels [p0, p1);
+// op(A)[m][k] = A[m·ars + k·acs] with A pointing at row m0.
 // K: the depth of this call (a chunk); K_total: the depth packed (panels are K_total·NB apart).
 // Rows m0..m1 of C; op(A)'s rows in groups of 6, group g at A + g·a_group (6·ars unpacked).
 template <typename T>

@@ -118,7 +118,8 @@ std::vector<Tensor> gru_forward_impl(const Tensor& x, const Tensor& h0, const Te
           }
         }
         barrier(nt);  // the n rows need all of r∘h
-        W_n->apply_units(B, aux_t, H, true, g + 2 * H, 3 * H, u.j0, u.j1);  // G_n += (r∘h) W_hnᵀ
+        // G_n += (r∘h) W_hnᵀ
+        W_n->apply_units(B, aux_t, H, true, g + 2 * H, 3 * H, u.j0, u.j1);
         for (int64_t b = 0; b < B && n > 0; ++b) {
           const int64_t o = b * H + u.j0;
           const T* __restrict gz = g + b * 3 * H + H + u.j0;
