@@ -5,7 +5,10 @@ C++ compiler) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, by defaul
 ``~/.cache/torch_extensions``) and reused by every later process on the machine. When no
 compiler is found or the build fails, a single warning is emitted and :func:`error` explains
 why; the backend then reports itself unsupported and ``backend="auto"`` falls back to the
-others. ``RNNLAB_CPU_ENGINE=0`` in the environment switches the engine off.
+others. Environment: ``RNNLAB_CPU_ENGINE=0`` switches the engine off (silently);
+``RNNLAB_CPU_ENGINE_VERBOSE=1`` shows the compiler's output; ``RNNLAB_CPU_GEMM=aten`` sends
+all the products over all steps to ATen's BLAS and ``RNNLAB_CPU_GEMM=packed`` sends the weight
+gradients to the packed kernel too (for comparisons; the default is the measured best).
 """
 
 from __future__ import annotations
@@ -46,8 +49,6 @@ def _isa_flags() -> tuple[str, list[str]]:
 def _build():
     from torch.utils import cpp_extension
 
-    if os.environ.get("RNNLAB_CPU_ENGINE", "1") == "0":
-        raise RuntimeError("switched off by RNNLAB_CPU_ENGINE=0")
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler ({compiler!r} not found on PATH)")
@@ -76,6 +77,8 @@ def load():
     if _tried:
         return _module
     with _lock:
+        if not _tried and os.environ.get("RNNLAB_CPU_ENGINE", "1") == "0":
+            _error, _tried = "switched off by RNNLAB_CPU_ENGINE=0", True  # deliberate: no warning
         if not _tried:
             try:
                 _module = _build()
