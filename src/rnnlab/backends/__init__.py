@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import torch
 
-from rnnlab.backends import cpu, native, reference
+from rnnlab.backends import cpu, native, reference, triton
 
-BACKENDS = {"reference": reference, "native": native, "cpu": cpu}
-AUTO_ORDER = ["cpu", "native", "reference"]
+BACKENDS = {"reference": reference, "native": native, "cpu": cpu, "triton": triton}
+# triton after native: on CUDA, cuDNN keeps what it can run until the GPU benchmark
+# (benchmarks/gpu_layers.py) has measured where the Triton kernels beat it
+AUTO_ORDER = ["cpu", "native", "triton", "reference"]
 BACKEND_NAMES = ("auto", *BACKENDS)
 # engines torch.compile cannot trace (C++ extension calls): "auto" skips them while compiling
-NOT_TRACEABLE = {"cpu"}
+NOT_TRACEABLE = {"cpu", "triton"}
 
 
 def select_backend(layer, batch):

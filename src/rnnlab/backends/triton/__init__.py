@@ -1,0 +1,84 @@
+"""The ``triton`` engine: fused Triton kernels of the recurrence, forward and BPTT, for GPUs.
+
+Per layer and direction the input projection of all steps is one GEMM (cuBLAS through torch).
+A Triton kernel then runs the whole time loop: each program owns a tile of sequences for all
+T steps, fuses the recurrent product with the point-wise cell and writes the gates and states
+once for the backward (see :mod:`rnnlab.backends.triton.kernels_common`). The backward kernel
+runs the recurrent chain with ``W_hhᵀ``; the weight gradients are GEMMs over all steps.
+Kernels compute in float32 and read float32, float16 or bfloat16 weights (tensor cores for
+the half types; TF32 for float32 where ``torch.backends.cuda.matmul.allow_tf32`` allows it).
+
+Covered: the plain LSTM, GRU (both reset forms), RNN (tanh, ReLU) and SRU, stacked,
+bidirectional, with variable lengths. ``backend="auto"`` keeps torch's fused op (cuDNN) first
+where it applies and uses this engine on CUDA for what cuDNN cannot run (SRU, GRU with
+``reset_after=False``). On the CPU the engine runs only when forced and only under the Triton
+interpreter (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+from rnnlab.layers.stack import run_stacked
+
+name = "triton"
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FAMILIES = ("LSTM", "GRU", "RNN", "SRU")
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _options_unsupported(layer) -> str | None:
+    family = type(layer).__name__
+    if family not in _FAMILIES:
+        return f"the triton engine has no {family} kernel"
+    if getattr(layer, "layer_norm", False):
+        return f"the triton engine has no layer-normalised {family}"
+    if reason := layer.reference_only_reason():  # regularisers, non-default activations
+        return reason
+    if family == "LSTM":
+        extras = [name for name, on in (("peephole", layer.peephole),
+                                        ("cell_clip", layer.options.cell_clip is not None),
+                                        ("coupled", layer.options.coupled),
+                                        ("proj_size", layer.proj_size)) if on]
+        if extras:
+            return f"the triton engine's LSTM has no {', '.join(extras)}"
+    return None
+
+
+def unsupported(layer, batch) -> str | None:
+    x = batch.x
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (pip install triton)"
+    if x.device.type != "cuda" and not _interpreting():
+        return (f"the triton engine runs on CUDA GPUs (or on the CPU under TRITON_INTERPRET=1), "
+                f"the input is on {x.device}")
+    if x.dtype not in _DTYPES:
+        return f"the triton engine computes float32, float16 or bfloat16, not {x.dtype}"
+    p = next(layer.parameters())  # the layer's parameters share a dtype and device (validate)
+    if p.device != x.device or p.dtype != x.dtype:
+        return (f"the triton engine needs the parameters on {x.device} in {x.dtype}, found "
+                f"{p.dtype} on {p.device}")
+    return _options_unsupported(layer)
+
+
+def prefer(layer, batch) -> bool:
+    """``backend="auto"`` considers this engine on CUDA only (never the interpreter)."""
+    return batch.x.device.type == "cuda"
+
+
+def _sequence_factory(layer):
+    from rnnlab.backends.triton import gru, lstm, rnn, sru
+
+    module = {"LSTM": lstm, "GRU": gru, "RNN": rnn, "SRU": sru}[type(layer).__name__]
+    return getattr(module, type(layer).__name__.lower() + "_sequence")(layer)
+
+
+def run(layer, batch, states):
+    return run_stacked(layer, batch, states, _sequence_factory(layer))

@@ -1,0 +1,93 @@
+"""The Triton engine's GRU (both reset forms): an autograd Function around
+:mod:`rnnlab.backends.triton.gru_kernels`, and the per-direction ``sequence`` adapter."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlab.backends.triton.gru_kernels import gru_backward_kernel, gru_forward_kernel
+from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
+from rnnlab.bptt.common import flat, matmul_t
+
+
+def _input_bias(bias_ih, bias_hh, reset_after):
+    """The biases added to ``W_ih x`` before the loop: all of them when the reset comes
+    before the product; ``b_hn`` stays inside ``r∘(W_hn h + b_hn)`` when it comes after."""
+    if bias_ih is None:
+        return None
+    if not reset_after:
+        return bias_ih + bias_hh
+    H = bias_hh.shape[0] // 3
+    return bias_ih + torch.cat([bias_hh[:2 * H], bias_hh.new_zeros(H)])
+
+
+def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    xp = float32(matmul_t(x, weight_ih, _input_bias(bias_ih, bias_hh, reset_after)))
+    h_all = x.new_empty(T + 1, B, H, dtype=torch.float32)  # h_all[t] = h_{t-1}
+    h_all[0] = h0
+    gates = x.new_empty(T, B, 3 * H, dtype=torch.float32)  # r, z, n
+    aux = x.new_empty(T, B, H, dtype=torch.float32)  # gh_n (reset_after) or r∘h_{t-1}
+    lengths = lengths_of(mask, x)
+    w_hh = weight_hh.contiguous()
+    b_hn = float32(bias_hh[2 * H:]) if bias_hh is not None else h_all
+    launch(gru_forward_kernel, B, H, xp, w_hh, b_hn, lengths, h_all, gates, aux, T, B, H,
+           dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
+           HAS_BIAS=bias_hh is not None)
+    y = masked_output(h_all[1:], mask, x.dtype)
+    return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux)
+
+
+class GRUFunction(torch.autograd.Function):
+    """GRU over one direction of one layer: ``(y, h_T)``. After the kernel's BPTT, as GEMMs
+    over all steps: ``dW_ih = dgxᵀx``, ``dx = dgx W_ih``, ``db_ih = Σ dgx``, ``db_hh = Σ dgh``,
+    ``dW_hh = dghᵀh_{t-1}`` (reset before: rows n from ``da_nᵀ(r∘h_{t-1})``)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
+        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after)
+        ctx.save_for_backward(x, weight_ih, *saved)
+        ctx.has_bias, ctx.reset_after = bias_ih is not None, reset_after
+        return y, h
+
+    @staticmethod
+    def backward(ctx, dy, dh):
+        x, weight_ih, w_hh, lengths, h_all, gates, aux = ctx.saved_tensors
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        dgx = torch.empty_like(gates)
+        dgh = torch.empty_like(gates) if ctx.reset_after else dgx
+        dh_buf = h_all.new_empty(2, B, H)
+        dh_buf[T % 2] = dh
+        launch(gru_backward_kernel, B, H, float32(dy), w_hh, lengths, h_all, gates, aux, dgx,
+               dgh, dh_buf, T, B, H, dtype=x.dtype, device=x.device,
+               RESET_AFTER=ctx.reset_after)
+        dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
+        dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
+        dw_ih = dgx2.t() @ flat(x)
+        h_prev = flat(h_all[:-1]).to(x.dtype)
+        if ctx.reset_after:
+            dw_hh = dgh2.t() @ h_prev
+        else:
+            dw_hh = torch.cat([dgh2[:, :2 * H].t() @ h_prev,
+                               dgh2[:, 2 * H:].t() @ flat(aux).to(x.dtype)])
+        db_ih = dgx.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
+        db_hh = dgh.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
+        return dx, dh_buf[0].to(x.dtype), dw_ih, dw_hh, db_ih, db_hh, None, None
+
+
+def gru_sequence(layer):
+    """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
+    reset_after = layer.options.reset_after
+
+    def sequence(x, state, params, mask):
+        args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
+                params.get("bias_hh"))
+        if grad_needed(*args):
+            y, h = GRUFunction.apply(*args, mask, reset_after)
+        else:
+            y, h, _ = _forward(*args, mask, reset_after)
+        return y, (h,)
+
+    return sequence

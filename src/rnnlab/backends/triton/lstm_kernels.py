@@ -1,0 +1,118 @@
+"""Triton kernels of the LSTM recurrence; the math is :mod:`rnnlab.bptt.lstm`'s (plain cell).
+
+Forward, per step, for the program's sequences and each block of hidden units::
+
+    a = xp_t + h_{t-1} W_hhᵀ        (xp_t = W_ih x_t + b, all steps in one GEMM beforehand)
+    i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o);   c_t = f∘c_{t-1} + i∘g;   h_t = o∘tanh c_t
+    padded steps (t ≥ length) carry h and c.
+
+Backward, per step from T-1 down to 0: phase 1 forms the gate gradients ``da_t`` of the block
+from ``dh, dc``; phase 2 (after a barrier, since it reads all of ``da_t``) forms
+``dh_{t-1} = da_t W_hh``. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and
+writes slot t % 2.
+"""
+
+import triton
+import triton.language as tl
+
+from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, tanh
+
+
+@triton.jit
+def lstm_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr, T, B, H,
+                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                        PRECISION: tl.constexpr, TRAINING: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_mask = rows < B
+    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    for t in range(T):
+        running = (t < length)[:, None]
+        h_prev = h_ptr + t * B * H
+        c_prev = c_ptr + t * B * H
+        for j in range(0, H, BLOCK_H):
+            cols = j + tl.arange(0, BLOCK_H)
+            col_mask = cols < H
+            tile = row_mask[:, None] & col_mask[None, :]
+            at = rows[:, None] * H + cols[None, :]
+            xp = xp_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            gate = gates_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            a_i = tl.load(xp, mask=tile, other=0.0)
+            a_f = tl.load(xp + H, mask=tile, other=0.0)
+            a_g = tl.load(xp + 2 * H, mask=tile, other=0.0)
+            a_o = tl.load(xp + 3 * H, mask=tile, other=0.0)
+            a_i = dot_accumulate(a_i, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask,
+                                 H, BLOCK_K, PRECISION)
+            a_f = dot_accumulate(a_f, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + H,
+                                 col_mask, H, BLOCK_K, PRECISION)
+            a_g = dot_accumulate(a_g, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + 2 * H,
+                                 col_mask, H, BLOCK_K, PRECISION)
+            a_o = dot_accumulate(a_o, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + 3 * H,
+                                 col_mask, H, BLOCK_K, PRECISION)
+            i = sigmoid(a_i)
+            f = sigmoid(a_f)
+            g = tanh(a_g)
+            o = sigmoid(a_o)
+            c_old = tl.load(c_prev + at, mask=tile, other=0.0)
+            h_old = tl.load(h_prev + at, mask=tile, other=0.0)
+            c_new = f * c_old + i * g
+            h_new = o * tanh(c_new)
+            if TRAINING:  # the gates are what the backward reads; inference keeps none
+                tl.store(gate, i, mask=tile)
+                tl.store(gate + H, f, mask=tile)
+                tl.store(gate + 2 * H, g, mask=tile)
+                tl.store(gate + 3 * H, o, mask=tile)
+            tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile)
+            tl.store(h_prev + B * H + at, tl.where(running, h_new, h_old), mask=tile)
+        tl.debug_barrier()
+
+
+@triton.jit
+def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr, dh_ptr,
+                         dc_ptr, T, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                         BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_mask = rows < B
+    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    for s in range(T):
+        t = T - 1 - s
+        running = (t < length)[:, None]
+        dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
+        dc_in = dc_ptr + ((t + 1) % 2) * B * H
+        dh_out = dh_ptr + (t % 2) * B * H
+        dc_out = dc_ptr + (t % 2) * B * H
+        for j in range(0, H, BLOCK_H):  # phase 1: gate gradients
+            cols = j + tl.arange(0, BLOCK_H)
+            tile = row_mask[:, None] & (cols < H)[None, :]
+            at = rows[:, None] * H + cols[None, :]
+            gate = gates_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            da = da_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            i = tl.load(gate, mask=tile, other=0.0)
+            f = tl.load(gate + H, mask=tile, other=0.0)
+            g = tl.load(gate + 2 * H, mask=tile, other=0.0)
+            o = tl.load(gate + 3 * H, mask=tile, other=0.0)
+            c_t = tl.load(c_ptr + (t + 1) * B * H + at, mask=tile, other=0.0)
+            c_before = tl.load(c_ptr + t * B * H + at, mask=tile, other=0.0)
+            dy = tl.load(dy_ptr + t * B * H + at, mask=tile, other=0.0)
+            dh = tl.load(dh_in + at, mask=tile, other=0.0)
+            dc = tl.load(dc_in + at, mask=tile, other=0.0)
+            g_h = tl.where(running, dy + dh, 0.0)
+            tc = tanh(c_t)
+            da_o = g_h * tc * o * (1.0 - o)
+            dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
+            tl.store(da, dc_new * g * i * (1.0 - i), mask=tile)
+            tl.store(da + H, dc_new * c_before * f * (1.0 - f), mask=tile)
+            tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile)
+            tl.store(da + 3 * H, da_o, mask=tile)
+            tl.store(dc_out + at, tl.where(running, dc_new * f, dc), mask=tile)
+        tl.debug_barrier()
+        for j in range(0, H, BLOCK_H):  # phase 2: dh_{t-1} = da_t W_hh
+            cols = j + tl.arange(0, BLOCK_H)
+            col_mask = cols < H
+            tile = row_mask[:, None] & col_mask[None, :]
+            at = rows[:, None] * H + cols[None, :]
+            acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+            acc = dot_accumulate(acc, da_ptr + t * B * 4 * H, 4 * H, rows, row_mask, w_hh_ptr,
+                                 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
+            dh = tl.load(dh_in + at, mask=tile, other=0.0)
+            tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile)
+        tl.debug_barrier()

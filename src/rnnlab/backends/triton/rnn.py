@@ -1,0 +1,70 @@
+"""The Triton engine's Elman RNN: an autograd Function around
+:mod:`rnnlab.backends.triton.rnn_kernels`, and the per-direction ``sequence`` adapter."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
+from rnnlab.backends.triton.rnn_kernels import rnn_backward_kernel, rnn_forward_kernel
+from rnnlab.bptt.common import flat, matmul_t
+
+
+def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    bias = None if bias_ih is None else bias_ih + bias_hh
+    xp = float32(matmul_t(x, weight_ih, bias))  # W_ih x_t + b for all steps: (T, B, H)
+    h_all = x.new_empty(T + 1, B, H, dtype=torch.float32)  # h_all[t] = h_{t-1}
+    h_all[0] = h0
+    lengths = lengths_of(mask, x)
+    w_hh = weight_hh.contiguous()
+    launch(rnn_forward_kernel, B, H, xp, w_hh, lengths, h_all, T, B, H, dtype=x.dtype,
+           device=x.device, RELU=relu)
+    y = masked_output(h_all[1:], mask, x.dtype)
+    return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all)
+
+
+class RNNFunction(torch.autograd.Function):
+    """Elman RNN over one direction of one layer: ``(y, h_T)``; weight gradients as GEMMs over
+    all steps after the kernel's BPTT (see :class:`rnnlab.backends.triton.lstm.LSTMFunction`)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
+        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu)
+        ctx.save_for_backward(x, weight_ih, *saved)
+        ctx.has_bias, ctx.relu = bias_ih is not None, relu
+        return y, h
+
+    @staticmethod
+    def backward(ctx, dy, dh):
+        x, weight_ih, w_hh, lengths, h_all = ctx.saved_tensors
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        d_a = h_all.new_empty(T, B, H)
+        dh_buf = h_all.new_empty(2, B, H)
+        dh_buf[T % 2] = dh
+        launch(rnn_backward_kernel, B, H, float32(dy), w_hh, lengths, h_all, d_a, dh_buf, T, B,
+               H, dtype=x.dtype, device=x.device, RELU=ctx.relu)
+        d_a2 = flat(d_a).to(x.dtype)
+        dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
+        dw_ih = d_a2.t() @ flat(x)
+        dw_hh = d_a2.t() @ flat(h_all[:-1]).to(x.dtype)
+        db = d_a.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
+        return dx, dh_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, None, None
+
+
+def rnn_sequence(layer):
+    """The per-direction function of ``layer`` (an :class:`rnnlab.RNN`) on this engine."""
+    relu = layer.nonlinearity == "relu"
+
+    def sequence(x, state, params, mask):
+        args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
+                params.get("bias_hh"))
+        if grad_needed(*args):
+            y, h = RNNFunction.apply(*args, mask, relu)
+        else:
+            y, h, _ = _forward(*args, mask, relu)
+        return y, (h,)
+
+    return sequence

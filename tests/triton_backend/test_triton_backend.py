@@ -1,0 +1,147 @@
+"""The ``triton`` engine against the reference engine: outputs, final states and every
+gradient, for each kernel and the layer options around it. Without a GPU the kernels run
+under the Triton interpreter on the CPU (see conftest.py); with one, compiled on CUDA.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from parity import assert_same, loss_of, run_layer
+
+import rnnlab
+from rnnlab.backends import BACKENDS, select_backend
+from rnnlab.layers.sequence import to_batch
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOL32 = dict(atol=2e-5, rtol=2e-5)
+
+KERNELS = {  # id: (family, options)
+    "lstm": ("LSTM", {}),
+    "gru": ("GRU", {}),
+    "gru_reset_before": ("GRU", {"reset_after": False}),
+    "rnn_tanh": ("RNN", {}),
+    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+    "sru": ("SRU", {}),
+}
+LAYERS = {  # id: (layer options, how the input is given)
+    "L1-lengths": ({}, "lengths"),
+    "L2-bi-packed": ({"num_layers": 2, "bidirectional": True}, "packed"),
+    "L2-bf-nobias": ({"num_layers": 2, "batch_first": True, "bias": False}, "padded"),
+}
+
+
+def make_pair(family, options, device, dtype=torch.float32, input_size=6, hidden_size=8):
+    """The reference layer (float32) and the triton layer with the same weights in ``dtype``."""
+    reference = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="reference",
+                                        device=device)
+    layer = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="triton",
+                                    device=device, dtype=dtype)
+    layer.load_state_dict(reference.state_dict())
+    if dtype != torch.float32:  # compare with the reference on the rounded weights
+        reference.load_state_dict(layer.state_dict())
+    return reference, layer
+
+
+def initial_states(layer, B, device):
+    rows = layer.num_layers * (2 if layer.bidirectional else 1)
+    states = [torch.randn(rows, B, size, device=device, requires_grad=True)
+              for size in layer.state_sizes()]
+    return states, states[0] if len(states) == 1 else tuple(states)
+
+
+def assert_matches_reference(reference, layer, x, lengths, how, tol, dtype=torch.float32):
+    """Outputs, final states and the gradients of x, h0/c0 and every parameter."""
+    states, hx = initial_states(layer, x.shape[1], x.device)
+    expected = run_layer(reference, x, hx, lengths, how)
+    x_low = x.detach().to(dtype).requires_grad_()
+    hx_low = tuple(s.detach().to(dtype).requires_grad_() for s in states)
+    actual = run_layer(layer, x_low, hx_low[0] if len(hx_low) == 1 else hx_low, lengths, how)
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        assert_same(a.float(), e, torch.float32, "output" if k == 0 else f"state {k - 1}", tol)
+    names = ["input", *(f"initial state {k}" for k in range(len(states))),
+             *(n for n, _ in layer.named_parameters())]
+    expected_grads = torch.autograd.grad(loss_of(expected),
+                                         [x, *states, *reference.parameters()])
+    actual_grads = torch.autograd.grad(loss_of([a.float() for a in actual]),
+                                       [x_low, *hx_low, *layer.parameters()])
+    for name, a, e in zip(names, actual_grads, expected_grads):
+        assert_same(a.float(), e, torch.float32, f"grad {name}", tol)
+
+
+def lengths_of(B, T):
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    return lengths
+
+
+@pytest.mark.parametrize("layer_id", LAYERS)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_matches_reference(kernel, layer_id):
+    family, options = KERNELS[kernel]
+    layer_options, how = LAYERS[layer_id]
+    reference, layer = make_pair(family, {**options, **layer_options}, DEVICE)
+    x = torch.randn(5, 3, 6, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 5), how, TOL32)
+
+
+@pytest.mark.parametrize("kernel", ["lstm", "gru_reset_before", "sru"])
+def test_several_programs_and_blocks(kernel):
+    """B = 20 and H = 80: two programs of 16 sequences, two column blocks, two K blocks."""
+    family, options = KERNELS[kernel]
+    reference, layer = make_pair(family, options, DEVICE, input_size=80, hidden_size=80)
+    x = torch.randn(3, 20, 80, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(20, 3), "lengths", dict(
+        atol=5e-5, rtol=5e-5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_half_precision(kernel, dtype):
+    """Half-precision weights and inputs, float32 inside the kernels: within the rounding of
+    the half type of the float32 reference on the same (rounded) weights."""
+    family, options = KERNELS[kernel]
+    reference, layer = make_pair(family, options, DEVICE, dtype=dtype)
+    x = torch.randn(5, 3, 6, device=DEVICE).to(dtype).float().requires_grad_()
+    tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=3e-3, rtol=3e-3)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 5), "lengths", tol, dtype)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_inference_matches_training_forward(kernel):
+    """Without autograd the kernels keep nothing for a backward; the outputs are the same."""
+    family, options = KERNELS[kernel]
+    _, layer = make_pair(family, options, DEVICE)
+    x = torch.randn(4, 2, 6, device=DEVICE)
+    y_train, _ = layer(x)
+    with torch.no_grad():
+        y_infer, _ = layer(x)
+    torch.testing.assert_close(y_infer, y_train.detach(), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("layer, what", [
+    (lambda: rnnlab.LSTM(4, 5, peephole=True, backend="triton"), "peephole"),
+    (lambda: rnnlab.LSTM(4, 5, proj_size=3, backend="triton"), "proj_size"),
+    (lambda: rnnlab.LSTM(4, 5, cell_clip=1.0, backend="triton"), "cell_clip"),
+    (lambda: rnnlab.GRU(4, 5, layer_norm=True, backend="triton"), "layer-normalised"),
+    (lambda: rnnlab.LSTM(4, 5, zoneout=0.1, backend="triton"), "zoneout"),
+    (lambda: rnnlab.LSTM(4, 5, backend="triton", dtype=torch.float64), "float64"),
+])
+def test_unsupported_configuration_is_refused(layer, what):
+    with pytest.raises(ValueError, match=f"backend.*{what}"):
+        layer()(torch.randn(3, 2, 4, dtype=next(layer().parameters()).dtype))
+
+
+def test_cpu_without_interpreter_is_refused(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    layer = rnnlab.GRU(4, 5, backend="triton")
+    with pytest.raises(ValueError, match="backend.*CUDA"):
+        layer(torch.randn(3, 2, 4))
+
+
+@pytest.mark.parametrize("family", ["LSTM", "GRU", "RNN", "SRU"])
+def test_auto_never_picks_the_interpreter(family):
+    layer = getattr(rnnlab, family)(4, 5)
+    batch, _ = to_batch(torch.randn(3, 2, 4), None, False)
+    engine = select_backend(layer, batch)
+    assert engine is not BACKENDS["triton"]
