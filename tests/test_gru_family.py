@@ -10,7 +10,21 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from parity import (
+    LAYER_GRID,
+    LAYER_GRID_IDS,
+    TOL,
+    assert_cell_matches_torch,
+    assert_matches_oracle,
+    assert_matches_torch,
+    assert_same,
+    assert_same_grads,
+    loss_of,
+    make_pair,
+    make_state_input,
+    masked_loop,
+    output_tensors,
+)
 
 import rnnlab
 from rnnlab.bptt.gru import GRUFunction, GRUOptions
@@ -18,7 +32,6 @@ from rnnlab.bptt.layernorm_gru import LayerNormGRUFunction
 from rnnlab.cells.gru import gru_step, layer_norm, layernorm_gru_step
 
 F64 = torch.float64
-TOL = dict(atol=1e-10, rtol=1e-10)
 T, B, I, H = 5, 3, 4, 5
 LENGTHS = torch.tensor([3, 5, 1])  # unsorted, one full-length sequence
 VARIANTS = ["reset_after", "reset_before", "layer_norm"]
@@ -26,71 +39,14 @@ VARIANT_KW = {"reset_after": {}, "reset_before": {"reset_after": False},
               "layer_norm": {"layer_norm": True}}
 
 
-def loss_of(tensors):
-    """Weights every element differently, so every gradient path is exercised."""
-    total = 0
-    for k, t in enumerate(tensors):
-        w = torch.linspace(-1, 1, t.numel(), dtype=t.dtype).view_as(t)
-        total = total + ((t * w).sin() * (k + 1)).sum()
-    return total
-
-
-def assert_grads_match(actual, expected, wrt_actual, wrt_expected, names):
-    ge = torch.autograd.grad(loss_of(expected), wrt_expected, retain_graph=True)
-    ga = torch.autograd.grad(loss_of(actual), wrt_actual)
-    for name, a, e in zip(names, ga, ge):
-        torch.testing.assert_close(a, e, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
-
-
-def flat_out(out):
-    y, h = out
-    return [y.data if isinstance(y, PackedSequence) else y, h]
-
-
 # ---- parity with torch.nn.GRU -----------------------------------------------------------------
-CONFIGS = [dict(num_layers=L, bidirectional=bi, batch_first=bf, bias=bias)
-           for L, bi, bf, bias in [(1, False, False, True), (1, True, True, False),
-                                   (2, False, True, True), (2, True, False, True),
-                                   (2, True, True, False)]]
-FORMS = ["padded", "packed", "unbatched", "h0", "packed_h0"]
-GRID = [(c, f) for c in CONFIGS for f in FORMS if not (f == "unbatched" and c["batch_first"])]
-
-
-def config_id(c):
-    return (f"L{c['num_layers']}-{'bi' if c['bidirectional'] else 'uni'}-"
-            f"{'bf' if c['batch_first'] else 'tf'}-{'bias' if c['bias'] else 'nobias'}")
-
-
-def make_input(form, batch_first, rows):
-    """(input for the layer, leaves whose gradients are compared, hx)."""
-    if form == "unbatched":
-        x = torch.randn(T, I, dtype=F64, requires_grad=True)
-        return x, [x], None
-    x = torch.randn(*((B, T) if batch_first else (T, B)), I, dtype=F64, requires_grad=True)
-    leaves, hx = [x], None
-    if form.endswith("h0"):
-        hx = torch.randn(rows, B, H, dtype=F64, requires_grad=True)
-        leaves.append(hx)
-    if form.startswith("packed"):
-        packed = pack_padded_sequence(x, LENGTHS, batch_first=batch_first, enforce_sorted=False)
-        return packed, leaves, hx
-    return x, leaves, hx
-
-
 @pytest.mark.parametrize("backend", ["reference", "native"])
-@pytest.mark.parametrize("config,form", GRID, ids=[f"{config_id(c)}-{f}" for c, f in GRID])
+@pytest.mark.parametrize("config,form", LAYER_GRID, ids=LAYER_GRID_IDS)
 def test_matches_torch(config, form, backend):
-    reference = torch.nn.GRU(I, H, **config, dtype=F64)
-    layer = rnnlab.GRU(I, H, **config, backend=backend, dtype=F64)
-    layer.load_state_dict(reference.state_dict())
+    reference, layer = make_pair("gru", backend, F64, input_size=I, hidden_size=H, **config)
     rows = config["num_layers"] * (2 if config["bidirectional"] else 1)
-    x, leaves, hx = make_input(form, config["batch_first"], rows)
-    expected, actual = flat_out(reference(x, hx)), flat_out(layer(x, hx))
-    for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
-    names = ["input", "h0"][:len(leaves)] + [n for n, _ in reference.named_parameters()]
-    assert_grads_match(actual, expected, leaves + list(layer.parameters()),
-                       leaves + list(reference.parameters()), names)
+    x, leaves, hx = make_state_input(form, T, B, I, H, rows, config["batch_first"], F64, LENGTHS)
+    assert_matches_torch(reference, layer, x, hx, leaves, F64)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -99,11 +55,7 @@ def test_cell_matches_torch(bias):
     cell = rnnlab.GRUCell(I, H, bias, dtype=F64)
     cell.load_state_dict(reference.state_dict())
     x, h = torch.randn(B, I, dtype=F64), torch.randn(B, H, dtype=F64)
-    for args in [(x,), (x, h), (x[0],), (x[0], h[0])]:
-        e, a = reference(*args), cell(*args)
-        torch.testing.assert_close(a, e, **TOL)
-        assert_grads_match([a], [e], list(cell.parameters()), list(reference.parameters()),
-                           [n for n, _ in reference.named_parameters()])
+    assert_cell_matches_torch(reference, cell, x, h, F64)
 
 
 # ---- the hand-derived BPTT on its own, against the cells --------------------------------------
@@ -144,16 +96,7 @@ def cell_step(variant, x_t, h, w_ih, w_hh, b_ih, b_hh, ln_ih=None, ln_hh=None):
 def cell_loop(variant, args, mask):
     """Autograd through a Python loop of the cell step (padded steps carry the state)."""
     x, h, *params = args
-    ys = []
-    for t in range(x.shape[0]):
-        h_new = cell_step(variant, x[t], h, *params)
-        if mask is not None:
-            h_new = torch.where(mask[t], h_new, h)
-            ys.append(torch.where(mask[t], h_new, 0.0))
-        else:
-            ys.append(h_new)
-        h = h_new
-    return torch.stack(ys), h
+    return masked_loop(lambda x_t, h: cell_step(variant, x_t, h, *params), x, h, mask)
 
 
 @pytest.mark.parametrize("mask", [False, True], ids=["full", "masked"])
@@ -170,32 +113,18 @@ def test_function_matches_cell_loop(variant, mask, bias):
     args, m = function_inputs(variant, mask, bias, hidden=6, batch=4, steps=7, inputs=5)
     expected, actual = cell_loop(variant, args, m), apply_function(variant, args, m)
     for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
+        assert_same(a, e, F64, "forward")
     leaves = [a for a in args if a is not None]
-    assert_grads_match(list(actual), list(expected), leaves, leaves, range(len(leaves)))
+    assert_same_grads(list(actual), list(expected), leaves, leaves, range(len(leaves)), F64)
 
 
-def loop_layer(layer, variant, x, lengths, h0):
-    """The oracle of a whole layer: every sequence alone, at its own length, through the cell
-    steps, layer by layer and direction by direction. x (T, B, I); returns (y, h_n)."""
-    D, L = layer.num_directions, layer.num_layers
-    ys, finals = [], [[None] * x.shape[1] for _ in range(L * D)]
-    for b, n in enumerate(lengths.tolist()):
-        seq = x[:n, b:b + 1]
-        for k in range(L):
-            outs = []
-            for d in range(D):
-                p = layer.cell_params(k, d)
-                params = [p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
-                          p.get("ln_ih_weight"), p.get("ln_hh_weight")]
-                h, out = h0[k * D + d, b:b + 1], [None] * n
-                for t in (range(n) if d == 0 else reversed(range(n))):
-                    h = out[t] = cell_step(variant, seq[t], h, *params)
-                outs.append(torch.stack(out))
-                finals[k * D + d][b] = h
-            seq = torch.cat(outs, -1)
-        ys.append(F.pad(seq, (0, 0, 0, 0, 0, x.shape[0] - n)))
-    return torch.cat(ys, 1), torch.stack([torch.cat(f) for f in finals])
+def layer_step(variant):
+    """The step of :func:`per_sequence_oracle`: the cell step functions."""
+    def step(p, x_t, state):
+        h = cell_step(variant, x_t, *state, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
+                      p.get("bias_hh"), p.get("ln_ih_weight"), p.get("ln_hh_weight"))
+        return h, (h,)
+    return step
 
 
 @pytest.mark.parametrize("form", ["lengths", "packed"])
@@ -210,17 +139,7 @@ def test_layer_matches_cell_loop(variant, bias, form):
                 p.uniform_(0.5, 1.5)
     x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
     h0 = torch.randn(4, B, H, dtype=F64, requires_grad=True)
-    if form == "packed":
-        y, h = layer(pack_padded_sequence(x, LENGTHS, enforce_sorted=False), h0)
-        y, _ = pad_packed_sequence(y, total_length=T)
-    else:
-        y, h = layer(x, h0, lengths=LENGTHS)
-    y_e, h_e = loop_layer(layer, variant, x, LENGTHS, h0)
-    torch.testing.assert_close(y, y_e, **TOL)
-    torch.testing.assert_close(h, h_e, **TOL)
-    wrt = [x, h0, *layer.parameters()]
-    assert_grads_match([y, h], [y_e, h_e], wrt, wrt,
-                       ["input", "h0", *(n for n, _ in layer.named_parameters())])
+    assert_matches_oracle(layer, layer_step(variant), x, LENGTHS, [h0], form)
 
 
 # ---- trace --------------------------------------------------------------------------------------
@@ -231,13 +150,13 @@ def test_trace_reproduces_output(variant):
     (trace,) = layer.trace(x, h0)
     y, _ = layer(x, h0)
     assert set(trace) == {"r", "z", "n", "h"}
-    torch.testing.assert_close(trace["h"], y, **TOL)
+    torch.testing.assert_close(trace["h"], y, **TOL[F64])
     h_prev = torch.cat([h0, y[:-1]])
-    torch.testing.assert_close((1 - trace["z"]) * trace["n"] + trace["z"] * h_prev, y, **TOL)
+    torch.testing.assert_close((1 - trace["z"]) * trace["n"] + trace["z"] * h_prev, y, **TOL[F64])
     two = rnnlab.GRU(I, H, 2, bidirectional=True, **VARIANT_KW[variant], dtype=F64)
     traces = two.trace(x, lengths=LENGTHS)
     y2, _ = two(x, lengths=LENGTHS)
-    torch.testing.assert_close(torch.cat([traces[2]["h"], traces[3]["h"]], -1), y2, **TOL)
+    torch.testing.assert_close(torch.cat([traces[2]["h"], traces[3]["h"]], -1), y2, **TOL[F64])
 
 
 # ---- torch interop, parameters, errors ----------------------------------------------------------
@@ -252,7 +171,7 @@ def test_torch_interop():
     fresh = torch.nn.GRU(I, H, 2, bidirectional=True, batch_first=True, dtype=F64)
     fresh.load_state_dict(layer.state_dict())
     x = torch.randn(B, T, I, dtype=F64)
-    torch.testing.assert_close(fresh(x)[0], layer(x)[0], **TOL)
+    torch.testing.assert_close(fresh(x)[0], layer(x)[0], **TOL[F64])
     # a variant takes torch's weights too (its gains stay at 1), but has no torch equivalent
     ln = rnnlab.GRU.from_torch(reference, layer_norm=True)
     assert torch.equal(ln.weight_hh_l1_reverse, reference.weight_hh_l1_reverse)
@@ -304,8 +223,8 @@ def test_float32(backend):
     reference = torch.nn.GRU(I, H, 2, bidirectional=True)
     layer = rnnlab.GRU.from_torch(reference, backend=backend)
     x = torch.randn(T, B, I)
-    for a, e in zip(flat_out(layer(x)), flat_out(reference(x))):
-        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    for a, e in zip(output_tensors(layer(x)), output_tensors(reference(x))):
+        assert_same(a, e, torch.float32, "forward")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -318,4 +237,4 @@ def test_input_without_grad(variant):
     expected = torch.autograd.grad(loss_of(list(layer(x_leaf, lengths=LENGTHS))), params)
     actual = torch.autograd.grad(loss_of(list(layer(x, lengths=LENGTHS))), params)
     for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
+        torch.testing.assert_close(a, e, **TOL[F64])

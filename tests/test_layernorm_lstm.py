@@ -1,54 +1,30 @@
 """Layer-normalised LSTM: the hand-derived BPTT against autograd through a plain loop of
-``layernorm_lstm_step`` (the oracle), run sequence by sequence on each sequence's own length."""
+``layernorm_lstm_step`` (the oracle, :func:`parity.per_sequence_oracle`), run sequence by sequence
+on each sequence's own length."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from parity import assert_matches_oracle, per_sequence_oracle
 
 import rnnlab
 from rnnlab.bptt.layernorm_lstm import LayerNormLSTMFunction, layer_norm_backward
 from rnnlab.cells.layernorm_lstm import LayerNormLSTMCell, layernorm_lstm_step
 
 DT = torch.float64
-ATOL = 1e-10
+TOL = dict(atol=1e-10, rtol=0)
 H = 4
 PARAM_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "ln_ih_weight", "ln_hh_weight",
                "ln_c_weight", "ln_c_bias")
 
 
-def oracle_direction(params, x, h, c):
-    """Loop of ``layernorm_lstm_step`` over one sequence x (T, I). Returns (T, H), h_T, c_T."""
-    args = [params.get(k) for k in PARAM_ORDER]
-    h, c, ys = h.unsqueeze(0), c.unsqueeze(0), []
-    for t in range(x.shape[0]):
-        h, c, _ = layernorm_lstm_step(x[t:t + 1], h, c, *args)
-        ys.append(h.squeeze(0))
-    return torch.stack(ys), h.squeeze(0), c.squeeze(0)
-
-
-def oracle_layer(layer, x, lengths, h0, c0):
-    """Stacked / bidirectional reference on padded x (T, B, I); outputs zero past each length."""
-    T, B, _ = x.shape
-    D = layer.num_directions
-    rows = layer.num_layers * D
-    outs, h_n, c_n = [], [[None] * B for _ in range(rows)], [[None] * B for _ in range(rows)]
-    for b in range(B):
-        seq = x[:lengths[b], b]
-        for k in range(layer.num_layers):
-            ys = []
-            for d in range(D):
-                j = k * D + d
-                inp = seq if d == 0 else seq.flip(0)
-                y, h_n[j][b], c_n[j][b] = oracle_direction(layer.cell_params(k, d), inp,
-                                                           h0[j, b], c0[j, b])
-                ys.append(y if d == 0 else y.flip(0))
-            seq = torch.cat(ys, -1)
-        outs.append(F.pad(seq, (0, 0, 0, T - lengths[b])))
-    stack = lambda rows_: torch.stack([torch.stack(r) for r in rows_])
-    return torch.stack(outs, 1), stack(h_n), stack(c_n)
+def oracle_step(p, x_t, state):
+    """One ``layernorm_lstm_step`` (x_t (1, I), state (h, c)), the step of
+    :func:`per_sequence_oracle`."""
+    h, c, _ = layernorm_lstm_step(x_t, *state, *(p.get(k) for k in PARAM_ORDER))
+    return h, (h, c)
 
 
 def perturb_norm_params(layer, seed=11):
@@ -58,38 +34,6 @@ def perturb_norm_params(layer, seed=11):
         for name, p in layer.named_parameters():
             if name.startswith("ln_"):
                 p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-
-
-def check_layer(layer, x, lengths, h0, c0, *, packed=False, pass_lengths=False):
-    T, B, _ = x.shape
-    params = list(layer.parameters())
-    g = torch.Generator().manual_seed(7)
-    w_out = torch.randn(T, B, layer.num_directions * H, generator=g, dtype=DT)
-    w_h, w_c = torch.randn(h0.shape, generator=g, dtype=DT), torch.randn(c0.shape, generator=g,
-                                                                           dtype=DT)
-    mask = (torch.arange(T)[:, None] < torch.as_tensor(lengths)[None]).unsqueeze(-1)
-
-    ref_out, ref_h, ref_c = oracle_layer(layer, x, lengths, h0, c0)
-    ref_loss = (ref_out * w_out).sum() + (ref_h * w_h).sum() + (ref_c * w_c).sum()
-    ref_grads = torch.autograd.grad(ref_loss, [x, h0, c0, *params])
-
-    if packed:
-        inp = pack_padded_sequence(x, torch.as_tensor(lengths), enforce_sorted=False)
-        out, (h_n, c_n) = layer(inp, (h0, c0))
-        out, _ = pad_packed_sequence(out, total_length=T)
-    else:
-        inp = x.transpose(0, 1) if layer.batch_first else x
-        out, (h_n, c_n) = layer(inp, (h0, c0), lengths=lengths if pass_lengths else None)
-        if layer.batch_first:
-            out = out.transpose(0, 1)
-    out = out * mask
-    torch.testing.assert_close(out, ref_out, atol=ATOL, rtol=0)
-    torch.testing.assert_close(h_n, ref_h, atol=ATOL, rtol=0)
-    torch.testing.assert_close(c_n, ref_c, atol=ATOL, rtol=0)
-    loss = (out * w_out).sum() + (h_n * w_h).sum() + (c_n * w_c).sum()
-    names = ["x", "h0", "c0", *(n for n, _ in layer.named_parameters())]
-    for name, a, b in zip(names, torch.autograd.grad(loss, [x, h0, c0, *params]), ref_grads):
-        torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 CONFIGS = [
@@ -112,7 +56,7 @@ def test_layer_matches_oracle(num_layers, bidirectional, batch_first, bias, inpu
     x = torch.randn(T, B, input_size, dtype=DT, requires_grad=True)
     h0 = torch.randn(rows, B, H, dtype=DT, requires_grad=True)
     c0 = torch.randn(rows, B, H, dtype=DT, requires_grad=True)
-    check_layer(layer, x, [T] * B, h0, c0)
+    assert_matches_oracle(layer, oracle_step, x, [T] * B, [h0, c0], tol=TOL)
 
 
 def test_zero_initial_state():
@@ -121,7 +65,8 @@ def test_zero_initial_state():
     layer = rnnlab.LSTM(3, H, 2, bidirectional=True, layer_norm=True, dtype=DT)
     x = torch.randn(4, 2, 3, dtype=DT, requires_grad=True)
     zeros = torch.zeros(4, 2, H, dtype=DT, requires_grad=True)
-    check_layer(layer, x, [4, 4], zeros, zeros.detach().clone().requires_grad_())
+    assert_matches_oracle(layer, oracle_step, x, [4, 4],
+                          [zeros, zeros.detach().clone().requires_grad_()], tol=TOL)
 
 
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
@@ -137,7 +82,7 @@ def test_variable_lengths(num_layers, bidirectional, how):
     x = (x * (torch.arange(T)[:, None, None] < torch.tensor(lengths)[None, :, None])).requires_grad_()
     h0 = torch.randn(rows, B, H, dtype=DT, requires_grad=True)
     c0 = torch.randn(rows, B, H, dtype=DT, requires_grad=True)
-    check_layer(layer, x, lengths, h0, c0, packed=how == "packed", pass_lengths=how == "lengths")
+    assert_matches_oracle(layer, oracle_step, x, lengths, [h0, c0], how, tol=TOL)
 
 
 def test_unbatched():
@@ -147,11 +92,11 @@ def test_unbatched():
     x = torch.randn(5, 3, dtype=DT)
     h0, c0 = torch.randn(4, H, dtype=DT), torch.randn(4, H, dtype=DT)
     out, (h, c) = layer(x, (h0, c0))
-    ref_out, ref_h, ref_c = oracle_layer(layer, x.unsqueeze(1), [5], h0.unsqueeze(1),
-                                         c0.unsqueeze(1))
-    torch.testing.assert_close(out, ref_out.squeeze(1), atol=ATOL, rtol=0)
-    torch.testing.assert_close(h, ref_h.squeeze(1), atol=ATOL, rtol=0)
-    torch.testing.assert_close(c, ref_c.squeeze(1), atol=ATOL, rtol=0)
+    ref_out, ref_h, ref_c = per_sequence_oracle(layer, oracle_step, x.unsqueeze(1), [5],
+                                                [h0.unsqueeze(1), c0.unsqueeze(1)])
+    torch.testing.assert_close(out, ref_out.squeeze(1), **TOL)
+    torch.testing.assert_close(h, ref_h.squeeze(1), **TOL)
+    torch.testing.assert_close(c, ref_c.squeeze(1), **TOL)
     out, (h, c) = layer(x)
     assert out.shape == (5, 2 * H) and h.shape == c.shape == (4, H)
 

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from parity import FAMILIES, assert_same, loss_of, make_input, make_pair, output_tensors
+from parity import FAMILIES, assert_matches_torch, make_input, make_pair
 
 T, B, I, H = 5, 3, 4, 5
 
@@ -48,15 +48,4 @@ def test_matches_torch(case, dtype, backend):
     x, leaf = make_input(case["form"], T, B, I, case["batch_first"], dtype)
     hx, state_leaves = (initial_state(case["family"], reference, case["form"], dtype)
                         if case["given_state"] else (None, []))
-    expected = output_tensors(reference(x, hx))
-    actual = output_tensors(layer(x, hx))
-    for name, a, e in zip(("output", "h_n", "c_n"), actual, expected):
-        assert_same(a, e, dtype, name)
-    wrt = [leaf, *state_leaves]
-    expected_grads = torch.autograd.grad(loss_of(expected), wrt + list(reference.parameters()),
-                                         retain_graph=True)
-    actual_grads = torch.autograd.grad(loss_of(actual), wrt + list(layer.parameters()))
-    names = ["input", *("h0", "c0")[:len(state_leaves)],
-             *(n for n, _ in reference.named_parameters())]
-    for name, a, e in zip(names, actual_grads, expected_grads):
-        assert_same(a, e, dtype, f"grad {name}")
+    assert_matches_torch(reference, layer, x, hx, [leaf, *state_leaves], dtype)

@@ -6,81 +6,40 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from parity import (
+    LAYER_GRID,
+    LAYER_GRID_IDS,
+    TOL,
+    assert_cell_matches_torch,
+    assert_matches_torch,
+    assert_same,
+    assert_same_grads,
+    loss_of,
+    make_pair,
+    make_state_input,
+    masked_loop,
+    output_tensors,
+)
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab
 from rnnlab.bptt.rnn import RNNFunction, RNNOptions, rnn_forward
 from rnnlab.cells.rnn import rnn_step
 
 F64 = torch.float64
-TOL = dict(atol=1e-10, rtol=1e-10)
 T, B, I, H = 5, 3, 4, 5
 LENGTHS = torch.tensor([3, 5, 1])  # unsorted, one full-length sequence
 
 
-def loss_of(tensors):
-    """Weights every element differently, so every gradient path is exercised."""
-    total = 0
-    for k, t in enumerate(tensors):
-        w = torch.linspace(-1, 1, t.numel(), dtype=t.dtype).view_as(t)
-        total = total + ((t * w).sin() * (k + 1)).sum()
-    return total
-
-
-def flat_out(out):
-    y, h = out
-    return [y.data if isinstance(y, PackedSequence) else y, h]
-
-
-CONFIGS = [dict(num_layers=L, bidirectional=bi, batch_first=bf, bias=bias)
-           for L, bi, bf, bias in [(1, False, False, True), (1, True, True, False),
-                                   (2, False, True, True), (2, True, False, True),
-                                   (2, True, True, False)]]
-FORMS = ["padded", "packed", "unbatched", "h0", "packed_h0"]
-
-
-def config_id(c):
-    return (f"L{c['num_layers']}-{'bi' if c['bidirectional'] else 'uni'}-"
-            f"{'bf' if c['batch_first'] else 'tf'}-{'bias' if c['bias'] else 'nobias'}")
-
-
-def make_input(form, batch_first, rows):
-    """(input for the layer, leaves whose gradients are compared, hx)."""
-    if form == "unbatched":
-        x = torch.randn(T, I, dtype=F64, requires_grad=True)
-        return x, [x], None
-    x = torch.randn(*((B, T) if batch_first else (T, B)), I, dtype=F64, requires_grad=True)
-    leaves, hx = [x], None
-    if form.endswith("h0"):
-        hx = torch.randn(rows, B, H, dtype=F64, requires_grad=True)
-        leaves.append(hx)
-    if form.startswith("packed"):
-        packed = pack_padded_sequence(x, LENGTHS, batch_first=batch_first, enforce_sorted=False)
-        return packed, leaves, hx
-    return x, leaves, hx
-
-
-GRID = [(c, f) for c in CONFIGS for f in FORMS if not (f == "unbatched" and c["batch_first"])]
-
-
 @pytest.mark.parametrize("backend", ["reference", "native"])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-@pytest.mark.parametrize("config,form", GRID, ids=[f"{config_id(c)}-{f}" for c, f in GRID])
+@pytest.mark.parametrize("config,form", LAYER_GRID, ids=LAYER_GRID_IDS)
 def test_matches_torch(config, form, nonlinearity, backend):
-    reference = torch.nn.RNN(I, H, nonlinearity=nonlinearity, **config, dtype=F64)
-    layer = rnnlab.RNN(I, H, nonlinearity=nonlinearity, **config, backend=backend, dtype=F64)
-    layer.load_state_dict(reference.state_dict())
+    reference, layer = make_pair(f"rnn_{nonlinearity}", backend, F64, input_size=I,
+                                 hidden_size=H, **config)
     rows = config["num_layers"] * (2 if config["bidirectional"] else 1)
-    x, leaves, hx = make_input(form, config["batch_first"], rows)
-    expected, actual = flat_out(reference(x, hx)), flat_out(layer(x, hx))
-    for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
-    names = ["input", "h0"][:len(leaves)] + [n for n, _ in reference.named_parameters()]
-    ge = torch.autograd.grad(loss_of(expected), leaves + list(reference.parameters()),
-                             retain_graph=True)
-    ga = torch.autograd.grad(loss_of(actual), leaves + list(layer.parameters()))
-    for name, a, e in zip(names, ga, ge):
-        torch.testing.assert_close(a, e, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
+    x, leaves, hx = make_state_input(form, T, B, I, H, rows, config["batch_first"], F64, LENGTHS)
+    assert_matches_torch(reference, layer, x, hx, leaves, F64)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -90,8 +49,8 @@ def test_lengths_argument_matches_packed(nonlinearity):
     y, h = layer(x, lengths=LENGTHS)
     yp, hp = layer(pack_padded_sequence(x, LENGTHS, enforce_sorted=False))
     yp, _ = torch.nn.utils.rnn.pad_packed_sequence(yp, total_length=T)
-    torch.testing.assert_close(y, yp, **TOL)
-    torch.testing.assert_close(h, hp, **TOL)
+    torch.testing.assert_close(y, yp, **TOL[F64])
+    torch.testing.assert_close(h, hp, **TOL[F64])
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -101,13 +60,7 @@ def test_cell_matches_torch(nonlinearity, bias):
     cell = rnnlab.RNNCell(I, H, bias, nonlinearity, dtype=F64)
     cell.load_state_dict(reference.state_dict())
     x, h = torch.randn(B, I, dtype=F64), torch.randn(B, H, dtype=F64)
-    for args in [(x,), (x, h), (x[0],), (x[0], h[0])]:
-        e, a = reference(*args), cell(*args)
-        torch.testing.assert_close(a, e, **TOL)
-        ge = torch.autograd.grad(loss_of([e]), list(reference.parameters()))
-        ga = torch.autograd.grad(loss_of([a]), list(cell.parameters()))
-        for x1, x2 in zip(ga, ge):
-            torch.testing.assert_close(x1, x2, **TOL)
+    assert_cell_matches_torch(reference, cell, x, h, F64)
 
 
 # ---- the hand-derived BPTT on its own -------------------------------------------------------
@@ -144,16 +97,8 @@ def test_gradcheck(nonlinearity, mask):
 
 def cell_loop(x, h0, w_ih, w_hh, b_ih, b_hh, mask, nonlinearity):
     """The oracle: autograd through a Python loop of :func:`rnn_step`."""
-    h, ys = h0, []
-    for t in range(x.shape[0]):
-        h_new = rnn_step(F.linear(x[t], w_ih, b_ih), h, w_hh, b_hh, nonlinearity=nonlinearity)
-        if mask is not None:
-            h_new = torch.where(mask[t], h_new, h)
-            ys.append(torch.where(mask[t], h_new, 0.0))
-        else:
-            ys.append(h_new)
-        h = h_new
-    return torch.stack(ys), h
+    return masked_loop(lambda x_t, h: rnn_step(F.linear(x_t, w_ih, b_ih), h, w_hh, b_hh,
+                                               nonlinearity=nonlinearity), x, h0, mask)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -164,12 +109,9 @@ def test_function_matches_cell_loop(nonlinearity, mask, bias):
     expected = cell_loop(*inputs, m, nonlinearity)
     actual = RNNFunction.apply(*inputs, m, RNNOptions(nonlinearity))
     for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
+        assert_same(a, e, F64, "forward")
     leaves = [p for p in inputs if p is not None]
-    ge = torch.autograd.grad(loss_of(list(expected)), leaves)
-    ga = torch.autograd.grad(loss_of(list(actual)), leaves)
-    for a, e in zip(ga, ge):
-        torch.testing.assert_close(a, e, **TOL)
+    assert_same_grads(list(actual), list(expected), leaves, leaves, range(len(leaves)), F64)
 
 
 def test_forward_does_not_alias_its_cache():
@@ -187,11 +129,11 @@ def test_trace_reproduces_output():
     x, h0 = torch.randn(T, B, I, dtype=F64), torch.randn(1, B, H, dtype=F64)
     (trace,) = layer.trace(x, h0)
     y, _ = layer(x, h0)
-    torch.testing.assert_close(trace["h"], y, **TOL)
+    torch.testing.assert_close(trace["h"], y, **TOL[F64])
     layer2 = rnnlab.RNN(I, H, 2, "relu", bidirectional=True, dtype=F64)
     traces = layer2.trace(x, lengths=LENGTHS)
     y2, _ = layer2(x, lengths=LENGTHS)
-    torch.testing.assert_close(torch.cat([traces[2]["h"], traces[3]["h"]], -1), y2, **TOL)
+    torch.testing.assert_close(torch.cat([traces[2]["h"], traces[3]["h"]], -1), y2, **TOL[F64])
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -208,7 +150,7 @@ def test_torch_interop(nonlinearity):
     fresh = torch.nn.RNN(I, H, 2, nonlinearity=nonlinearity, bidirectional=True, dtype=F64)
     fresh.load_state_dict(layer.state_dict())
     x = torch.randn(T, B, I, dtype=F64)
-    torch.testing.assert_close(fresh(x)[0], layer(x)[0], **TOL)
+    torch.testing.assert_close(fresh(x)[0], layer(x)[0], **TOL[F64])
 
 
 def test_signature_and_errors():
@@ -229,8 +171,8 @@ def test_float32(backend):
     reference = torch.nn.RNN(I, H, 2, bidirectional=True)
     layer = rnnlab.RNN.from_torch(reference, backend=backend)
     x = torch.randn(T, B, I)
-    for a, e in zip(flat_out(layer(x)), flat_out(reference(x))):
-        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    for a, e in zip(output_tensors(layer(x)), output_tensors(reference(x))):
+        assert_same(a, e, torch.float32, "forward")
 
 
 def test_input_without_grad():
@@ -238,7 +180,8 @@ def test_input_without_grad():
     reference = torch.nn.RNN(I, H, 2, dtype=F64)
     layer = rnnlab.RNN.from_torch(reference, backend="reference")
     x = torch.randn(T, B, I, dtype=F64)
-    expected = torch.autograd.grad(loss_of(flat_out(reference(x))), list(reference.parameters()))
-    actual = torch.autograd.grad(loss_of(flat_out(layer(x))), list(layer.parameters()))
+    expected = torch.autograd.grad(loss_of(output_tensors(reference(x))),
+                                   list(reference.parameters()))
+    actual = torch.autograd.grad(loss_of(output_tensors(layer(x))), list(layer.parameters()))
     for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, **TOL)
+        assert_same(a, e, F64, "grad")

@@ -1,86 +1,25 @@
-"""SRU: the hand-derived BPTT against autograd through a plain loop of ``sru_step`` (the oracle),
-run sequence by sequence on each sequence's own length."""
+"""SRU: the hand-derived BPTT against autograd through a plain loop of ``sru_step`` (the oracle,
+:func:`parity.per_sequence_oracle`), run sequence by sequence on each sequence's own length."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from parity import assert_matches_oracle, per_sequence_oracle
 
 import rnnlab
 from rnnlab.bptt.sru import SRUFunction
 from rnnlab.cells.sru import SRUCell, sru_step
 
 DT = torch.float64
-ATOL = 1e-10
+TOL = dict(atol=1e-10, rtol=0)
 
 
-def oracle_direction(params, x, c):
-    """Loop of ``sru_step`` over one sequence x (T, I) from c (H,). Returns (T, H), c_T."""
-    ys = []
-    for t in range(x.shape[0]):
-        xt = x[t:t + 1]
-        h, c1, _ = sru_step(F.linear(xt, params["weight_ih"]), xt, c.unsqueeze(0),
-                            params["weight_c"], params.get("bias"))
-        c = c1.squeeze(0)
-        ys.append(h.squeeze(0))
-    return torch.stack(ys), c
-
-
-def oracle_layer(layer, x, lengths, c0):
-    """Stacked / bidirectional reference: x (T, B, I) padded, c0 (L·D, B, H).
-    Returns output (T, B, D·H), zero past each length, and c_n (L·D, B, H)."""
-    T, B, _ = x.shape
-    D = layer.num_directions
-    outs, finals = [], [[None] * B for _ in range(layer.num_layers * D)]
-    for b in range(B):
-        seq = x[:lengths[b], b]
-        for k in range(layer.num_layers):
-            ys = []
-            for d in range(D):
-                inp = seq if d == 0 else seq.flip(0)
-                y, c = oracle_direction(layer.cell_params(k, d), inp, c0[k * D + d, b])
-                ys.append(y if d == 0 else y.flip(0))
-                finals[k * D + d][b] = c
-            seq = torch.cat(ys, -1)
-        outs.append(F.pad(seq, (0, 0, 0, T - lengths[b])))
-    return torch.stack(outs, 1), torch.stack([torch.stack(f) for f in finals])
-
-
-def grads(loss, tensors):
-    return torch.autograd.grad(loss, tensors, allow_unused=True)
-
-
-def check_layer(layer, x, lengths, c0, *, packed=False, pass_lengths=False):
-    """Compare layer vs oracle: output, c_n and gradients of params, x and c0."""
-    T, B, _ = x.shape
-    params = list(layer.parameters())
-    g = torch.Generator().manual_seed(7)
-    w_out = torch.randn(T, B, layer.num_directions * layer.hidden_size, generator=g, dtype=DT)
-    w_c = torch.randn(c0.shape, generator=g, dtype=DT)
-    mask = (torch.arange(T)[:, None] < torch.as_tensor(lengths)[None]).unsqueeze(-1)
-
-    ref_out, ref_c = oracle_layer(layer, x, lengths, c0)
-    ref_loss = (ref_out * w_out).sum() + (ref_c * w_c).sum()
-    ref_grads = grads(ref_loss, [x, c0, *params])
-
-    if packed:
-        inp = pack_padded_sequence(x, torch.as_tensor(lengths), enforce_sorted=False)
-        out, c_n = layer(inp, c0)
-        out, _ = pad_packed_sequence(out, total_length=T)
-    else:
-        inp = x.transpose(0, 1) if layer.batch_first else x
-        out, c_n = layer(inp, c0, lengths=lengths if pass_lengths else None)
-        if layer.batch_first:
-            out = out.transpose(0, 1)
-    out = out * mask  # the layer's padded outputs are 0 too; compare the running steps
-    torch.testing.assert_close(out, ref_out, atol=ATOL, rtol=0)
-    torch.testing.assert_close(c_n, ref_c, atol=ATOL, rtol=0)
-    loss = (out * w_out).sum() + (c_n * w_c).sum()
-    names = ["x", "c0", *(n for n, _ in layer.named_parameters())]
-    for name, a, b in zip(names, grads(loss, [x, c0, *params]), ref_grads):
-        torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
+def oracle_step(p, x_t, state):
+    """One ``sru_step`` (x_t (1, I), state (c,)), the step of :func:`per_sequence_oracle`."""
+    h, c, _ = sru_step(F.linear(x_t, p["weight_ih"]), x_t, *state, p["weight_c"], p.get("bias"))
+    return h, (c,)
 
 
 CONFIGS = [
@@ -104,7 +43,7 @@ def test_layer_matches_oracle(num_layers, bidirectional, batch_first, bias, inpu
     T, B = 5, 3
     x = torch.randn(T, B, input_size, dtype=DT, requires_grad=True)
     c0 = torch.randn(num_layers * layer.num_directions, B, 4, dtype=DT, requires_grad=True)
-    check_layer(layer, x, [T] * B, c0)
+    assert_matches_oracle(layer, oracle_step, x, [T] * B, [c0], tol=TOL)
 
 
 @pytest.mark.parametrize("num_layers,bidirectional,input_size", [(1, False, 4), (2, True, 3),
@@ -118,7 +57,7 @@ def test_variable_lengths(num_layers, bidirectional, input_size, how):
     x = (x * (torch.arange(T)[:, None, None] < torch.tensor(lengths)[None, :, None])).requires_grad_()
     c0 = torch.randn(num_layers * layer.num_directions, len(lengths), 4, dtype=DT,
                      requires_grad=True)
-    check_layer(layer, x, lengths, c0, packed=how == "packed", pass_lengths=how == "lengths")
+    assert_matches_oracle(layer, oracle_step, x, lengths, [c0], how, tol=TOL)
 
 
 def test_unbatched_and_default_state():
@@ -127,13 +66,14 @@ def test_unbatched_and_default_state():
     x = torch.randn(5, 3, dtype=DT)
     out, c = layer(x)
     assert out.shape == (5, 8) and c.shape == (4, 4)
-    ref_out, ref_c = oracle_layer(layer, x.unsqueeze(1), [5], torch.zeros(4, 1, 4, dtype=DT))
-    torch.testing.assert_close(out, ref_out.squeeze(1), atol=ATOL, rtol=0)
-    torch.testing.assert_close(c, ref_c.squeeze(1), atol=ATOL, rtol=0)
+    ref_out, ref_c = per_sequence_oracle(layer, oracle_step, x.unsqueeze(1), [5],
+                                         [torch.zeros(4, 1, 4, dtype=DT)])
+    torch.testing.assert_close(out, ref_out.squeeze(1), **TOL)
+    torch.testing.assert_close(c, ref_c.squeeze(1), **TOL)
     c0 = torch.randn(4, 4, dtype=DT)
     out2, _ = layer(x, c0)
-    ref2, _ = oracle_layer(layer, x.unsqueeze(1), [5], c0.unsqueeze(1))
-    torch.testing.assert_close(out2, ref2.squeeze(1), atol=ATOL, rtol=0)
+    ref2, _ = per_sequence_oracle(layer, oracle_step, x.unsqueeze(1), [5], [c0.unsqueeze(1)])
+    torch.testing.assert_close(out2, ref2.squeeze(1), **TOL)
 
 
 def test_trace_reproduces_outputs():
