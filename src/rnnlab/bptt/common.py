@@ -1,4 +1,5 @@
-"""Small helpers shared by every hand-derived BPTT: masking of padded steps, flat GEMMs."""
+"""Small helpers shared by every hand-derived BPTT: masking of padded steps, flat GEMMs, the
+forward's cache on the autograd context."""
 
 from __future__ import annotations
 
@@ -31,3 +32,16 @@ def carry(mask: Tensor | None, t: int, new: Tensor, old: Tensor) -> Tensor:
 def masked(mask: Tensor | None, t: int, value: Tensor) -> Tensor:
     """``value`` on running sequences, 0 on padded steps (outputs, and gradients into a step)."""
     return value if mask is None else torch.where(mask[t], value, 0.0)
+
+
+def save_cache(ctx, cache: tuple) -> None:
+    """Keep a forward's cache on ``ctx``: its tensors through ``save_for_backward`` (freed after
+    the backward unless the graph is retained; in-place changes to them are detected), the rest
+    as plain attributes."""
+    ctx.save_for_backward(*(c if isinstance(c, Tensor) else None for c in cache))
+    ctx.cache_rest = tuple(None if isinstance(c, Tensor) else c for c in cache)
+
+
+def saved_cache(ctx) -> tuple:
+    """The cache stored by :func:`save_cache`."""
+    return tuple(r if s is None else s for s, r in zip(ctx.saved_tensors, ctx.cache_rest))

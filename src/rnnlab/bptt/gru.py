@@ -53,8 +53,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import carry, flat, masked, matmul_t
-from rnnlab.bptt.rnn import save_cache, saved_cache
+from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
 
 
 @dataclass(frozen=True)

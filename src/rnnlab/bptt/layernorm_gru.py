@@ -25,9 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.bptt.common import flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.gru import carry_state, outputs, reset_after_loop, steps
-from rnnlab.bptt.rnn import save_cache, saved_cache
 from rnnlab.cells.gru import LN_EPS
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import carry, flat, masked, matmul_t
+from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
 from rnnlab.cells.layernorm_lstm import LN_EPS
 
 
@@ -155,15 +155,16 @@ class LayerNormLSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
                 ln_hh_weight, ln_c_weight, ln_c_bias, mask):
-        y, h, c, ctx.cache = layernorm_lstm_forward(
+        y, h, c, cache = layernorm_lstm_forward(
             x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight,
             ln_c_weight, ln_c_bias, mask)
+        save_cache(ctx, cache)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
-        # the cache stays on ctx (freed with the graph), so retain_graph / gradcheck work
-        grads = layernorm_lstm_backward(*(g.contiguous() for g in (dy, dh, dc)), ctx.cache)
+        grads = layernorm_lstm_backward(*(g.contiguous() for g in (dy, dh, dc)),
+                                        saved_cache(ctx))
         return (*grads, None)
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import carry, flat, masked, matmul_t
+from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
 
 
 @dataclass(frozen=True)
@@ -199,13 +199,14 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight_hr,
                 mask, opts, rec=None, zone_h=None, zone_c=None):
-        y, h, c, ctx.cache = lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                                          peephole, weight_hr, mask, opts, rec, zone_h, zone_c)
+        y, h, c, cache = lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                                      peephole, weight_hr, mask, opts, rec, zone_h, zone_c)
+        save_cache(ctx, cache)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
-        grads = lstm_backward(*(g.contiguous() for g in (dy, dh, dc)), ctx.cache)
+        grads = lstm_backward(*(g.contiguous() for g in (dy, dh, dc)), saved_cache(ctx))
         return (*grads, None, None, None, None, None)
 
 

@@ -28,9 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
-from rnnlab.bptt.common import carry, flat, matmul_t
+from rnnlab.bptt.common import carry, flat, matmul_t, save_cache, saved_cache
 
 
 @dataclass(frozen=True)
@@ -143,19 +142,6 @@ def rnn_backward(dy, dh_T, cache, need_dx: bool = True):
     dw_hh = d_a2.t() @ flat(h_all[:-1])
     db = d_a2.sum(0) if has_bias else None
     return dx, dh, dw_ih, dw_hh, db, db
-
-
-def save_cache(ctx, cache: tuple) -> None:
-    """Keep a forward's cache on ``ctx``: its tensors through ``save_for_backward`` (freed after
-    the backward unless the graph is retained; in-place changes to them are detected), the rest
-    as plain attributes."""
-    ctx.save_for_backward(*(c if isinstance(c, Tensor) else None for c in cache))
-    ctx.cache_rest = tuple(None if isinstance(c, Tensor) else c for c in cache)
-
-
-def saved_cache(ctx) -> tuple:
-    """The cache stored by :func:`save_cache`."""
-    return tuple(r if s is None else s for s, r in zip(ctx.saved_tensors, ctx.cache_rest))
 
 
 class RNNFunction(torch.autograd.Function):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnlab.bptt.common import carry, flat, masked, matmul_t
+from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
 
 
 def sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone=None):
@@ -69,7 +69,7 @@ def sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone=None):
     if mask is not None:
         y.masked_fill_(~mask, 0)
     cache = (x, weight_ih, weight_c, u, fr, c_all, mask, bias is not None, zone)
-    return y, c, cache
+    return y, c.clone(), cache  # c_T apart from the cache (c_all[T] or c0)
 
 
 def sru_backward(dy, dc_T, cache):
@@ -126,13 +126,13 @@ class SRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, c0, weight_ih, weight_c, bias, mask, zone=None):
-        y, c, ctx.cache = sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone)
+        y, c, cache = sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone)
+        save_cache(ctx, cache)
         return y, c
 
     @staticmethod
     def backward(ctx, dy, dc):
-        # the cache stays on ctx (freed with the graph), so retain_graph / gradcheck work
-        return (*sru_backward(dy.contiguous(), dc.contiguous(), ctx.cache), None, None)
+        return (*sru_backward(dy.contiguous(), dc.contiguous(), saved_cache(ctx)), None, None)
 
 
 def sru_sequence(x, state, params, mask, masks=None):
