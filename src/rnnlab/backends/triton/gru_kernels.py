@@ -30,14 +30,15 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
     for t in range(T):
         running = (t < length)[:, None]
-        h_prev = h_ptr + t * B * H
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+        h_prev = h_ptr + t64 * B * H
         for j in range(0, H, BLOCK_H):  # r, z (and n, reset_after)
             cols = j + tl.arange(0, BLOCK_H)
             col_mask = cols < H
             tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
-            xp = xp_ptr + t * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-            gate = gates_ptr + t * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+            xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+            gate = gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
             a_r = dot_accumulate(tl.load(xp, mask=tile, other=0.0), h_prev, H, rows, row_mask,
                                  w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K, PRECISION)
             a_z = dot_accumulate(tl.load(xp + H, mask=tile, other=0.0), h_prev, H, rows,
@@ -55,12 +56,12 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
                                       cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
                 n = tanh(tl.load(xp + 2 * H, mask=tile, other=0.0) + r * gh_n)
-                tl.store(aux_ptr + t * B * H + at, gh_n, mask=tile)
+                tl.store(aux_ptr + t64 * B * H + at, gh_n, mask=tile)
                 tl.store(gate + 2 * H, n, mask=tile)
                 tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
                          mask=tile)
             else:
-                tl.store(aux_ptr + t * B * H + at, r * h_old, mask=tile)
+                tl.store(aux_ptr + t64 * B * H + at, r * h_old, mask=tile)
         tl.debug_barrier()
         if not RESET_AFTER:
             for j in range(0, H, BLOCK_H):  # n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
@@ -68,10 +69,10 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 col_mask = cols < H
                 tile = row_mask[:, None] & col_mask[None, :]
                 at = rows[:, None] * H + cols[None, :]
-                xp = xp_ptr + t * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + t * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+                xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+                gate = gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile, other=0.0),
-                                     aux_ptr + t * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
+                                     aux_ptr + t64 * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
                                      cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
                 n = tanh(a_n)
                 z = tl.load(gate + H, mask=tile, other=0.0)
@@ -95,30 +96,31 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
     for s in range(T):
         t = T - 1 - s
         running = (t < length)[:, None]
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H
         dh_out = dh_ptr + (t % 2) * B * H
-        dgx_t = dgx_ptr + t * B * 3 * H
+        dgx_t = dgx_ptr + t64 * B * 3 * H
         for j in range(0, H, BLOCK_H):  # phase 1: da_n, da_z (and da_r, reset_after)
             cols = j + tl.arange(0, BLOCK_H)
             tile = row_mask[:, None] & (cols < H)[None, :]
             at = rows[:, None] * H + cols[None, :]
             at3 = rows[:, None] * 3 * H + cols[None, :]
-            gate = gates_ptr + t * B * 3 * H + at3
+            gate = gates_ptr + t64 * B * 3 * H + at3
             r = tl.load(gate, mask=tile, other=0.0)
             z = tl.load(gate + H, mask=tile, other=0.0)
             n = tl.load(gate + 2 * H, mask=tile, other=0.0)
-            h_old = tl.load(h_ptr + t * B * H + at, mask=tile, other=0.0)
-            g = tl.load(dy_ptr + t * B * H + at, mask=tile, other=0.0)
+            h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile, other=0.0)
+            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0)
             g = tl.where(running, g + tl.load(dh_in + at, mask=tile, other=0.0), 0.0)
             da_n = g * (1.0 - z) * (1.0 - n * n)
             da_z = g * (h_old - n) * z * (1.0 - z)
             tl.store(dgx_t + at3 + H, da_z, mask=tile)
             tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile)
             if RESET_AFTER:
-                gh_n = tl.load(aux_ptr + t * B * H + at, mask=tile, other=0.0)
+                gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile, other=0.0)
                 da_r = da_n * gh_n * r * (1.0 - r)
                 tl.store(dgx_t + at3, da_r, mask=tile)
-                dgh = dgh_ptr + t * B * 3 * H + at3
+                dgh = dgh_ptr + t64 * B * 3 * H + at3
                 tl.store(dgh, da_r, mask=tile)
                 tl.store(dgh + H, da_z, mask=tile)
                 tl.store(dgh + 2 * H, da_n * r, mask=tile)
@@ -134,8 +136,8 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                 d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
                                       w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
                                       PRECISION)
-                r = tl.load(gates_ptr + t * B * 3 * H + at3, mask=tile, other=0.0)
-                h_old = tl.load(h_ptr + t * B * H + at, mask=tile, other=0.0)
+                r = tl.load(gates_ptr + t64 * B * 3 * H + at3, mask=tile, other=0.0)
+                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile, other=0.0)
                 tl.store(dgx_t + at3, d_rh * h_old * r * (1.0 - r), mask=tile)
                 tl.store(dh_out + at, d_rh * r, mask=tile)  # partial dh_{t-1}, read in phase 3
             tl.debug_barrier()
@@ -144,13 +146,13 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
             col_mask = cols < H
             tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
-            z = tl.load(gates_ptr + t * B * 3 * H + rows[:, None] * 3 * H + cols[None, :] + H,
+            z = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :] + H,
                         mask=tile, other=0.0)
             dh = tl.load(dh_in + at, mask=tile, other=0.0)
-            g = tl.load(dy_ptr + t * B * H + at, mask=tile, other=0.0) + dh
+            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0) + dh
             acc = g * z
             if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
-                acc = dot_accumulate(acc, dgh_ptr + t * B * 3 * H, 3 * H, rows, row_mask,
+                acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
                                      w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K, PRECISION)
             else:  # + d(r∘h)∘r + [da_r, da_z] W_hr,z
                 acc += tl.load(dh_out + at, mask=tile, other=0.0)

@@ -27,15 +27,16 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr, 
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
     for t in range(T):
         running = (t < length)[:, None]
-        h_prev = h_ptr + t * B * H
-        c_prev = c_ptr + t * B * H
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+        h_prev = h_ptr + t64 * B * H
+        c_prev = c_ptr + t64 * B * H
         for j in range(0, H, BLOCK_H):
             cols = j + tl.arange(0, BLOCK_H)
             col_mask = cols < H
             tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
-            xp = xp_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            gate = gates_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             a_i = tl.load(xp, mask=tile, other=0.0)
             a_f = tl.load(xp + H, mask=tile, other=0.0)
             a_g = tl.load(xp + 2 * H, mask=tile, other=0.0)
@@ -76,6 +77,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr
     for s in range(T):
         t = T - 1 - s
         running = (t < length)[:, None]
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
         dc_in = dc_ptr + ((t + 1) % 2) * B * H
         dh_out = dh_ptr + (t % 2) * B * H
@@ -84,15 +86,15 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr
             cols = j + tl.arange(0, BLOCK_H)
             tile = row_mask[:, None] & (cols < H)[None, :]
             at = rows[:, None] * H + cols[None, :]
-            gate = gates_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            da = da_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+            da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             i = tl.load(gate, mask=tile, other=0.0)
             f = tl.load(gate + H, mask=tile, other=0.0)
             g = tl.load(gate + 2 * H, mask=tile, other=0.0)
             o = tl.load(gate + 3 * H, mask=tile, other=0.0)
-            c_t = tl.load(c_ptr + (t + 1) * B * H + at, mask=tile, other=0.0)
-            c_before = tl.load(c_ptr + t * B * H + at, mask=tile, other=0.0)
-            dy = tl.load(dy_ptr + t * B * H + at, mask=tile, other=0.0)
+            c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile, other=0.0)
+            c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile, other=0.0)
+            dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0)
             dh = tl.load(dh_in + at, mask=tile, other=0.0)
             dc = tl.load(dc_in + at, mask=tile, other=0.0)
             g_h = tl.where(running, dy + dh, 0.0)
@@ -111,7 +113,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr
             tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-            acc = dot_accumulate(acc, da_ptr + t * B * 4 * H, 4 * H, rows, row_mask, w_hh_ptr,
+            acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask, w_hh_ptr,
                                  1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
             dh = tl.load(dh_in + at, mask=tile, other=0.0)
             tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile)

@@ -50,21 +50,22 @@ def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y
     c = tl.load(c_ptr + at, mask=tile, other=0.0)
     for t in range(T):
         running = (t < length)[:, None]
-        u = u_ptr + t * B * U_COLS + u_at
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+        u = u_ptr + t64 * B * U_COLS + u_at
         x_tilde = tl.load(u, mask=tile, other=0.0)
         f = sigmoid(tl.load(u + H, mask=tile, other=0.0) + v_f * c + b_f)
         r = sigmoid(tl.load(u + 2 * H, mask=tile, other=0.0) + v_r * c + b_r)
         if HIGHWAY_PROJ:
             x_high = tl.load(u + 3 * H, mask=tile, other=0.0)
         else:
-            x_high = tl.load(x_ptr + t * B * H + at, mask=tile, other=0.0)
+            x_high = tl.load(x_ptr + t64 * B * H + at, mask=tile, other=0.0)
         c_new = x_tilde + f * (c - x_tilde)
         h = x_high + r * (c_new - x_high)
         c = tl.where(running, c_new, c)
-        tl.store(c_ptr + (t + 1) * B * H + at, c, mask=tile)
-        tl.store(y_ptr + t * B * H + at, tl.where(running, h, 0.0), mask=tile)
+        tl.store(c_ptr + (t64 + 1) * B * H + at, c, mask=tile)
+        tl.store(y_ptr + t64 * B * H + at, tl.where(running, h, 0.0), mask=tile)
         if TRAINING:
-            fr = fr_ptr + t * B * 2 * H + rows[:, None] * 2 * H + cols[None, :]
+            fr = fr_ptr + t64 * B * 2 * H + rows[:, None] * 2 * H + cols[None, :]
             tl.store(fr, f, mask=tile)
             tl.store(fr + H, r, mask=tile)
 
@@ -90,23 +91,24 @@ def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, c_ptr,
     for s in range(T):
         t = T - 1 - s
         running = (t < length)[:, None]
-        u = u_ptr + t * B * U_COLS + u_at
-        fr = fr_ptr + t * B * 2 * H + rows[:, None] * 2 * H + cols[None, :]
+        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+        u = u_ptr + t64 * B * U_COLS + u_at
+        fr = fr_ptr + t64 * B * 2 * H + rows[:, None] * 2 * H + cols[None, :]
         x_tilde = tl.load(u, mask=tile, other=0.0)
         if HIGHWAY_PROJ:
             x_high = tl.load(u + 3 * H, mask=tile, other=0.0)
         else:
-            x_high = tl.load(x_ptr + t * B * H + at, mask=tile, other=0.0)
+            x_high = tl.load(x_ptr + t64 * B * H + at, mask=tile, other=0.0)
         f = tl.load(fr, mask=tile, other=0.0)
         r = tl.load(fr + H, mask=tile, other=0.0)
-        c_t = tl.load(c_ptr + (t + 1) * B * H + at, mask=tile, other=0.0)
-        c_prev = tl.load(c_ptr + t * B * H + at, mask=tile, other=0.0)
-        dy = tl.where(running, tl.load(dy_ptr + t * B * H + at, mask=tile, other=0.0), 0.0)
+        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile, other=0.0)
+        c_prev = tl.load(c_ptr + t64 * B * H + at, mask=tile, other=0.0)
+        dy = tl.where(running, tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0), 0.0)
         da_r = dy * (c_t - x_high) * r * (1.0 - r)
         k = (c_prev - x_tilde) * f * (1.0 - f)
         dc_t = tl.where(running, dc, 0.0) + dy * r
         da_f = dc_t * k
-        du = du_ptr + t * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+        du = du_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
         tl.store(du, dc_t * (1.0 - f), mask=tile)
         tl.store(du + H, da_f, mask=tile)
         tl.store(du + 2 * H, da_r, mask=tile)
