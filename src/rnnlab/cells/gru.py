@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.init import uniform_like_torch
+from rnnlab.cells.init import add_parameters, gate_shapes
 
 LN_EPS = 1e-5
 
@@ -111,16 +111,13 @@ class GRUCell(nn.Module):
         super().__init__()
         if layer_norm and not reset_after:
             raise ValueError("layer_norm: only supported with reset_after=True")
-        kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.reset_after, self.layer_norm = bool(reset_after), bool(layer_norm)
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size, **kw)) if bias else None
-        uniform_like_torch(self, hidden_size)
-        self.ln_ih_weight = nn.Parameter(torch.ones(3 * hidden_size, **kw)) if layer_norm else None
-        self.ln_hh_weight = nn.Parameter(torch.ones(3 * hidden_size, **kw)) if layer_norm else None
+        G = 3 * hidden_size
+        gains = (G,) if layer_norm else None
+        add_parameters(self, hidden_size, gate_shapes(G, input_size, hidden_size, bias),
+                       ones={"ln_ih_weight": gains, "ln_hh_weight": gains},
+                       device=device, dtype=dtype)
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         unbatched = x.dim() == 1

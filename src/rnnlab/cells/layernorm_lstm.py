@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.init import uniform_like_torch
+from rnnlab.cells.init import add_parameters, gate_shapes
 
 LN_EPS = 1e-5
 
@@ -76,18 +76,12 @@ class LayerNormLSTMCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  device=None, dtype=None):
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size = input_size, hidden_size
         G = 4 * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(G, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(G, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(G, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(G, **kw)) if bias else None
-        uniform_like_torch(self, hidden_size)
-        self.ln_ih_weight = nn.Parameter(torch.ones(G, **kw))
-        self.ln_hh_weight = nn.Parameter(torch.ones(G, **kw))
-        self.ln_c_weight = nn.Parameter(torch.ones(hidden_size, **kw))
-        self.ln_c_bias = nn.Parameter(torch.zeros(hidden_size, **kw))
+        add_parameters(self, hidden_size, gate_shapes(G, input_size, hidden_size, bias),
+                       ones={"ln_ih_weight": (G,), "ln_hh_weight": (G,),
+                             "ln_c_weight": (hidden_size,)},
+                       zeros={"ln_c_bias": (hidden_size,)}, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         unbatched = x.dim() == 1

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.init import uniform_like_torch
+from rnnlab.cells.init import add_parameters
 
 
 def sru_step(
@@ -70,13 +70,12 @@ class SRUCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  device=None, dtype=None):
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size = input_size, hidden_size
         rows = (3 if input_size == hidden_size else 4) * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **kw))
-        self.weight_c = nn.Parameter(torch.empty(2, hidden_size, **kw))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size, **kw)) if bias else None
-        uniform_like_torch(self, hidden_size)
+        add_parameters(self, hidden_size, {"weight_ih": (rows, input_size),
+                                           "weight_c": (2, hidden_size),
+                                           "bias": (2 * hidden_size,) if bias else None},
+                       device=device, dtype=dtype)
 
     def forward(self, x: Tensor, c: Tensor | None = None):
         unbatched = x.dim() == 1
