@@ -8,14 +8,10 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("rnnlab.onnx needs the onnx package: pip install onnx onnxruntime") from exc
 
-from rnnlab.onnx.export import (
-    ExportInfo,
-    ScanExportWarning,
-    export,
-    onnx_weights,
-    operator_unsupported,
-    run_onnxruntime,
-)
+from rnnlab.onnx._runtime import run_onnxruntime
+from rnnlab.onnx._support import operator_unsupported
+from rnnlab.onnx._weights import onnx_weights
+from rnnlab.onnx.export import ExportInfo, ScanExportWarning, export
 from rnnlab.onnx.load import load_layer
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""A small helper to write ONNX graphs node by node with unique names, and the gate orders
-shared by export and import."""
+"""A small helper to write ONNX graphs node by node with unique names, the graph input and
+outputs both export forms share, and the gate orders shared by export and import."""
 
 from __future__ import annotations
 
@@ -26,6 +26,18 @@ RNN_ORDER, RNN_SIGN = (0,), (1,)
 # Peepholes: rnnlab rows p_i, p_f, p_o  ->  ONNX P = [P_i, P_o, P_f].
 PEEP_ORDER, PEEP_SIGN = (0, 2, 1), (1, 1, 1)
 PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN = (1, 2, 0), (-1, 1, -1)
+
+
+def gate_orders(op: str, coupled: bool = False) -> tuple:
+    """``(order, sign, peephole order, peephole sign)`` of an ``op`` node's row blocks
+    (``"LSTM"``, coupled or not, ``"GRU"`` or ``"RNN"``); no peepholes (None) but the LSTM's."""
+    if op == "LSTM" and coupled:
+        return LSTM_COUPLED_ORDER, LSTM_COUPLED_SIGN, PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN
+    if op == "LSTM":
+        return LSTM_ORDER, LSTM_SIGN, PEEP_ORDER, PEEP_SIGN
+    if op == "GRU":
+        return GRU_ORDER, GRU_SIGN, None, None
+    return RNN_ORDER, RNN_SIGN, None, None
 
 
 def to_onnx_blocks(a: np.ndarray, order, sign) -> np.ndarray:
@@ -93,3 +105,26 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op, list(inputs), outputs, name=node_name,
                                            **attrs))
         return outputs[0] if len(outputs) == 1 else outputs
+
+
+def transposed_input(g: GraphBuilder, transpose: bool) -> str:
+    """The graph's ``input`` as the nodes read it: swapped (B, T, F) <-> (T, B, F) when the
+    nodes' layout differs from the layer's ``batch_first``."""
+    return g.node("Transpose", ["input"], base="input_T", perm=[1, 0, 2]) if transpose \
+        else "input"
+
+
+def graph_outputs(g: GraphBuilder, y: str, finals: dict[str, list[str]], out_names: list[str],
+                  transpose: bool) -> None:
+    """Write the graph's outputs: ``output`` from the last layer's ``y`` (swapped back as
+    :func:`transposed_input` swapped the input) and each final state from its parts, one per
+    layer or per layer and direction, stacked in order."""
+    if transpose:
+        g.node("Transpose", [y], [out_names[0]], perm=[1, 0, 2])
+    else:
+        g.node("Identity", [y], [out_names[0]])
+    for out, parts in zip(out_names[1:], finals.values()):
+        if len(parts) == 1:
+            g.node("Identity", parts, [out])
+        else:
+            g.node("Concat", parts, [out], axis=0)

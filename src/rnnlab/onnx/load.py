@@ -25,21 +25,7 @@ from rnnlab import activations
 from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
-from rnnlab.onnx._graph import (
-    GRU_ORDER,
-    GRU_SIGN,
-    LSTM_COUPLED_ORDER,
-    LSTM_COUPLED_SIGN,
-    LSTM_ORDER,
-    LSTM_SIGN,
-    PEEP_COUPLED_ORDER,
-    PEEP_COUPLED_SIGN,
-    PEEP_ORDER,
-    PEEP_SIGN,
-    RNN_ORDER,
-    RNN_SIGN,
-    from_onnx_blocks,
-)
+from rnnlab.onnx._graph import from_onnx_blocks, gate_orders
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 _COMMON_ATTRS = {"hidden_size", "direction", "layout", "clip", "activations",
@@ -291,16 +277,12 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
         layer = LSTM(first["I"], H, peephole=any(s["P"] is not None for s in specs),
                      coupled=first["coupled"], gate_activation=acts[0], activation=acts[1],
                      output_activation=acts[2], **kw)
-        orders = (LSTM_COUPLED_ORDER, LSTM_COUPLED_SIGN, PEEP_COUPLED_ORDER, PEEP_COUPLED_SIGN) \
-            if first["coupled"] else (LSTM_ORDER, LSTM_SIGN, PEEP_ORDER, PEEP_SIGN)
     elif op == "GRU":
         layer = GRU(first["I"], H, reset_after=first["reset_after"], gate_activation=acts[0],
                     activation=acts[1], **kw)
-        orders = (GRU_ORDER, GRU_SIGN, None, None)
     else:
         layer = RNN(first["I"], H, nonlinearity=first["nonlinearity"], **kw)
-        orders = (RNN_ORDER, RNN_SIGN, None, None)
-    order, sign, peep_order, peep_sign = orders
+    order, sign, peep_order, peep_sign = gate_orders(op, first["coupled"])
     G = GATES[op] * H
     with torch.no_grad():
         for k, spec in enumerate(specs):
