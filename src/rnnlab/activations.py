@@ -95,7 +95,7 @@ def get(spec, argument: str = "activation") -> Activation:
         return spec
     name, params = (spec[0], tuple(spec[1:])) if isinstance(spec, (tuple, list)) and spec \
         else (spec, ())
-    if name not in SPECS:
+    if not isinstance(name, str) or name not in SPECS:
         raise ValueError(f"{argument}: expected one of {NAMES} or (name, alpha[, beta]), "
                          f"got {spec!r}")
     _, alpha, beta = SPECS[name]

@@ -88,7 +88,7 @@ class Init:
     chrono: float | None = None
 
     def __post_init__(self):
-        if self.recurrent not in RECURRENT:
+        if not isinstance(self.recurrent, str) or self.recurrent not in RECURRENT:
             raise ValueError(f"init: recurrent must be one of {RECURRENT}, got {self.recurrent!r}")
         if not _is_number(self.gain) or self.gain <= 0:
             raise ValueError(f"init: gain must be a positive number, got {self.gain!r}")
@@ -134,6 +134,9 @@ def resolve_init(init) -> Init:
     if isinstance(init, Init):
         return init
     if isinstance(init, dict):
+        names = [f.name for f in fields(Init)]
+        if unknown := [key for key in init if key not in names]:
+            raise TypeError(f"init: unknown field(s) {unknown}; an Init has {names}")
         return Init(**init)
     if not isinstance(init, str):
         raise TypeError("init: expected a str, an rnnlab.Init or a dict, "

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rnnlab.layers.validate import check_choice
+
 ZONEOUT_EVAL = ("identity", "expectation")
 
 # which options each family supports; SRU's only state is c, so its zoneout is on c
@@ -111,8 +113,7 @@ def parse(family: str, *, recurrent_dropout=0.0, zoneout=0.0, weight_dropout=0.0
         if name not in supported and value not in (0, 0.0, None):
             raise ValueError(f"{name}: {family} does not support it (supported: "
                              f"{', '.join(supported)})")
-    if zoneout_eval not in ZONEOUT_EVAL:
-        raise ValueError(f"zoneout_eval: expected one of {ZONEOUT_EVAL}, got {zoneout_eval!r}")
+    check_choice("zoneout_eval", zoneout_eval, ZONEOUT_EVAL)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got "
                         f"{type(generator).__name__}")

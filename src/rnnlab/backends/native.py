@@ -12,6 +12,8 @@ _OPS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm, "G
 
 
 def unsupported(layer, batch) -> str | None:
+    if batch.x.is_meta and batch.lengths is not None and batch.packed is None:
+        return "torch cannot pack a padded input on the meta device"
     return layer.reference_only_reason() or layer.native_unsupported()
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells.init import add_parameters, gate_shapes
+from rnnlab.layers import validate
 
 LN_EPS = 1e-5
 
@@ -109,10 +110,13 @@ class GRUCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  reset_after: bool = True, layer_norm: bool = False, device=None, dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
+        validate.check_bool("reset_after", reset_after)
+        validate.check_bool("layer_norm", layer_norm)
         if layer_norm and not reset_after:
             raise ValueError("layer_norm: only supported with reset_after=True")
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.reset_after, self.layer_norm = bool(reset_after), bool(layer_norm)
+        self.reset_after, self.layer_norm = reset_after, layer_norm
         G = 3 * hidden_size
         gains = (G,) if layer_norm else None
         add_parameters(self, hidden_size, gate_shapes(G, input_size, hidden_size, bias),
@@ -120,6 +124,7 @@ class GRUCell(nn.Module):
                        device=device, dtype=dtype)
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        validate.check_cell(self, x, h, {"h": self.hidden_size})
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells.init import add_parameters, gate_shapes
+from rnnlab.layers import validate
 
 LN_EPS = 1e-5
 
@@ -76,6 +77,7 @@ class LayerNormLSTMCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  device=None, dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
         self.input_size, self.hidden_size = input_size, hidden_size
         G = 4 * hidden_size
         add_parameters(self, hidden_size, gate_shapes(G, input_size, hidden_size, bias),
@@ -84,6 +86,7 @@ class LayerNormLSTMCell(nn.Module):
                        zeros={"ln_c_bias": (hidden_size,)}, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
+        validate.check_cell(self, x, state, {"h": self.hidden_size, "c": self.hidden_size})
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

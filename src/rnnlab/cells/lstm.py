@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells.init import uniform_like_torch
+from rnnlab.layers import validate
 
 
 def lstm_step(
@@ -95,6 +96,11 @@ class LSTMCell(nn.Module):
                  peephole: bool = False, cell_clip: float | None = None, coupled: bool = False,
                  proj_size: int = 0, device=None, dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
+        validate.check_bool("peephole", peephole)
+        validate.check_bool("coupled", coupled)
+        validate.check_cell_clip(cell_clip)
+        validate.check_proj_size(proj_size, hidden_size)
         kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
         self.cell_clip, self.coupled = cell_clip, coupled
@@ -108,6 +114,8 @@ class LSTMCell(nn.Module):
         uniform_like_torch(self, hidden_size)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
+        validate.check_cell(self, x, state, {"h": self.proj_size or self.hidden_size,
+                                             "c": self.hidden_size})
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

@@ -35,12 +35,12 @@ With ``d = softplus(-k_f) - softplus(-k_i)`` (``= log i - log f``), ``f' = σ(-d
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.cells.init import uniform_like_torch
+from rnnlab.layers import validate
 from rnnlab.scan import g, log_g
 
 
@@ -89,6 +89,7 @@ class _MinCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
         kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         rows = self.gate_count * hidden_size
@@ -98,13 +99,11 @@ class _MinCell(nn.Module):
 
     def reset_parameters(self) -> None:
         """U(-1/sqrt(H), 1/sqrt(H)), as torch's recurrent cells."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.uniform_(-bound, bound)
+        uniform_like_torch(self, self.hidden_size)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         """``h_t`` from ``input`` (B, I) or (I,) and ``hx`` (B, H) or (H,) (zeros if None)."""
+        validate.check_cell(self, input, hx, {"hx": self.hidden_size})
         if hx is None:
             hx = input.new_zeros(*input.shape[:-1], self.hidden_size)
         return self.step_fn(input, hx, self.weight_ih, self.bias_ih)

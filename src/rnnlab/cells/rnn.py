@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells.init import uniform_like_torch
+from rnnlab.layers import validate
 
 NONLINEARITIES = ("tanh", "relu")
 
 
 def check_nonlinearity(nonlinearity) -> str:
     """The validated ``nonlinearity`` argument (``'tanh'`` or ``'relu'``)."""
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+    validate.check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     return nonlinearity
 
 
@@ -53,6 +53,7 @@ class RNNCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
         kw = {"device": device, "dtype": dtype}
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.nonlinearity = check_nonlinearity(nonlinearity)
@@ -63,6 +64,7 @@ class RNNCell(nn.Module):
         uniform_like_torch(self, hidden_size)
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        validate.check_cell(self, x, h, {"h": self.hidden_size})
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

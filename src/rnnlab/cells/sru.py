@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells.init import add_parameters
+from rnnlab.layers import validate
 
 
 def sru_step(
@@ -70,6 +71,7 @@ class SRUCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  device=None, dtype=None):
         super().__init__()
+        validate.check_cell_args(input_size, hidden_size, bias, device, dtype)
         self.input_size, self.hidden_size = input_size, hidden_size
         rows = (3 if input_size == hidden_size else 4) * hidden_size
         add_parameters(self, hidden_size, {"weight_ih": (rows, input_size),
@@ -78,6 +80,7 @@ class SRUCell(nn.Module):
                        device=device, dtype=dtype)
 
     def forward(self, x: Tensor, c: Tensor | None = None):
+        validate.check_cell(self, x, c, {"c": self.hidden_size})
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

@@ -50,23 +50,19 @@ class RecurrentBase(nn.Module):
                  init="torch", device=None, dtype=None):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers), ("proj_size", proj_size)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-        if input_size <= 0 or hidden_size <= 0 or num_layers <= 0:
-            raise ValueError("input_size, hidden_size, num_layers: expected positive integers, got "
-                             f"{input_size}, {hidden_size}, {num_layers}")
-        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"proj_size: expected 0 or 0 < proj_size < hidden_size={hidden_size}, "
-                             f"got {proj_size}")
+                            ("num_layers", num_layers)):
+            validate.check_int(name, value)
+        validate.check_proj_size(proj_size, hidden_size)
         if proj_size and type(self).__name__ != "LSTM":
             raise ValueError(f"proj_size: only LSTM supports a projection, not {type(self).__name__}")
+        for name, value in (("bias", bias), ("batch_first", batch_first),
+                            ("bidirectional", bidirectional)):
+            validate.check_bool(name, value)
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
-        if backend not in BACKEND_NAMES:
-            raise ValueError(f"backend: expected one of {BACKEND_NAMES}, got {backend!r}")
-        if initial_state not in INITIAL_STATES:
-            raise ValueError(f"initial_state: expected one of {INITIAL_STATES}, got {initial_state!r}")
+        validate.check_choice("backend", backend, BACKEND_NAMES)
+        validate.check_choice("initial_state", initial_state, INITIAL_STATES)
+        validate.check_factory(device, dtype)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
@@ -249,9 +245,11 @@ class RecurrentBase(nn.Module):
     @classmethod
     def from_torch(cls, module: nn.Module, **options):
         """Build the rnnlab layer equivalent to a ``torch.nn`` layer, weights included."""
-        if cls.torch_class is None or not isinstance(module, cls.torch_class):
-            expected = cls.torch_class.__name__ if cls.torch_class else "a torch.nn layer"
-            raise TypeError(f"module: expected torch.nn.{expected}, got {type(module).__name__}")
+        if cls.torch_class is None:
+            raise TypeError(f"module: torch.nn has no {cls.__name__} to convert from")
+        if not isinstance(module, cls.torch_class):
+            raise TypeError(f"module: expected torch.nn.{cls.torch_class.__name__}, got "
+                            f"{type(module).__name__}")
         ref = next(module.parameters())
         kw = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
                                                "batch_first", "dropout", "bidirectional")}

@@ -9,6 +9,7 @@ from torch import nn
 from rnnlab import activations
 from rnnlab.bptt.gru import GRUOptions, gru_sequence, gru_trace
 from rnnlab.bptt.layernorm_gru import layernorm_gru_sequence, layernorm_gru_trace
+from rnnlab.layers import validate
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
 from rnnlab.regularisers import prepare
@@ -69,8 +70,7 @@ class GRU(RecurrentBase):
                  weight_dropout: float = 0.0, zoneout_eval: str = "identity", generator=None,
                  device=None, dtype=None):
         for name, value in (("reset_after", reset_after), ("layer_norm", layer_norm)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+            validate.check_bool(name, value)
         if layer_norm and not reset_after:
             raise ValueError("layer_norm: the layer-normalised GRU needs reset_after=True "
                              "(LN over all 3H recurrent rows needs them before r is known)")

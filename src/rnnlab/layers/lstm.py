@@ -9,6 +9,7 @@ from torch import nn
 from rnnlab import activations
 from rnnlab.bptt.layernorm_lstm import layernorm_lstm_sequence, layernorm_lstm_trace
 from rnnlab.bptt.lstm import LSTMOptions, lstm_sequence, lstm_trace
+from rnnlab.layers import validate
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
 from rnnlab.regularisers import prepare
@@ -77,20 +78,22 @@ class LSTM(RecurrentBase):
                  activation="tanh", output_activation=None, recurrent_dropout: float = 0.0,
                  zoneout=0.0, weight_dropout: float = 0.0, zoneout_eval: str = "identity",
                  generator=None, device=None, dtype=None):
-        if cell_clip is not None and not (isinstance(cell_clip, (int, float)) and cell_clip > 0):
-            raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
+        for name, value in (("peephole", peephole), ("coupled", coupled),
+                            ("layer_norm", layer_norm)):
+            validate.check_bool(name, value)
+        validate.check_cell_clip(cell_clip)
         if layer_norm:
             others = [name for name, on in (("peephole", peephole), ("cell_clip", cell_clip),
                                             ("coupled", coupled), ("proj_size", proj_size)) if on]
             if others:
                 raise ValueError(f"layer_norm: cannot be combined with {', '.join(others)}")
-        self.peephole, self.layer_norm = bool(peephole), bool(layer_norm)
+        self.peephole, self.layer_norm = peephole, layer_norm
         gate_act = activations.get(gate_activation, "gate_activation")
         cand_act = activations.get(activation, "activation")
         out_act = cand_act if output_activation is None else activations.get(
             output_activation, "output_activation")
         self.options = LSTMOptions(cell_clip=None if cell_clip is None else float(cell_clip),
-                                   coupled=bool(coupled), gate_act=gate_act, cand_act=cand_act,
+                                   coupled=coupled, gate_act=gate_act, cand_act=cand_act,
                                    out_act=out_act)
         self.regularisers = parse_regularisers(
             "LSTM", recurrent_dropout=recurrent_dropout, zoneout=zoneout,

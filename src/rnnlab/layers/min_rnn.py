@@ -16,6 +16,7 @@ from rnnlab.cells.min_rnn import (
     min_lstm_log_coefficients,
     min_lstm_step,
 )
+from rnnlab.layers import validate
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.scan import scan_log
 
@@ -84,18 +85,16 @@ class _MinRNN(RecurrentBase):
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer reads the future; step runs only "
                              "unidirectional layers")
+        validate.check_step_input(self, input)
+        if hx is not None:
+            validate.check_state(self, hx, "hx",
+                                 (self.num_layers, *input.shape[:-1], self.hidden_size))
         unbatched = input.dim() == 1
         if unbatched:
             input = input.unsqueeze(0)
             hx = None if hx is None else hx.unsqueeze(1)
-        if input.dim() != 2 or input.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {tuple(input.shape)}")
         if hx is None:
             hx = self.initial_states(input.shape[0], input)[0]
-        elif hx.shape != (self.num_layers, input.shape[0], self.hidden_size):
-            raise ValueError(f"hx: expected {(self.num_layers, input.shape[0], self.hidden_size)}"
-                             f", got {tuple(hx.shape)}")
         x, states = input, []
         for k in range(self.num_layers):
             p = self.cell_params(k, 0)
