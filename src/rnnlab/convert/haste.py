@@ -36,8 +36,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.convert._common import check_index, check_shape, family, gate_size, load, reorder
-from rnnlab.convert._common import tensor as _tensor
+from rnnlab.convert._common import (
+    check_index,
+    check_shape,
+    extra_options,
+    family,
+    kernels,
+    kernels_from_weights,
+    load,
+    reorder,
+    split_bias,
+    tensor,
+    torch_weights,
+    vector,
+    weights_from_kernels,
+)
 
 __all__ = [
     "gru_from_haste",
@@ -55,63 +68,32 @@ __all__ = [
 LSTM_ORDER, GRU_ORDER = "igfo", "zrn"  # Haste's gate orders; torch's are "ifgo" and "rzn"
 
 
-def _kernels(kernel, recurrent_kernel, gates: int):
-    kernel = _tensor(kernel, "kernel")
-    recurrent = _tensor(recurrent_kernel, "recurrent_kernel")
-    H = gate_size(recurrent, gates, "recurrent_kernel")
-    check_shape(recurrent, (H, gates * H), "recurrent_kernel")
-    if kernel.dim() != 2:
-        raise ValueError(f"kernel: expected 2-D (input_size, {gates * H}), "
-                         f"got {tuple(kernel.shape)}")
-    check_shape(kernel, (kernel.shape[0], gates * H), "kernel")
-    return kernel, recurrent, H
-
-
-def _vector(x, size: int, name: str, src: str | None = None, dst: str | None = None) -> Tensor:
-    t = _tensor(x, name)
-    check_shape(t, (size,), name)
-    return reorder(t, src, dst) if src else t.clone()
-
-
-def _weights_to(kernel, recurrent, src, dst):
-    return {"weight_ih": reorder(kernel, src, dst).t().contiguous(),
-            "weight_hh": reorder(recurrent, src, dst).t().contiguous()}
-
-
-def _torch_side(weight_ih, weight_hh, gates: int):
-    w_ih, w_hh = _tensor(weight_ih, "weight_ih"), _tensor(weight_hh, "weight_hh")
-    H = gate_size(w_hh, gates, "weight_hh", dim=0)
-    check_shape(w_hh, (gates * H, H), "weight_hh")
-    if w_ih.dim() != 2 or w_ih.shape[0] != gates * H:
-        raise ValueError(f"weight_ih: expected shape ({gates * H}, input_size), "
-                         f"got {tuple(w_ih.shape)}")
-    return w_ih, w_hh, H
+def _to_haste(w_ih: Tensor, w_hh: Tensor, src: str, dst: str) -> dict[str, Tensor]:
+    kernel, recurrent = kernels_from_weights(w_ih, w_hh, src, dst)
+    return {"kernel": kernel.contiguous(), "recurrent_kernel": recurrent.contiguous()}
 
 
 def _bias_or_zeros(b, size: int, like: Tensor, name: str) -> Tensor:
-    return like.new_zeros(size) if b is None else _vector(b, size, name)
+    return like.new_zeros(size) if b is None else vector(b, size, name)
 
 
 # ---- LSTM ---------------------------------------------------------------------------------------
 def lstm_from_haste(kernel, recurrent_kernel, bias) -> dict[str, Tensor]:
     """Haste ``LSTM`` (``i, g, f, o``) → torch's ``weight_ih``, ``weight_hh``, ``bias_ih`` =
     Haste's bias, ``bias_hh`` = 0 (``i, f, g, o``)."""
-    kernel, recurrent, H = _kernels(kernel, recurrent_kernel, 4)
-    out = _weights_to(kernel, recurrent, LSTM_ORDER, "ifgo")
-    out["bias_ih"] = _vector(bias, 4 * H, "bias", LSTM_ORDER, "ifgo")
-    out["bias_hh"] = torch.zeros_like(out["bias_ih"])
+    kernel, recurrent, H = kernels(kernel, recurrent_kernel, 4)
+    out = weights_from_kernels(kernel, recurrent, LSTM_ORDER, "ifgo")
+    out.update(split_bias(vector(bias, 4 * H, "bias", LSTM_ORDER, "ifgo")))
     return out
 
 
 def lstm_to_haste(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict[str, Tensor]:
     """torch LSTM weights → Haste ``kernel`` (I, 4H), ``recurrent_kernel`` (H, 4H), ``bias``
     (4H,) = ``b_ih + b_hh`` in order ``i, g, f, o`` (zeros without bias: Haste always has one)."""
-    w_ih, w_hh, H = _torch_side(weight_ih, weight_hh, 4)
+    w_ih, w_hh, H = torch_weights(weight_ih, weight_hh, 4)
     bias = (_bias_or_zeros(bias_ih, 4 * H, w_ih, "bias_ih")
             + _bias_or_zeros(bias_hh, 4 * H, w_ih, "bias_hh"))
-    return {"kernel": reorder(w_ih, "ifgo", LSTM_ORDER, dim=0).t().contiguous(),
-            "recurrent_kernel": reorder(w_hh, "ifgo", LSTM_ORDER, dim=0).t().contiguous(),
-            "bias": reorder(bias, "ifgo", LSTM_ORDER)}
+    return {**_to_haste(w_ih, w_hh, "ifgo", LSTM_ORDER), "bias": reorder(bias, "ifgo", LSTM_ORDER)}
 
 
 def layer_norm_lstm_from_haste(kernel, recurrent_kernel, bias, gamma, gamma_h,
@@ -119,12 +101,12 @@ def layer_norm_lstm_from_haste(kernel, recurrent_kernel, bias, gamma, gamma_h,
     """Haste ``LayerNormLSTM`` → ``rnnlab.LSTM(layer_norm=True)``'s parameters."""
     out = lstm_from_haste(kernel, recurrent_kernel, bias)
     H = out["weight_hh"].shape[1]
-    gamma = _tensor(gamma, "gamma")
+    gamma = tensor(gamma, "gamma")
     check_shape(gamma, (2, 4 * H), "gamma")
     out["ln_ih_weight"] = reorder(gamma[0], LSTM_ORDER, "ifgo")
     out["ln_hh_weight"] = reorder(gamma[1], LSTM_ORDER, "ifgo")
-    out["ln_c_weight"] = _vector(gamma_h, H, "gamma_h")
-    out["ln_c_bias"] = _vector(beta_h, H, "beta_h")
+    out["ln_c_weight"] = vector(gamma_h, H, "gamma_h")
+    out["ln_c_bias"] = vector(beta_h, H, "beta_h")
     return out
 
 
@@ -133,11 +115,11 @@ def layer_norm_lstm_to_haste(weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weigh
     """``rnnlab.LSTM(layer_norm=True)``'s parameters → Haste ``LayerNormLSTM``'s."""
     out = lstm_to_haste(weight_ih, weight_hh, bias_ih, bias_hh)
     H = out["recurrent_kernel"].shape[0]
-    gains = [_vector(g, 4 * H, n, "ifgo", LSTM_ORDER)
+    gains = [vector(g, 4 * H, n, "ifgo", LSTM_ORDER)
              for g, n in ((ln_ih_weight, "ln_ih_weight"), (ln_hh_weight, "ln_hh_weight"))]
     out["gamma"] = torch.stack(gains)
-    out["gamma_h"] = _vector(ln_c_weight, H, "ln_c_weight")
-    out["beta_h"] = _vector(ln_c_bias, H, "ln_c_bias")
+    out["gamma_h"] = vector(ln_c_weight, H, "ln_c_weight")
+    out["beta_h"] = vector(ln_c_bias, H, "ln_c_bias")
     return out
 
 
@@ -145,19 +127,18 @@ def layer_norm_lstm_to_haste(weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weigh
 def gru_from_haste(kernel, recurrent_kernel, bias, recurrent_bias) -> dict[str, Tensor]:
     """Haste ``GRU`` (``z, r, h``) → torch GRU (``r, z, n``): ``bias`` → ``bias_ih``,
     ``recurrent_bias`` → ``bias_hh``."""
-    kernel, recurrent, H = _kernels(kernel, recurrent_kernel, 3)
-    out = _weights_to(kernel, recurrent, GRU_ORDER, "rzn")
-    out["bias_ih"] = _vector(bias, 3 * H, "bias", GRU_ORDER, "rzn")
-    out["bias_hh"] = _vector(recurrent_bias, 3 * H, "recurrent_bias", GRU_ORDER, "rzn")
+    kernel, recurrent, H = kernels(kernel, recurrent_kernel, 3)
+    out = weights_from_kernels(kernel, recurrent, GRU_ORDER, "rzn")
+    out["bias_ih"] = vector(bias, 3 * H, "bias", GRU_ORDER, "rzn")
+    out["bias_hh"] = vector(recurrent_bias, 3 * H, "recurrent_bias", GRU_ORDER, "rzn")
     return out
 
 
 def gru_to_haste(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict[str, Tensor]:
     """torch GRU (``reset_after=True``) → Haste ``GRU``'s ``kernel``, ``recurrent_kernel``,
     ``bias``, ``recurrent_bias`` (zeros without bias)."""
-    w_ih, w_hh, H = _torch_side(weight_ih, weight_hh, 3)
-    return {"kernel": reorder(w_ih, "rzn", GRU_ORDER, dim=0).t().contiguous(),
-            "recurrent_kernel": reorder(w_hh, "rzn", GRU_ORDER, dim=0).t().contiguous(),
+    w_ih, w_hh, H = torch_weights(weight_ih, weight_hh, 3)
+    return {**_to_haste(w_ih, w_hh, "rzn", GRU_ORDER),
             "bias": reorder(_bias_or_zeros(bias_ih, 3 * H, w_ih, "bias_ih"), "rzn", GRU_ORDER),
             "recurrent_bias": reorder(_bias_or_zeros(bias_hh, 3 * H, w_ih, "bias_hh"), "rzn",
                                       GRU_ORDER)}
@@ -168,7 +149,7 @@ def layer_norm_gru_from_haste(kernel, recurrent_kernel, bias, recurrent_bias,
     """Haste ``LayerNormGRU`` → ``rnnlab.GRU(layer_norm=True)``'s parameters."""
     out = gru_from_haste(kernel, recurrent_kernel, bias, recurrent_bias)
     H = out["weight_hh"].shape[1]
-    gamma = _tensor(gamma, "gamma")
+    gamma = tensor(gamma, "gamma")
     check_shape(gamma, (2, 3 * H), "gamma")
     out["ln_ih_weight"] = reorder(gamma[0], GRU_ORDER, "rzn")
     out["ln_hh_weight"] = reorder(gamma[1], GRU_ORDER, "rzn")
@@ -180,7 +161,7 @@ def layer_norm_gru_to_haste(weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight
     """``rnnlab.GRU(layer_norm=True)``'s parameters → Haste ``LayerNormGRU``'s."""
     out = gru_to_haste(weight_ih, weight_hh, bias_ih, bias_hh)
     H = out["recurrent_kernel"].shape[0]
-    out["gamma"] = torch.stack([_vector(g, 3 * H, n, "rzn", GRU_ORDER)
+    out["gamma"] = torch.stack([vector(g, 3 * H, n, "rzn", GRU_ORDER)
                                 for g, n in ((ln_ih_weight, "ln_ih_weight"),
                                              (ln_hh_weight, "ln_hh_weight"))])
     return out
@@ -204,14 +185,7 @@ def _key(layer) -> tuple[str, bool]:
     if fam not in ("LSTM", "GRU"):
         raise ValueError(f"layer: Haste has no {fam} counterpart here; expected an rnnlab "
                          "LSTM or GRU")
-    extras = [n for n in ("peephole",) if getattr(layer, n, False)]
-    options = getattr(layer, "options", None)
-    if getattr(options, "cell_clip", None) is not None:
-        extras.append("cell_clip")
-    if getattr(options, "coupled", False):
-        extras.append("coupled")
-    if getattr(layer, "proj_size", 0):
-        extras.append("proj_size")
+    extras = extra_options(layer)
     if fam == "GRU" and not layer.reset_after:
         extras.append("reset_after=False")
     if extras:

@@ -44,12 +44,18 @@ from torch import Tensor
 from rnnlab.convert._common import (
     check_index,
     check_shape,
+    extra_options,
     family,
-    gate_size,
+    kernels,
+    kernels_from_weights,
     load,
     numpy,
     reorder,
+    split_bias,
     tensor,
+    torch_weights,
+    vector,
+    weights_from_kernels,
 )
 
 __all__ = [
@@ -65,24 +71,8 @@ __all__ = [
 ]
 
 
-def _kernels(kernel, recurrent_kernel, gates: int) -> tuple[Tensor, Tensor, int]:
-    kernel, recurrent = tensor(kernel, "kernel"), tensor(recurrent_kernel, "recurrent_kernel")
-    if kernel.dim() != 2 or recurrent.dim() != 2:
-        raise ValueError(f"kernel, recurrent_kernel: expected 2-D, got shapes "
-                         f"{tuple(kernel.shape)}, {tuple(recurrent.shape)}")
-    H = gate_size(recurrent, gates, "recurrent_kernel")
-    check_shape(recurrent, (H, gates * H), "recurrent_kernel")
-    check_shape(kernel, (kernel.shape[0], gates * H), "kernel")
-    return kernel, recurrent, H
-
-
 def _torch_side(weight_ih, weight_hh, bias_ih, bias_hh, gates: int):
-    w_ih, w_hh = tensor(weight_ih, "weight_ih"), tensor(weight_hh, "weight_hh")
-    H = gate_size(w_hh, gates, "weight_hh", dim=0)
-    check_shape(w_hh, (gates * H, H), "weight_hh")
-    if w_ih.dim() != 2 or w_ih.shape[0] != gates * H:
-        raise ValueError(f"weight_ih: expected shape ({gates * H}, input_size), "
-                         f"got {tuple(w_ih.shape)}")
+    w_ih, w_hh, H = torch_weights(weight_ih, weight_hh, gates)
     if (bias_ih is None) != (bias_hh is None):
         raise ValueError("bias_ih, bias_hh: give both or neither")
     b_ih = None if bias_ih is None else tensor(bias_ih, "bias_ih")
@@ -93,11 +83,14 @@ def _torch_side(weight_ih, weight_hh, bias_ih, bias_hh, gates: int):
     return w_ih, w_hh, b_ih, b_hh, H
 
 
-def _single_bias_from_keras(out: dict, bias, size: int) -> dict:
+def _to_keras(w_ih: Tensor, w_hh: Tensor, src: str = "", dst: str = "") -> dict[str, np.ndarray]:
+    kernel, recurrent = kernels_from_weights(w_ih, w_hh, src, dst)
+    return {"kernel": numpy(kernel), "recurrent_kernel": numpy(recurrent)}
+
+
+def _single_bias_from_keras(out: dict, bias, size: int, src: str = "", dst: str = "") -> dict:
     if bias is not None:
-        b = tensor(bias, "bias")
-        check_shape(b, (size,), "bias")
-        out["bias_ih"], out["bias_hh"] = b.clone(), torch.zeros_like(b)
+        out.update(split_bias(vector(bias, size, "bias", src, dst)))
     return out
 
 
@@ -105,16 +98,15 @@ def _single_bias_from_keras(out: dict, bias, size: int) -> dict:
 def lstm_from_keras(kernel, recurrent_kernel, bias=None) -> dict[str, Tensor]:
     """Keras ``LSTM`` weights (gate order ``i, f, c, o``) → torch's ``weight_ih`` (4H, I),
     ``weight_hh`` (4H, H), ``bias_ih`` = the Keras bias, ``bias_hh`` = 0."""
-    kernel, recurrent, H = _kernels(kernel, recurrent_kernel, 4)
-    out = {"weight_ih": kernel.t().contiguous(), "weight_hh": recurrent.t().contiguous()}
-    return _single_bias_from_keras(out, bias, 4 * H)
+    kernel, recurrent, H = kernels(kernel, recurrent_kernel, 4)
+    return _single_bias_from_keras(weights_from_kernels(kernel, recurrent), bias, 4 * H)
 
 
 def lstm_to_keras(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict[str, np.ndarray]:
     """torch LSTM weights (``i, f, g, o``) → Keras ``kernel`` (I, 4H), ``recurrent_kernel``
     (H, 4H) and ``bias`` = ``b_ih + b_hh`` (absent when torch has no bias)."""
     w_ih, w_hh, b_ih, b_hh, _ = _torch_side(weight_ih, weight_hh, bias_ih, bias_hh, 4)
-    out = {"kernel": numpy(w_ih.t()), "recurrent_kernel": numpy(w_hh.t())}
+    out = _to_keras(w_ih, w_hh)
     if b_ih is not None:
         out["bias"] = numpy(b_ih + b_hh)
     return out
@@ -131,9 +123,8 @@ def gru_from_keras(kernel, recurrent_kernel, bias=None,
     ``reset_after`` checks it (needed only to document a layer without bias: the weights
     themselves do not depend on it).
     """
-    kernel, recurrent, H = _kernels(kernel, recurrent_kernel, 3)
-    out = {"weight_ih": reorder(kernel, "zrn", "rzn").t().contiguous(),
-           "weight_hh": reorder(recurrent, "zrn", "rzn").t().contiguous()}
+    kernel, recurrent, H = kernels(kernel, recurrent_kernel, 3)
+    out = weights_from_kernels(kernel, recurrent, "zrn", "rzn")
     if bias is None:
         return out
     b = tensor(bias, "bias")
@@ -146,8 +137,7 @@ def gru_from_keras(kernel, recurrent_kernel, bias=None,
         out["bias_ih"] = reorder(b[0], "zrn", "rzn")
         out["bias_hh"] = reorder(b[1], "zrn", "rzn")
         return out
-    check_shape(b, (3 * H,), "bias")
-    return _single_bias_from_keras(out, reorder(b, "zrn", "rzn"), 3 * H)
+    return _single_bias_from_keras(out, b, 3 * H, "zrn", "rzn")
 
 
 def gru_to_keras(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
@@ -156,8 +146,7 @@ def gru_to_keras(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     and ``bias``: (2, 3H) = ``[b_ih; b_hh]`` for ``reset_after=True`` (torch's GRU), (3H,) =
     ``b_ih + b_hh`` for ``reset_after=False`` (``rnnlab.GRU(reset_after=False)``)."""
     w_ih, w_hh, b_ih, b_hh, _ = _torch_side(weight_ih, weight_hh, bias_ih, bias_hh, 3)
-    out = {"kernel": numpy(reorder(w_ih, "rzn", "zrn", dim=0).t()),
-           "recurrent_kernel": numpy(reorder(w_hh, "rzn", "zrn", dim=0).t())}
+    out = _to_keras(w_ih, w_hh, "rzn", "zrn")
     if b_ih is not None:
         b_ih, b_hh = reorder(b_ih, "rzn", "zrn"), reorder(b_hh, "rzn", "zrn")
         out["bias"] = numpy(torch.stack([b_ih, b_hh]) if reset_after else b_ih + b_hh)
@@ -167,15 +156,14 @@ def gru_to_keras(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
 # ---- SimpleRNN ----------------------------------------------------------------------------------
 def simple_rnn_from_keras(kernel, recurrent_kernel, bias=None) -> dict[str, Tensor]:
     """Keras ``SimpleRNN`` weights → torch RNN's (``bias_ih`` = the bias, ``bias_hh`` = 0)."""
-    kernel, recurrent, H = _kernels(kernel, recurrent_kernel, 1)
-    out = {"weight_ih": kernel.t().contiguous(), "weight_hh": recurrent.t().contiguous()}
-    return _single_bias_from_keras(out, bias, H)
+    kernel, recurrent, H = kernels(kernel, recurrent_kernel, 1)
+    return _single_bias_from_keras(weights_from_kernels(kernel, recurrent), bias, H)
 
 
 def simple_rnn_to_keras(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict[str, np.ndarray]:
     """torch RNN weights → Keras ``SimpleRNN`` (``bias`` = ``b_ih + b_hh``)."""
     w_ih, w_hh, b_ih, b_hh, _ = _torch_side(weight_ih, weight_hh, bias_ih, bias_hh, 1)
-    out = {"kernel": numpy(w_ih.t()), "recurrent_kernel": numpy(w_hh.t())}
+    out = _to_keras(w_ih, w_hh)
     if b_ih is not None:
         out["bias"] = numpy(b_ih + b_hh)
     return out
@@ -199,14 +187,7 @@ def _as_dict(weights) -> dict:
 def _check_plain(layer, fam: str) -> None:
     if fam not in ("LSTM", "GRU", "RNN"):
         raise ValueError(f"layer: Keras has no {fam}; expected an rnnlab LSTM, GRU or RNN")
-    extras = [name for name in ("peephole", "layer_norm") if getattr(layer, name, False)]
-    options = getattr(layer, "options", None)
-    if getattr(options, "cell_clip", None) is not None:
-        extras.append("cell_clip")
-    if getattr(options, "coupled", False):
-        extras.append("coupled")
-    if getattr(layer, "proj_size", 0):
-        extras.append("proj_size")
+    extras = extra_options(layer, ("peephole", "layer_norm"))
     if extras:
         raise ValueError(f"layer: Keras' {fam} has no {', '.join(extras)}")
 
