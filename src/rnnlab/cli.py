@@ -7,8 +7,9 @@ its own module (``rnnlab.lab.gradflow_cli``, ``rnnlab.lab.compare_cli``) and be 
 line here.
 
 Bad input (an unknown task or cell, a negative size, a missing checkpoint to resume) ends
-with one line on stderr and exit code 2, never a traceback; set ``RNNLAB_DEBUG=1`` to see
-the traceback of such an error.
+with one line on stderr and exit code 2, never a traceback; a failed write (disk full,
+read-only folder) likewise with exit code 1. Set ``RNNLAB_DEBUG=1`` to see the traceback of
+such an error.
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rnnlab {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # a write the disk refused (full, read-only folder)
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        print(f"rnnlab {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

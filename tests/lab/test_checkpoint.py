@@ -98,13 +98,25 @@ def test_a_checkpoint_for_another_model_is_rejected_on_shapes(tmp_path, tiny):
         ckpt.restore(ckpt.load_checkpoint(root / "step-00000010"), make_model(tiny()), sgd)
 
 
-def test_non_finite_tensors_are_refused(tmp_path, tiny):
+def test_non_finite_tensors_are_never_written_and_the_previous_checkpoint_stays(tmp_path, tiny):
     model = make_model(tiny())
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(8, 2, 2)).sum().backward()
+    optimizer.step()
+    good = ckpt.save_checkpoint(tmp_path, 3, model, optimizer)
     with torch.no_grad():
-        next(model.parameters())[0, 0] = float("nan")
-    path = ckpt.save_checkpoint(tmp_path, 3, model)
-    with pytest.raises(CheckpointError, match="non-finite"):
-        ckpt.load_checkpoint(path)
+        optimizer.state[model.head.weight]["exp_avg"][0, 1] = float("inf")
+    with pytest.raises(CheckpointError, match=r"step 4: tensor 'optimizer\.4\.exp_avg' holds "
+                       "non-finite"):
+        ckpt.save_checkpoint(tmp_path, 4, model, optimizer)
+    with torch.no_grad():
+        model.rnn.weight_ih_l0[0, 0] = float("nan")
+    for step in (3, 4):  # neither over the good checkpoint nor as a newer one
+        with pytest.raises(CheckpointError, match=rf"refusing to write the checkpoint of step "
+                           rf"{step}: tensor 'model\.rnn\.weight_ih_l0' holds non-finite"):
+            ckpt.save_checkpoint(tmp_path, step, model)
+    assert [p.name for p in tmp_path.iterdir()] == [good.name]
+    assert ckpt.load_latest(tmp_path).step == 3
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_debris(tmp_path, tiny, monkeypatch):
@@ -115,7 +127,8 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_debris(tmp_path, t
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt, "save_file", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ckpt.CheckpointWriteError, match=r"step 2 \(disk full\); the newest "
+                       "checkpoint, .*step-00000001, is untouched"):
         ckpt.save_checkpoint(tmp_path, 2, model)
     assert ckpt.list_checkpoints(tmp_path) == [good]
     assert [p.name for p in tmp_path.iterdir()] == [good.name]

@@ -10,8 +10,9 @@ reports, reachable from Python and from the ``rnnlab`` command line.
 the function of :mod:`rnnlab.lab.compare` (``from rnnlab.lab.compare import plan``).
 """
 
-from rnnlab.lab.checkpoint import CheckpointError
+from rnnlab.lab.checkpoint import CheckpointError, CheckpointWriteError
 from rnnlab.lab.compare import CompareResult, compare
+from rnnlab.lab.guards import NonFiniteInputError
 from rnnlab.lab.model import CELLS, HiddenStates, SequenceModel
 from rnnlab.lab.tasks import TASKS, Task, make_task
 from rnnlab.lab.train import (
@@ -28,8 +29,10 @@ __all__ = [
     "CELLS",
     "TASKS",
     "CheckpointError",
+    "CheckpointWriteError",
     "CompareResult",
     "HiddenStates",
+    "NonFiniteInputError",
     "SequenceModel",
     "Task",
     "TrainConfig",

@@ -9,13 +9,20 @@ A checkpoint is a directory ``<root>/step-00000500/`` holding
   number generators' states, the training history, and the sha256 of the weights file.
 
 Writing is atomic: both files go to a hidden temporary directory, are flushed to disk
-(``fsync``) and the directory is renamed into place in one step, so a crash or Ctrl-C while
-writing leaves at most a stray temporary directory, never a half-written checkpoint. The
+(``fsync``) and the directory is renamed into place in one step, so a crash, a SIGKILL or
+Ctrl-C while writing leaves at most a stray temporary directory (removed by the next save),
+never a half-written checkpoint. A tensor holding NaN or inf is refused before anything is
+written, and a write that fails (disk full, read-only folder) raises
+:class:`CheckpointWriteError` and leaves the checkpoints already there untouched. The
 ``keep`` newest checkpoints are kept (two by default), so a checkpoint that turns out
 corrupt (a disk error, a truncated copy) never takes the previous good one with it:
-:func:`load_latest` falls back to it. Loading verifies the checksum, the format, that every
-tensor is finite, and (:func:`restore`) that every shape and dtype matches the model and
-optimizer being restored; any failure is a :class:`CheckpointError` naming the file.
+:func:`load_latest` falls back to it, saying so in the log.
+
+Loading treats the files as untrusted: nothing is unpickled (safetensors and JSON only), the
+checksum, the format and the JSON's structure are verified, every tensor must be finite and
+match the dtype and shape ``state.json`` lists, and (:func:`restore`) every name, shape and
+dtype must match the model and optimizer being restored; any failure is a
+:class:`CheckpointError` naming the file and the tensor.
 """
 
 from __future__ import annotations
@@ -50,6 +57,15 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, or written for another model."""
 
 
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (disk full, read-only folder …); the checkpoints already on
+    disk are untouched. ``errno`` is the failed write's."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
 @dataclass
 class Checkpoint:
     """A loaded, verified checkpoint.
@@ -78,6 +94,15 @@ class Checkpoint:
     @property
     def weights_path(self) -> Path:
         return self.path / WEIGHTS
+
+    def restore_rng(self, generators: dict[str, torch.Generator] | None = None) -> None:
+        """:func:`restore_rng` of this checkpoint's saved states; a malformed state is a
+        :class:`CheckpointError`."""
+        try:
+            restore_rng(self.rng, generators)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{self.path / STATE}: the random number generator states "
+                                  f"are not valid ({type(error).__name__}: {error})") from None
 
 
 # ---- file helpers -------------------------------------------------------------------------
@@ -184,33 +209,55 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
+def _dtype_name(tensor: Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
 def save_checkpoint(root, step: int, model: torch.nn.Module, optimizer=None, *,
                     config: dict | None = None, history: list | None = None,
                     rng: dict | None = None, extra: dict | None = None, keep: int = 2) -> Path:
     """Write the checkpoint of ``step`` under ``root`` atomically; keep the ``keep`` newest.
 
     Returns the checkpoint's directory. ``extra`` goes into ``state.json`` as is (JSON-able).
+    Raises :class:`CheckpointError` (before writing anything) when a tensor holds NaN or
+    inf, and :class:`CheckpointWriteError` when the disk refuses the write; either way the
+    checkpoints already under ``root`` stay as they were.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     tensors, optimizer_json = flatten_state(model, optimizer)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{root}: refusing to write the checkpoint of step {step}: "
+                                  f"tensor {name!r} holds non-finite values (NaN or inf)")
+    state = {
+        "format": FORMAT, "version": VERSION, "step": step,
+        "tensors": {k: [_dtype_name(v), list(v.shape)] for k, v in tensors.items()},
+        "config": config or {}, "optimizer": optimizer_json, "rng": rng or {},
+        "history": history or [], **(extra or {}),
+    }
+    try:
+        final = _write(root, step, tensors, state)
+    except OSError as error:
+        kept = list_checkpoints(root)
+        left = (f"the newest checkpoint, {kept[0]}, is untouched" if kept
+                else "there was no checkpoint before")
+        raise CheckpointWriteError(f"{root}: cannot write the checkpoint of step {step} "
+                                   f"({error.strerror or error}); {left}", error.errno) from error
+    _prune(root, keep)
+    logger.info("checkpoint of step %d written to %s", step, final)
+    return final
+
+
+def _write(root: Path, step: int, tensors: dict[str, Tensor], state: dict) -> Path:
+    """Write ``tensors`` and ``state`` (plus the weights' checksum) into a temporary
+    directory under ``root``, flush it to disk and rename it to the checkpoint's name."""
+    root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{checkpoint_name(step)}-", dir=root))
     try:
         weights = tmp / WEIGHTS
         save_file(tensors, str(weights), metadata={"format": FORMAT, "step": str(step)})
         _fsync_file(weights)
-        state = {
-            "format": FORMAT, "version": VERSION, "step": step,
-            "weights_sha256": sha256_file(weights),
-            "tensors": {k: [str(v.dtype).removeprefix("torch."), list(v.shape)]
-                        for k, v in tensors.items()},
-            "config": config or {}, "optimizer": optimizer_json, "rng": rng or {},
-            "history": history or [], **(extra or {}),
-        }
-        with open(tmp / STATE, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_text(tmp / STATE, json.dumps({**state, "weights_sha256": sha256_file(weights)}))
         _fsync_dir(tmp)
         final = root / checkpoint_name(step)
         stale = None
@@ -224,15 +271,22 @@ def save_checkpoint(root, step: int, model: torch.nn.Module, optimizer=None, *,
         raise
     if stale is not None:
         shutil.rmtree(stale, ignore_errors=True)
-    _prune(root, keep)
-    logger.info("checkpoint of step %d written to %s", step, final)
     return final
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` and flush it to disk."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _prune(root: Path, keep: int) -> None:
     for old in list_checkpoints(root)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
-    for stray in root.glob(".tmp-step-*"):  # left by a crash in the middle of a write
+    # left by a crash (SIGKILL, power loss) in the middle of a write
+    for stray in (*root.glob(".tmp-step-*"), *root.glob(".old-step-*")):
         shutil.rmtree(stray, ignore_errors=True)
 
 
@@ -253,8 +307,39 @@ def remove_checkpoints(root) -> None:
 
 
 # ---- loading --------------------------------------------------------------------------------
+# the fields of state.json that loading and resuming read, and their JSON types
+_FIELDS = {"step": int, "weights_sha256": str, "config": dict, "rng": dict, "history": list,
+           "tensors": dict}
+
+
+def _check_fields(state_file: Path, state: dict) -> None:
+    """Raise :class:`CheckpointError` unless ``state.json``'s fields have the types loading
+    relies on (an untrusted file may hold anything)."""
+    for key, kind in _FIELDS.items():
+        if key not in state:
+            raise CheckpointError(f"{state_file}: missing the field {key!r}")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CheckpointError(f"{state_file}: the field {key!r} is not a JSON "
+                                  f"{'number' if kind is int else kind.__name__}")
+    if state["step"] < 0:
+        raise CheckpointError(f"{state_file}: negative step {state['step']}")
+    for name, entry in state["tensors"].items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], list)
+                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                        for n in entry[1])):
+            raise CheckpointError(f"{state_file}: the entry of tensor {name!r} is not "
+                                  "[dtype, shape]")
+    for record in state["history"]:
+        if not isinstance(record, dict) or not all(
+                isinstance(record.get(k), (int, float)) for k in ("step", "loss", "time")):
+            raise CheckpointError(f"{state_file}: a history entry lacks numeric step, loss and "
+                                  "time")
+
+
 def load_checkpoint(path) -> Checkpoint:
-    """Read and verify one checkpoint directory (format, checksum, finite tensors)."""
+    """Read and verify one checkpoint directory: the format and structure of ``state.json``,
+    the checksum, that every tensor is the dtype and shape listed and finite."""
     path = Path(path)
     weights, state_file = path / WEIGHTS, path / STATE
     for required in (weights, state_file):
@@ -269,9 +354,7 @@ def load_checkpoint(path) -> Checkpoint:
     if state.get("version") != VERSION:
         raise CheckpointError(f"{state_file}: checkpoint format version {state.get('version')}, "
                               f"this rnnlab reads version {VERSION}")
-    for key in ("step", "weights_sha256", "config", "rng", "history", "tensors"):
-        if key not in state:
-            raise CheckpointError(f"{state_file}: missing the field {key!r}")
+    _check_fields(state_file, state)
     digest = sha256_file(weights)
     if digest != state["weights_sha256"]:
         raise CheckpointError(f"{weights}: checksum mismatch (sha256 {digest[:12]}…, "
@@ -281,9 +364,12 @@ def load_checkpoint(path) -> Checkpoint:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({error})") from None
-    listed = {k: tuple(v[1]) for k, v in state["tensors"].items()}
-    if listed != {k: tuple(v.shape) for k, v in tensors.items()}:
-        raise CheckpointError(f"{weights}: its tensors differ from those {STATE} lists")
+    listed = {k: f"{v[0]} {tuple(v[1])}" for k, v in state["tensors"].items()}
+    found = {k: f"{_dtype_name(v)} {tuple(v.shape)}" for k, v in tensors.items()}
+    for name in sorted(set(listed) | set(found)):
+        if found.get(name) != listed.get(name):
+            raise CheckpointError(f"{weights}: tensor {name!r} is {found.get(name, 'absent')}, "
+                                  f"{STATE} lists {listed.get(name, 'no such tensor')}")
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{weights}: tensor {name!r} holds non-finite values "
@@ -345,36 +431,68 @@ def restore(checkpoint: Checkpoint, model: torch.nn.Module, optimizer=None) -> N
         sd = _optimizer_state(checkpoint, optimizer)
     model.load_state_dict(saved, strict=True)
     if optimizer is not None:
-        optimizer.load_state_dict(sd)
+        try:
+            optimizer.load_state_dict(sd)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{checkpoint.path / STATE}: the optimizer state is not valid "
+                                  f"({type(error).__name__}: {error})") from None
+
+
+def _kind(value):
+    """What a JSON value must look like to stand for ``value``: numbers are alike, a list
+    stands for a tuple of the same kinds."""
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, (tuple, list)):
+        return tuple(_kind(v) for v in value)
+    return type(value).__name__
 
 
 def _optimizer_state(checkpoint: Checkpoint, optimizer) -> dict:
-    where = checkpoint.weights_path
+    """The ``optimizer.state_dict()`` the checkpoint describes, each tensor checked against
+    its parameter's shape and dtype."""
+    where, state_file = checkpoint.weights_path, checkpoint.path / STATE
     saved = checkpoint.state.get("optimizer")
-    if saved is None or saved.get("type") != type(optimizer).__name__:
-        kind = None if saved is None else saved.get("type")
+    kind = saved.get("type") if isinstance(saved, dict) else None
+    if kind != type(optimizer).__name__:
         raise CheckpointError(f"{where}: holds {kind} optimizer state, expected "
                               f"{type(optimizer).__name__}")
     current = optimizer.state_dict()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    groups = saved["param_groups"]
+    groups, entries = saved.get("param_groups"), saved.get("state")
+    well_formed = (
+        isinstance(groups, list) and isinstance(entries, dict)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+        and all(k.isdigit() and isinstance(v, dict) for k, v in entries.items()))
+    if not well_formed:
+        raise CheckpointError(f"{state_file}: the optimizer state is malformed")
     if [len(g["params"]) for g in groups] != [len(g["params"]) for g in current["param_groups"]]:
         raise CheckpointError(f"{where}: optimizer parameter groups do not match the model")
-    for group, fresh in zip(groups, current["param_groups"]):
-        for key, value in fresh.items():  # JSON turned tuples (Adam's betas) into lists
-            if isinstance(value, tuple) and isinstance(group.get(key), list):
+    for number, (group, fresh) in enumerate(zip(groups, current["param_groups"])):
+        for key, value in fresh.items():
+            if key == "params":
+                continue
+            if key not in group:  # written by another torch version: the fresh optimizer's
+                group[key] = value
+            if _kind(group[key]) != _kind(value):
+                raise CheckpointError(f"{state_file}: optimizer parameter group {number}'s "
+                                      f"{key!r} is {group[key]!r}, not like {value!r}")
+            if isinstance(value, tuple):  # JSON turned tuples (Adam's betas) into lists
                 group[key] = tuple(group[key])
-    state: dict[int, dict] = {int(i): dict(v) for i, v in saved["state"].items()}
+    state: dict[int, dict] = {int(i): dict(v) for i, v in entries.items()}
     for name, tensor in checkpoint.tensors.items():
         if not name.startswith("optimizer."):
             continue
-        _, index, key = name.split(".", 2)
-        i = int(index)
-        if i >= len(params):
-            raise CheckpointError(f"{where}: optimizer state for parameter {i}, the model has "
-                                  f"{len(params)}")
-        if tensor.dim() > 0 and tensor.shape != params[i].shape:
-            raise CheckpointError(f"{where}: tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                  f"its parameter {tuple(params[i].shape)}")
-        state.setdefault(i, {})[key] = tensor
+        index, _, key = name.removeprefix("optimizer.").partition(".")
+        if not index.isdigit() or not key or int(index) >= len(params):
+            raise CheckpointError(f"{where}: tensor {name!r} names no parameter of the model "
+                                  f"(it has {len(params)})")
+        param = params[int(index)]
+        if tensor.dim() > 0 and (tensor.shape != param.shape or tensor.dtype != param.dtype):
+            raise CheckpointError(f"{where}: tensor {name!r} is {tensor.dtype} "
+                                  f"{tuple(tensor.shape)}, its parameter {param.dtype} "
+                                  f"{tuple(param.shape)}")
+        state.setdefault(int(index), {})[key] = tensor
     return {"state": state, "param_groups": groups}

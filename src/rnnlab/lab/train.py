@@ -11,112 +11,29 @@ configuration ends.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rnnlab.lab import checkpoint as ckpt
 from rnnlab.lab import distributed
-from rnnlab.lab.model import CELLS, SequenceModel
-from rnnlab.lab.tasks import TASKS, Task, make_task
+from rnnlab.lab.config import TrainConfig
+from rnnlab.lab.guards import NumericGuard, clipping_advice, total_norm
+from rnnlab.lab.model import SequenceModel
+from rnnlab.lab.tasks import Task, make_task
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "sgd")
-CLIPS = ("none", "norm", "value")
 EVAL_SEED = 2_147_483_647  # the test examples: the same for every run, seed and step
 CHECKPOINT_DIR = "checkpoints"
 RESULT_FILE = "result.json"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (JSON-able; stored in every checkpoint)."""
-
-    task: str = "adding"  # task name, a key of rnnlab.lab.tasks.TASKS
-    cell: str = "lstm"  # recurrent cell: rnn | lstm | gru | sru
-    hidden: int = 128  # hidden units per direction and layer
-    num_layers: int = 1  # stacked recurrent layers
-    bidirectional: bool = False  # add a backward direction (refused on causal tasks)
-    seq_len: int | None = None  # sequence length T (None: the task's default)
-    steps: int = 2000  # optimizer steps in all (a resumed run continues up to this many)
-    batch_size: int = 64  # training examples per step
-    lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # adam | sgd
-    momentum: float = 0.0  # SGD momentum (Adam ignores it)
-    clip: str = "norm"  # gradient clipping: none | norm (total norm) | value (each element)
-    clip_value: float = 1.0  # the largest total norm (clip=norm) or |element| (clip=value)
-    seed: int = 0  # seeds the initial weights and the stream of training batches
-    eval_every: int = 100  # evaluate on the test split every N steps, and after the last
-    eval_size: int = 512  # test examples per evaluation (the same fixed examples each time)
-    checkpoint_every: int = 0  # write a checkpoint every N steps (0: only at the end and on
-    # Ctrl-C); needs out_dir
-    out_dir: str | None = None  # folder for checkpoints/ and result.json (None: write nothing)
-    train_size: int | None = None  # cap on distinct training examples ("small data"; None: all)
-    recurrent_gain: float = 1.0  # multiply every weight_hh by this at initialisation (>1
-    # pushes a tanh RNN towards exploding gradients, <1 towards vanishing)
-    device: str = "cpu"  # torch device to train on (exact resume is promised on the CPU)
-    threads: int | None = None  # torch CPU threads during the run (None: leave torch's
-    # setting); 1 is often fastest for small models, and keep it fixed for bitwise resumes
-    task_options: dict = field(default_factory=dict)  # more task options (vocab, offset, text)
-    layer_options: dict = field(default_factory=dict)  # more rnnlab layer options
-    # (nonlinearity, dropout, backend, peephole, initial_state …)
-
-    # fields a resumed run must share with its checkpoint: they decide the model, the data
-    # stream and the optimisation; the others (steps, evaluation, output) may change
-    RESUME_KEYS = ("task", "cell", "hidden", "num_layers", "bidirectional", "seq_len",
-                   "batch_size", "lr", "optimizer", "momentum", "clip", "clip_value", "seed",
-                   "train_size", "recurrent_gain", "task_options", "layer_options")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config: unknown fields {unknown}")
-        return cls(**data)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        if self.task not in TASKS:
-            raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
-        for name in ("hidden", "num_layers", "steps", "batch_size", "eval_every", "eval_size"):
-            _positive_int(name, getattr(self, name))
-        for name in ("seq_len", "train_size"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
-        _int("checkpoint_every", self.checkpoint_every, minimum=0)
-        _int("seed", self.seed, minimum=0)
-        for name in ("lr", "clip_value", "recurrent_gain"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name}: expected a positive number, got {value!r}")
-        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.clip not in CLIPS:
-            raise ValueError(f"clip: expected one of {CLIPS}, got {self.clip!r}")
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
-        if self.checkpoint_every and self.out_dir is None:
-            raise ValueError("checkpoint_every: checkpoints need out_dir")
-        if not isinstance(self.task_options, dict) or not isinstance(self.layer_options, dict):
-            raise ValueError("task_options, layer_options: expected dicts")  # noqa: TRY004
 
 
 @dataclass
@@ -130,8 +47,11 @@ class TrainResult:
     final_metric: the task's metric after the last step (NaN if no evaluation ran).
     seconds_per_step: mean wall time of a training step (forward, backward, update) in this
         call, evaluation and checkpoints excluded.
-    diverged: the loss or gradient became non-finite; training stopped at that step, the
-        update was not applied, and the model keeps its last finite parameters.
+    diverged: the loss, a gradient or (after the update) a parameter became non-finite;
+        training stopped at that step, its update was not applied (or was undone), the model
+        keeps its last finite parameters and no checkpoint of that step was written.
+    fault: where it diverged, one line naming the step and the tensor (see
+        :mod:`rnnlab.lab.guards`); None when it did not.
     """
 
     config: TrainConfig
@@ -147,6 +67,7 @@ class TrainResult:
     steps: int
     diverged: bool = False
     checkpoint: str | None = None
+    fault: str | None = None
 
     @property
     def evals(self) -> list[dict]:
@@ -159,7 +80,7 @@ class TrainResult:
                 "metric": self.metric_name, "final_metric": self.final_metric,
                 "higher_is_better": self.higher_is_better, "chance": self.chance,
                 "params": self.params, "seconds_per_step": self.seconds_per_step,
-                "steps": self.steps, "diverged": self.diverged,
+                "steps": self.steps, "diverged": self.diverged, "fault": self.fault,
                 "evals": self.evals, "checkpoint": self.checkpoint}
 
 
@@ -209,16 +130,23 @@ def checkpoint_dir(config: TrainConfig) -> Path | None:
 
 def load_model(path, device: str = "cpu") -> tuple[SequenceModel, Task, TrainConfig, int]:
     """A trained model back from a run folder (its newest usable checkpoint) or from one
-    checkpoint directory: ``(model, task, config, step)``."""
+    checkpoint directory: ``(model, task, config, step)``. The checkpoint is untrusted: a
+    configuration that describes no valid model, or tensors that do not fit the model it
+    describes, raise :class:`~rnnlab.lab.checkpoint.CheckpointError`."""
     path = Path(path)
     if (path / ckpt.STATE).is_file():
         checkpoint = ckpt.load_checkpoint(path)
     else:
         checkpoint = ckpt.load_latest(path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir()
                                       else path)
-    config = TrainConfig.from_dict({**checkpoint.config, "device": device})
-    task = make_task_for(config)
-    model = make_model(config, task)
+    try:
+        config = TrainConfig.from_dict({**checkpoint.config, "device": device})
+        config.validate()
+        task = make_task_for(config)
+        model = make_model(config, task)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ckpt.CheckpointError(f"{checkpoint.path / ckpt.STATE}: its config describes no "
+                                   f"valid model ({error})") from None
     ckpt.restore(checkpoint, model)
     model.eval()
     return model, task, config, checkpoint.step
@@ -315,7 +243,7 @@ def _train(config, resume, progress, overwrite, callback) -> TrainResult:
             checkpoint = ckpt.load_latest(root)
             ckpt.check_config(checkpoint, config.to_dict(), TrainConfig.RESUME_KEYS)
             ckpt.restore(checkpoint, model, optimizer)
-            ckpt.restore_rng(checkpoint.rng, {"data": data})
+            checkpoint.restore_rng({"data": data})
             history, start = list(checkpoint.history), checkpoint.step
             last_saved = str(checkpoint.path)
             logger.info("resuming %s from step %d", checkpoint.path, start)
@@ -340,18 +268,15 @@ class _Run:
         self.saved_step = start if last_saved else None
         self.time_offset = history[-1]["time"] if history else 0.0
         self.step_seconds: list[float] = []
-        self.diverged = False
+        self.guard = NumericGuard(model)
+        self.advice = clipping_advice(config.clip, config.clip_value, config.lr)
+        self.fault: str | None = None
         self.parallel = distributed.current()
         self.forward = self.parallel.wrap(model)  # DDP around the model under torchrun
 
     def save(self) -> None:
-        if self.root is None or self.saved_step == self.step:
-            return
-        if self.diverged:  # the last step was not applied: resuming from it would differ
-            logger.warning("not checkpointing step %d: training diverged there", self.step)
-            return
-        if any(not bool(torch.isfinite(p).all()) for p in self.model.parameters()):
-            logger.warning("not checkpointing step %d: the parameters are not finite", self.step)
+        # a diverged step was not applied (the loop said so): resuming from it would differ
+        if self.root is None or self.saved_step == self.step or self.diverged:
             return
         path = self.root / ckpt.checkpoint_name(self.step)
         if self.parallel.is_writer:  # one writer; the other ranks wait for it
@@ -362,28 +287,32 @@ class _Run:
         self.parallel.barrier()
         self.last_saved, self.saved_step = str(path), self.step
 
+    @property
+    def diverged(self) -> bool:
+        return self.fault is not None
+
     def train_step(self) -> dict:
-        cfg, model, task = self.config, self.model, self.task
+        cfg, model, task, guard = self.config, self.model, self.task, self.guard
+        step = self.step + 1
         began = time.perf_counter()
         model.train()
         x, y = task.batch("train", cfg.batch_size, self.data)
+        guard.check_batch(step, x, y)  # the whole batch, the same on every rank
         x, y, weight = self.parallel.shard(task, x, y)  # this rank's rows (all of them alone)
         x, y = x.to(cfg.device), y.to(cfg.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss = task.loss(self.forward(x, y), y) * weight
         loss.backward()
+        loss_value = self.parallel.mean(loss)
         params = [p for p in model.parameters() if p.grad is not None]
-        if cfg.clip == "norm":
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_value)
-        else:
-            grad_norm = total_norm([p.grad for p in params])
-            if cfg.clip == "value":
+        norm_value = total_norm([p.grad for p in params]).item()  # before clipping
+        self.fault = guard.check_gradients(step, loss_value, norm_value)
+        if self.fault is None:
+            if cfg.clip == "norm":
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_value)
+            elif cfg.clip == "value":
                 torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
-        loss_value, norm_value = self.parallel.mean(loss), grad_norm.detach().item()
-        if math.isfinite(loss_value) and math.isfinite(norm_value):
-            self.optimizer.step()
-        else:
-            self.diverged = True
+            self.fault = guard.update(step, self.optimizer)
         elapsed = time.perf_counter() - began
         self.step_seconds.append(elapsed)
         self.time_offset += elapsed
@@ -407,9 +336,12 @@ class _Run:
                     self.step += 1
                     at_boundary = True
                     if self.diverged:
-                        logger.warning("step %d: non-finite loss or gradient (loss %s, norm %s)"
-                                       "; stopping", self.step, record["loss"],
-                                       record["grad_norm"])
+                        kept = ", the last checkpoint is kept" if self.root else ""
+                        logger.warning("%s: training stopped%s; %s", self.fault, kept,
+                                       self.advice)
+                    else:
+                        self.guard.watch_loss(self.step, record["loss"],
+                                              self.history[0]["loss"], self.advice)
                     if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                         record["metric"], record["eval_loss"] = evaluate(
                             self.model, self.task, cfg.eval_size, cfg.device)
@@ -455,23 +387,8 @@ class _Run:
             params=self.model.parameter_count(),
             seconds_per_step=(sum(self.step_seconds) / len(self.step_seconds)
                               if self.step_seconds else math.nan),
-            steps=self.step, diverged=self.diverged, checkpoint=self.last_saved)
+            steps=self.step, diverged=self.diverged, checkpoint=self.last_saved,
+            fault=self.fault)
         if cfg.out_dir is not None and self.parallel.is_writer:
             ckpt.write_json_atomic(Path(cfg.out_dir) / RESULT_FILE, result.summary())
         return result
-
-
-def total_norm(grads) -> torch.Tensor:
-    """The 2-norm of all gradients together (what ``clip_grad_norm_`` measures)."""
-    if not grads:
-        return torch.tensor(0.0)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-def _int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
-def _positive_int(name: str, value) -> None:
-    _int(name, value, 1)

@@ -8,9 +8,11 @@ import math
 import sys
 
 from rnnlab.cli import UsageError, non_negative_int, positive_float, positive_int
+from rnnlab.lab.config import CLIPS, OPTIMIZERS, TrainConfig
+from rnnlab.lab.guards import clipping_advice
 from rnnlab.lab.model import CELLS
 from rnnlab.lab.tasks import TASKS
-from rnnlab.lab.train import CLIPS, OPTIMIZERS, TrainConfig, TrainResult, train
+from rnnlab.lab.train import TrainResult, train
 
 DEFAULT_CHECKPOINT_EVERY = 500  # with --out and no --checkpoint-every
 
@@ -159,7 +161,7 @@ def print_result(result: TrainResult, file=None) -> None:
           f"chance {result.chance:.4g}), {result.params:,} parameters, {ms:.1f} ms/step, "
           f"{result.steps} steps", file=file)
     if result.diverged:
-        print(f"training diverged at step {result.steps} (non-finite loss or gradient); "
-              "try --clip norm or a lower --lr", file=file)
+        print(f"training stopped: {result.fault}; "
+              f"{clipping_advice(cfg.clip, cfg.clip_value, cfg.lr)}", file=file)
     if result.checkpoint:
         print(f"checkpoint: {result.checkpoint}", file=file)
