@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnlab.lab import checkpoint as ckpt
+from rnnlab.lab import checkpoint_files
 from rnnlab.lab.checkpoint import CheckpointError
 from rnnlab.lab.train import make_model, train
 
@@ -126,7 +127,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_debris(tmp_path, t
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt, "save_file", broken)
+    monkeypatch.setattr(checkpoint_files, "save_file", broken)
     with pytest.raises(ckpt.CheckpointWriteError, match=r"step 2 \(disk full\); the newest "
                        "checkpoint, .*step-00000001, is untouched"):
         ckpt.save_checkpoint(tmp_path, 2, model)

@@ -19,6 +19,7 @@ import torch
 
 from rnnlab.cli import build_parser, main
 from rnnlab.lab import checkpoint as ckpt
+from rnnlab.lab import checkpoint_files
 from rnnlab.lab.checkpoint import CheckpointWriteError
 from rnnlab.lab.train import train
 from rnnlab.lab.train_cli import config_from_args
@@ -150,9 +151,9 @@ def _half_written(tensors, filename, metadata=None):
 
 FULL_DISK = {  # where the write fails: each step of save_checkpoint that touches the disk
     "directory": (tempfile, "mkdtemp", _no_space),
-    "weights": (ckpt, "save_file", _half_written),
-    "fsync": (ckpt, "_fsync_file", _no_space),
-    "state.json": (ckpt, "_write_text", _no_space),
+    "weights": (checkpoint_files, "save_file", _half_written),
+    "fsync": (checkpoint_files, "_fsync_file", _no_space),
+    "state.json": (checkpoint_files, "_write_text", _no_space),
 }
 
 
@@ -182,7 +183,7 @@ def test_a_full_disk_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
 
 
 def test_a_full_disk_is_one_line_and_exit_code_1_from_the_cli(tmp_path, monkeypatch, capsys):
-    real, calls = ckpt.save_file, []
+    real, calls = checkpoint_files.save_file, []
 
     def fills_up(*args, **kwargs):
         calls.append(1)
@@ -190,7 +191,7 @@ def test_a_full_disk_is_one_line_and_exit_code_1_from_the_cli(tmp_path, monkeypa
             _half_written(*args, **kwargs)
         real(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt, "save_file", fills_up)
+    monkeypatch.setattr(checkpoint_files, "save_file", fills_up)
     assert main(_argv(tmp_path, 9)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     root = tmp_path / "checkpoints"
