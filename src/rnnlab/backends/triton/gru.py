@@ -21,20 +21,21 @@ def _input_bias(bias_ih, bias_hh, reset_after):
     return bias_ih + torch.cat([bias_hh[:2 * H], bias_hh.new_zeros(H)])
 
 
-def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
+def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after, training):
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     xp = float32(matmul_t(x, weight_ih, _input_bias(bias_ih, bias_hh, reset_after)))
     h_all = x.new_empty(T + 1, B, H, dtype=torch.float32)  # h_all[t] = h_{t-1}
     h_all[0] = h0
-    gates = x.new_empty(T, B, 3 * H, dtype=torch.float32)  # r, z, n
-    aux = x.new_empty(T, B, H, dtype=torch.float32)  # gh_n (reset_after) or r∘h_{t-1}
+    kept = T if training else 1  # inference overwrites one step's slot
+    gates = x.new_empty(kept, B, 3 * H, dtype=torch.float32)  # r, z, n
+    aux = x.new_empty(kept, B, H, dtype=torch.float32)  # gh_n (reset_after) or r∘h_{t-1}
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
     b_hn = float32(bias_hh[2 * H:]) if bias_hh is not None else h_all
     launch(gru_forward_kernel, B, H, xp, w_hh, b_hn, lengths, h_all, gates, aux, T, B, H,
            dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
-           HAS_BIAS=bias_hh is not None)
+           HAS_BIAS=bias_hh is not None, TRAINING=training)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux)
 
@@ -46,7 +47,8 @@ class GRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
-        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after)
+        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after,
+                               training=True)
         ctx.save_for_backward(x, weight_ih, *saved)
         ctx.has_bias, ctx.reset_after = bias_ih is not None, reset_after
         return y, h
@@ -87,7 +89,7 @@ def gru_sequence(layer):
         if grad_needed(*args):
             y, h = GRUFunction.apply(*args, mask, reset_after)
         else:
-            y, h, _ = _forward(*args, mask, reset_after)
+            y, h, _ = _forward(*args, mask, reset_after, training=False)
         return y, (h,)
 
     return sequence

@@ -9,9 +9,10 @@ product) is computed for all steps beforehand. Per step and block of hidden unit
                    phase B: n = tanh(xp_n + rh W_hnᵀ)
     h_t = n + z∘(h_{t-1} - n);   padded steps carry h.
 
-``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward. The backward
-runs :mod:`rnnlab.bptt.gru`'s loop in phases separated by barriers, with ``dh`` in a two-slot
-buffer as in :mod:`rnnlab.backends.triton.lstm_kernels`.
+``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
+backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
+The backward runs :mod:`rnnlab.bptt.gru`'s loop in phases separated by barriers, with ``dh`` in
+a two-slot buffer as in :mod:`rnnlab.backends.triton.lstm_kernels`.
 """
 
 import triton
@@ -24,13 +25,17 @@ from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, tanh
 def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, T, B,
                        H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                        PRECISION: tl.constexpr, RESET_AFTER: tl.constexpr,
-                       HAS_BIAS: tl.constexpr):
+                       HAS_BIAS: tl.constexpr, TRAINING: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
     for t in range(T):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+        if TRAINING:
+            kept = t64  # the step's slot of gates and aux
+        else:
+            kept = 0
         h_prev = h_ptr + t64 * B * H
         for j in range(0, H, BLOCK_H):  # r, z (and n, reset_after)
             cols = j + tl.arange(0, BLOCK_H)
@@ -38,7 +43,7 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
             tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-            gate = gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+            gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
             a_r = dot_accumulate(tl.load(xp, mask=tile, other=0.0), h_prev, H, rows, row_mask,
                                  w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K, PRECISION)
             a_z = dot_accumulate(tl.load(xp + H, mask=tile, other=0.0), h_prev, H, rows,
@@ -56,12 +61,12 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
                                       cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
                 n = tanh(tl.load(xp + 2 * H, mask=tile, other=0.0) + r * gh_n)
-                tl.store(aux_ptr + t64 * B * H + at, gh_n, mask=tile)
+                tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile)
                 tl.store(gate + 2 * H, n, mask=tile)
                 tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
                          mask=tile)
             else:
-                tl.store(aux_ptr + t64 * B * H + at, r * h_old, mask=tile)
+                tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile)
         tl.debug_barrier()
         if not RESET_AFTER:
             for j in range(0, H, BLOCK_H):  # n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
@@ -70,9 +75,9 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 tile = row_mask[:, None] & col_mask[None, :]
                 at = rows[:, None] * H + cols[None, :]
                 xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+                gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile, other=0.0),
-                                     aux_ptr + t64 * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
+                                     aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
                                      cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
                 n = tanh(a_n)
                 z = tl.load(gate + H, mask=tile, other=0.0)
