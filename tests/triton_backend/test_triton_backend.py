@@ -18,6 +18,8 @@ TOL32 = dict(atol=2e-5, rtol=2e-5)
 
 KERNELS = {  # id: (family, options)
     "lstm": ("LSTM", {}),
+    "lstm_peephole_clip": ("LSTM", {"peephole": True, "cell_clip": 0.3}),
+    "lstm_coupled_peephole": ("LSTM", {"coupled": True, "peephole": True}),
     "gru": ("GRU", {}),
     "gru_reset_before": ("GRU", {"reset_after": False}),
     "rnn_tanh": ("RNN", {}),
@@ -35,6 +37,10 @@ def make_pair(family, options, device, dtype=torch.float32, input_size=6, hidden
     """The reference layer (float32) and the triton layer with the same weights in ``dtype``."""
     reference = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="reference",
                                         device=device)
+    with torch.no_grad():  # peepholes start at 0: give them values that matter
+        for name, p in reference.named_parameters():
+            if name.startswith("peephole"):
+                p.normal_(0.0, 0.5)
     layer = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="triton",
                                     device=device, dtype=dtype)
     layer.load_state_dict(reference.state_dict())
@@ -96,7 +102,9 @@ def test_several_programs_and_blocks(kernel):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("kernel", KERNELS)
+# the clipped variant is left out: half-precision rounding may move a cell state across the
+# clip boundary, where the gradient jumps
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if "clip" not in k])
 def test_half_precision(kernel, dtype):
     """Half-precision weights and inputs, float32 inside the kernels: within the rounding of
     the half type of the float32 reference on the same (rounded) weights."""
@@ -120,9 +128,7 @@ def test_inference_matches_training_forward(kernel):
 
 
 @pytest.mark.parametrize("layer, what", [
-    (lambda: rnnlab.LSTM(4, 5, peephole=True, backend="triton"), "peephole"),
     (lambda: rnnlab.LSTM(4, 5, proj_size=3, backend="triton"), "proj_size"),
-    (lambda: rnnlab.LSTM(4, 5, cell_clip=1.0, backend="triton"), "cell_clip"),
     (lambda: rnnlab.GRU(4, 5, layer_norm=True, backend="triton"), "layer-normalised"),
     (lambda: rnnlab.LSTM(4, 5, zoneout=0.1, backend="triton"), "zoneout"),
     (lambda: rnnlab.LSTM(4, 5, backend="triton", dtype=torch.float64), "float64"),

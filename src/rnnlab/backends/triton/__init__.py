@@ -8,10 +8,10 @@ runs the recurrent chain with ``W_hhᵀ``; the weight gradients are GEMMs over a
 Kernels compute in float32 and read float32, float16 or bfloat16 weights (tensor cores for
 the half types; TF32 for float32 where ``torch.backends.cuda.matmul.allow_tf32`` allows it).
 
-Covered: the plain LSTM, GRU (both reset forms), RNN (tanh, ReLU) and SRU, stacked,
-bidirectional, with variable lengths. ``backend="auto"`` keeps torch's fused op (cuDNN) first
-where it applies and uses this engine on CUDA for what cuDNN cannot run (SRU, GRU with
-``reset_after=False``). On the CPU the engine runs only when forced and only under the Triton
+Covered: LSTM (with peepholes, cell clipping, coupled gates; not ``proj_size``), GRU (both
+reset forms), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with variable lengths.
+``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this engine
+on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with ``reset_after=False``). On the CPU the engine runs only when forced and only under the Triton
 interpreter (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 """
 
@@ -42,13 +42,8 @@ def _options_unsupported(layer) -> str | None:
         return f"the triton engine has no layer-normalised {family}"
     if reason := layer.reference_only_reason():  # regularisers, non-default activations
         return reason
-    if family == "LSTM":
-        extras = [name for name, on in (("peephole", layer.peephole),
-                                        ("cell_clip", layer.options.cell_clip is not None),
-                                        ("coupled", layer.options.coupled),
-                                        ("proj_size", layer.proj_size)) if on]
-        if extras:
-            return f"the triton engine's LSTM has no {', '.join(extras)}"
+    if family == "LSTM" and layer.proj_size:
+        return "the triton engine's LSTM has no proj_size"
     return None
 
 

@@ -1,5 +1,6 @@
-"""The Triton engine's LSTM (plain cell): an autograd Function around
-:mod:`rnnlab.backends.triton.lstm_kernels`, and the per-direction ``sequence`` adapter."""
+"""The Triton engine's LSTM (peepholes, cell clipping and coupled gates included): an autograd
+Function around :mod:`rnnlab.backends.triton.lstm_kernels`, and the per-direction ``sequence``
+adapter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forwa
 from rnnlab.bptt.common import flat, matmul_t
 
 
-def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, training):
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
+             coupled, training):
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     bias = None if bias_ih is None else bias_ih + bias_hh
@@ -19,56 +21,73 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, training):
     c_all = torch.empty_like(h_all)
     h_all[0], c_all[0] = h0, c0
     gates = x.new_empty(T, B, 4 * H, dtype=torch.float32) if training else h_all
+    has_clip = cell_clip is not None
+    clipped = x.new_empty(T, B, H, dtype=torch.int8) if has_clip and training else h_all
+    peep = float32(peephole) if peephole is not None else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
-    launch(lstm_forward_kernel, B, H, xp, w_hh, lengths, h_all, c_all, gates, T, B, H,
-           dtype=x.dtype, device=x.device, TRAINING=training)
+    launch(lstm_forward_kernel, B, H, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
+           float(cell_clip or 0.0), T, B, H, dtype=x.dtype, device=x.device, TRAINING=training,
+           PEEPHOLE=peephole is not None, HAS_CLIP=has_clip, COUPLED=bool(coupled))
     y = masked_output(h_all[1:], mask, x.dtype)
-    return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), (w_hh, lengths, gates, c_all, h_all)
+    saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped)
+    return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), saved
 
 
 class LSTMFunction(torch.autograd.Function):
     """LSTM over one direction of one layer: ``(y, h_T, c_T)``. Backward: the kernel's BPTT
-    gives ``da`` of every step, then ``dW_ih = daᵀx``, ``dW_hh = daᵀh_{t-1}``, ``dx = da W_ih``
-    and ``db = Σ da`` as GEMMs over all T·B rows."""
+    gives ``da`` of every step, then ``dW_ih = daᵀx``, ``dW_hh = daᵀh_{t-1}``, ``dx = da W_ih``,
+    ``db = Σ da`` as GEMMs over all T·B rows, and the peepholes'
+    ``dp_i, dp_f, dp_o = Σ da_i∘c_{t-1}, Σ da_f∘c_{t-1}, Σ da_o∘c_t``."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask):
-        y, h, c, saved = _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask,
-                                  training=True)
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask,
+                cell_clip, coupled):
+        y, h, c, saved = _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole,
+                                  mask, cell_clip, coupled, training=True)
         ctx.save_for_backward(x, weight_ih, *saved)
-        ctx.has_bias = bias_ih is not None
+        ctx.has_bias, ctx.has_peephole = bias_ih is not None, peephole is not None
+        ctx.has_clip, ctx.coupled = cell_clip is not None, bool(coupled)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
-        x, weight_ih, w_hh, lengths, gates, c_all, h_all = ctx.saved_tensors
+        x, weight_ih, w_hh, peep, lengths, gates, c_all, h_all, clipped = ctx.saved_tensors
         T, B, _ = x.shape
         H = w_hh.shape[1]
         d_a = torch.empty_like(gates)
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
-        launch(lstm_backward_kernel, B, H, float32(dy), w_hh, lengths, gates, c_all, d_a, dh_buf,
-               dc_buf, T, B, H, dtype=x.dtype, device=x.device)
+        launch(lstm_backward_kernel, B, H, float32(dy), w_hh, peep, lengths, gates, c_all,
+               clipped, d_a, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
+               PEEPHOLE=ctx.has_peephole, HAS_CLIP=ctx.has_clip, COUPLED=ctx.coupled)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
         dw_hh = d_a2.t() @ flat(h_all[:-1]).to(x.dtype)
         db = d_a.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
-        return (dx, dh_buf[0].to(x.dtype), dc_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, None)
+        dpeep = None
+        if ctx.has_peephole:
+            c_prev, c_t = c_all[:-1], c_all[1:]
+            dpeep = torch.stack([(d_a[..., :H] * c_prev).sum((0, 1)),
+                                 (d_a[..., H:2 * H] * c_prev).sum((0, 1)),
+                                 (d_a[..., 3 * H:] * c_t).sum((0, 1))]).to(x.dtype)
+        return (dx, dh_buf[0].to(x.dtype), dc_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, dpeep,
+                None, None, None)
 
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
+    cell_clip, coupled = layer.options.cell_clip, layer.options.coupled
 
     def sequence(x, state, params, mask):
         args = (x, state[0], state[1], params["weight_ih"], params["weight_hh"],
-                params.get("bias_ih"), params.get("bias_hh"))
+                params.get("bias_ih"), params.get("bias_hh"), params.get("peephole"))
         if grad_needed(*args):
-            y, h, c = LSTMFunction.apply(*args, mask)
+            y, h, c = LSTMFunction.apply(*args, mask, cell_clip, coupled)
         else:
-            y, h, c, _ = _forward(*args, mask, training=False)
+            y, h, c, _ = _forward(*args, mask, cell_clip, coupled, training=False)
         return y, (h, c)
 
     return sequence

@@ -1,11 +1,14 @@
-"""Triton kernels of the LSTM recurrence; the math is :mod:`rnnlab.bptt.lstm`'s (plain cell).
+"""Triton kernels of the LSTM recurrence, with peepholes, cell clipping and coupled gates; the
+math is :mod:`rnnlab.bptt.lstm`'s.
 
 Forward, per step, for the program's sequences and each block of hidden units::
 
     a = xp_t + h_{t-1} W_hhᵀ        (xp_t = W_ih x_t + b, all steps in one GEMM beforehand)
-    i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o);   c_t = f∘c_{t-1} + i∘g;   h_t = o∘tanh c_t
+    f = σ(a_f + p_f∘c_{t-1});   i = σ(a_i + p_i∘c_{t-1}) (coupled: 1 - f);   g = tanh(a_g)
+    c_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c_t);   h_t = o∘tanh c_t
     padded steps (t ≥ length) carry h and c.
 
+(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``.)
 Backward, per step from T-1 down to 0: phase 1 forms the gate gradients ``da_t`` of the block
 from ``dh, dc``; phase 2 (after a barrier, since it reads all of ``da_t``) forms
 ``dh_{t-1} = da_t W_hh``. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and
@@ -19,9 +22,11 @@ from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, tanh
 
 
 @triton.jit
-def lstm_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr, T, B, H,
-                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                        PRECISION: tl.constexpr, TRAINING: tl.constexpr):
+def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
+                        clipped_ptr, CLIP, T, B, H, BLOCK_B: tl.constexpr,
+                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                        TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
+                        COUPLED: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
@@ -37,25 +42,39 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr, 
             at = rows[:, None] * H + cols[None, :]
             xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            a_i = tl.load(xp, mask=tile, other=0.0)
-            a_f = tl.load(xp + H, mask=tile, other=0.0)
-            a_g = tl.load(xp + 2 * H, mask=tile, other=0.0)
-            a_o = tl.load(xp + 3 * H, mask=tile, other=0.0)
-            a_i = dot_accumulate(a_i, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask,
-                                 H, BLOCK_K, PRECISION)
-            a_f = dot_accumulate(a_f, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + H,
-                                 col_mask, H, BLOCK_K, PRECISION)
-            a_g = dot_accumulate(a_g, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + 2 * H,
-                                 col_mask, H, BLOCK_K, PRECISION)
-            a_o = dot_accumulate(a_o, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols + 3 * H,
-                                 col_mask, H, BLOCK_K, PRECISION)
-            i = sigmoid(a_i)
-            f = sigmoid(a_f)
-            g = tanh(a_g)
-            o = sigmoid(a_o)
+            a_f = dot_accumulate(tl.load(xp + H, mask=tile, other=0.0), h_prev, H, rows,
+                                 row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
+                                 PRECISION)
+            a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile, other=0.0), h_prev, H, rows,
+                                 row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
+                                 PRECISION)
+            a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile, other=0.0), h_prev, H, rows,
+                                 row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
+                                 PRECISION)
             c_old = tl.load(c_prev + at, mask=tile, other=0.0)
             h_old = tl.load(h_prev + at, mask=tile, other=0.0)
+            if PEEPHOLE:
+                a_f += tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :] * c_old
+            f = sigmoid(a_f)
+            if COUPLED:
+                i = 1.0 - f
+            else:
+                a_i = dot_accumulate(tl.load(xp, mask=tile, other=0.0), h_prev, H, rows,
+                                     row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
+                                     PRECISION)
+                if PEEPHOLE:
+                    a_i += tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :] * c_old
+                i = sigmoid(a_i)
+            g = tanh(a_g)
             c_new = f * c_old + i * g
+            if HAS_CLIP:
+                if TRAINING:
+                    tl.store(clipped_ptr + t64 * B * H + at, (tl.abs(c_new) > CLIP).to(tl.int8),
+                             mask=tile)
+                c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
+            if PEEPHOLE:
+                a_o += tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :] * c_new
+            o = sigmoid(a_o)
             h_new = o * tanh(c_new)
             if TRAINING:  # the gates are what the backward reads; inference keeps none
                 tl.store(gate, i, mask=tile)
@@ -68,9 +87,10 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr, 
 
 
 @triton.jit
-def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr, dh_ptr,
-                         dc_ptr, T, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                         BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
+                         da_ptr, dh_ptr, dc_ptr, T, B, H, BLOCK_B: tl.constexpr,
+                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                         PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
@@ -84,7 +104,8 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr
         dc_out = dc_ptr + (t % 2) * B * H
         for j in range(0, H, BLOCK_H):  # phase 1: gate gradients
             cols = j + tl.arange(0, BLOCK_H)
-            tile = row_mask[:, None] & (cols < H)[None, :]
+            col_mask = cols < H
+            tile = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
@@ -101,11 +122,26 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, gates_ptr, c_ptr, da_ptr
             tc = tanh(c_t)
             da_o = g_h * tc * o * (1.0 - o)
             dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
-            tl.store(da, dc_new * g * i * (1.0 - i), mask=tile)
-            tl.store(da + H, dc_new * c_before * f * (1.0 - f), mask=tile)
+            if PEEPHOLE:
+                dc_new += da_o * tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+            if HAS_CLIP:  # no gradient through a clipped cell state
+                clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile, other=0)
+                dc_new = tl.where(clipped != 0, 0.0, dc_new)
+            if COUPLED:
+                da_i = tl.zeros_like(dc_new)
+                da_f = dc_new * (c_before - g) * f * (1.0 - f)
+            else:
+                da_i = dc_new * g * i * (1.0 - i)
+                da_f = dc_new * c_before * f * (1.0 - f)
+            dc_prev = dc_new * f
+            if PEEPHOLE:
+                dc_prev += da_i * tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                dc_prev += da_f * tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+            tl.store(da, da_i, mask=tile)
+            tl.store(da + H, da_f, mask=tile)
             tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile)
             tl.store(da + 3 * H, da_o, mask=tile)
-            tl.store(dc_out + at, tl.where(running, dc_new * f, dc), mask=tile)
+            tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile)
         tl.debug_barrier()
         for j in range(0, H, BLOCK_H):  # phase 2: dh_{t-1} = da_t W_hh
             cols = j + tl.arange(0, BLOCK_H)
