@@ -16,6 +16,7 @@ and the acceptance targets of the Triton engine's issue; writes a markdown repor
 
     python benchmarks/gpu_layers.py                    # full grid, bf16
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
+    python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
     TRITON_INTERPRET=1 python benchmarks/gpu_layers.py --smoke   # tiny, on the CPU: checks
                                                                  # the script, times nothing
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import statistics
 import sys
@@ -106,7 +108,9 @@ def measure(family, B, H, T, training, dtype, device, rounds, warmup):
 
 def machine(device) -> list[str]:
     lines = [f"- {platform.platform()}, Python {platform.python_version()}, "
-             f"torch {torch.__version__}"]
+             f"torch {torch.__version__}",
+             f"- triton engine: {os.environ.get('RNNLAB_TRITON_COLUMN_PROGRAMS', '1')} "
+             f"program(s) per tile of sequences, sync {os.environ.get('RNNLAB_TRITON_SYNC', 'auto')}"]
     try:
         import triton
         lines.append(f"- Triton {triton.__version__}")
@@ -173,12 +177,16 @@ def main():
     parser.add_argument("--hiddens", default="128,256,512,1024")
     parser.add_argument("--lengths", default="64,1024")
     parser.add_argument("--no-named", action="store_true", help="skip the named configurations")
+    parser.add_argument("--columns", type=int, default=None,
+                        help="programs per tile of sequences (RNNLAB_TRITON_COLUMN_PROGRAMS)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes on the CPU under TRITON_INTERPRET=1: checks the script")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.columns:
+        os.environ["RNNLAB_TRITON_COLUMN_PROGRAMS"] = str(args.columns)
     device = torch.device("cpu" if args.smoke else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_layers.py needs a CUDA GPU (or --smoke under TRITON_INTERPRET=1)")
@@ -191,7 +199,8 @@ def main():
     if args.smoke:
         grid, args.rounds, args.warmup = [("LSTM", 2, 16, 3), ("SRU", 2, 16, 3)], 1, 0
     out = args.out or Path(__file__).with_name("results") / (
-        "gpu_layers_smoke.md" if args.smoke else f"gpu_layers_{args.dtype}.md")
+        "gpu_layers_smoke.md" if args.smoke
+        else f"gpu_layers_{args.dtype}{f'_columns{args.columns}' if args.columns else ''}.md")
 
     started, rows = time.time(), []
     for (family, B, H, T), training in itertools.product(grid, (False, True)):

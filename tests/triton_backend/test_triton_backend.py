@@ -11,6 +11,7 @@ from parity import assert_same, loss_of, run_layer
 
 import rnnlab
 from rnnlab.backends import BACKENDS, select_backend
+from rnnlab.backends.triton.launch import column_programs
 from rnnlab.layers.sequence import to_batch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -91,9 +92,15 @@ def test_matches_reference(kernel, layer_id):
     assert_matches_reference(reference, layer, x, lengths_of(3, 5), how, TOL32)
 
 
-@pytest.mark.parametrize("kernel", ["lstm", "gru_reset_before", "sru"])
-def test_several_programs_and_blocks(kernel):
-    """B = 20 and H = 80: two programs of 16 sequences, two column blocks, two K blocks."""
+@pytest.mark.parametrize("columns", ["1", "2"])
+@pytest.mark.parametrize("kernel", ["lstm", "lstm_peephole_clip", "gru", "gru_reset_before",
+                                    "rnn_relu", "sru"])
+def test_several_programs_and_blocks(kernel, columns, monkeypatch):
+    """B = 20 and H = 80: two tiles of 16 sequences, two column blocks, two K blocks; the
+    blocks of a tile in one program, or split over two programs (``columns``)."""
+    monkeypatch.setenv("RNNLAB_TRITON_COLUMN_PROGRAMS", columns)
+    if kernel != "sru":  # the SRU's tiles are element-wise already
+        assert column_programs(20, 80, torch.device(DEVICE))[0] == int(columns)
     family, options = KERNELS[kernel]
     reference, layer = make_pair(family, options, DEVICE, input_size=80, hidden_size=80)
     x = torch.randn(3, 20, 80, device=DEVICE, requires_grad=True)
@@ -136,6 +143,13 @@ def test_inference_matches_training_forward(kernel):
 def test_unsupported_configuration_is_refused(layer, what):
     with pytest.raises(ValueError, match=f"backend.*{what}"):
         layer()(torch.randn(3, 2, 4, dtype=next(layer().parameters()).dtype))
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_column_programs_setting_is_named(value, monkeypatch):
+    monkeypatch.setenv("RNNLAB_TRITON_COLUMN_PROGRAMS", value)
+    with pytest.raises(ValueError, match="^RNNLAB_TRITON_COLUMN_PROGRAMS: expected a positive"):
+        rnnlab.GRU(4, 5, backend="triton", device=DEVICE)(torch.randn(3, 2, 4, device=DEVICE))
 
 
 def test_cpu_without_interpreter_is_refused(monkeypatch):

@@ -11,8 +11,13 @@ the half types; TF32 for float32 where ``torch.backends.cuda.matmul.allow_tf32``
 Covered: LSTM (with peepholes, cell clipping, coupled gates; not ``proj_size``), GRU (both
 reset forms), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with variable lengths.
 ``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this engine
-on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with ``reset_after=False``). On the CPU the engine runs only when forced and only under the Triton
-interpreter (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
+on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with ``reset_after=False``).
+On the CPU the engine runs only when forced and only under the Triton interpreter
+(``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
+
+Environment: ``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` splits each tile's hidden units over ``n``
+programs (default 1), synchronised by a grid barrier on CUDA, or by one launch per sub-step
+with ``RNNLAB_TRITON_SYNC=launch`` (see :mod:`rnnlab.backends.triton.launch`).
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after, t
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
     b_hn = float32(bias_hh[2 * H:]) if bias_hh is not None else h_all
-    launch(gru_forward_kernel, B, H, xp, w_hh, b_hn, lengths, h_all, gates, aux, T, B, H,
-           dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
+    substeps = T * (1 if reset_after else 2)
+    launch(gru_forward_kernel, B, H, substeps, xp, w_hh, b_hn, lengths, h_all, gates, aux, T, B,
+           H, dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
            HAS_BIAS=bias_hh is not None, TRAINING=training)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux)
@@ -62,8 +63,9 @@ class GRUFunction(torch.autograd.Function):
         dgh = torch.empty_like(gates) if ctx.reset_after else dgx
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(gru_backward_kernel, B, H, float32(dy), w_hh, lengths, h_all, gates, aux, dgx,
-               dgh, dh_buf, T, B, H, dtype=x.dtype, device=x.device,
+        substeps = T * (2 if ctx.reset_after else 3)
+        launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
+               aux, dgx, dgh, dh_buf, T, B, H, dtype=x.dtype, device=x.device,
                RESET_AFTER=ctx.reset_after)
         dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
         dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None

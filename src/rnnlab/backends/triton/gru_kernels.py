@@ -1,35 +1,40 @@
 """Triton kernels of the GRU in both reset forms; the math is :mod:`rnnlab.bptt.gru`'s.
 
 ``xp_t = W_ih x_t + b_ih`` (+ ``b_hr, b_hz``; + ``b_hn`` too when the reset comes before the
-product) is computed for all steps beforehand. Per step and block of hidden units::
+product) is computed for all steps beforehand. Per step, for the program's hidden units::
 
-    reset_after:   gh = h_{t-1} W_hhᵀ (+ b_hn on the n rows)
+    reset_after:   gh = h_{t-1} W_hhᵀ (+ b_hn on the n rows)                 (one sub-step)
                    r, z = σ(xp_r + gh_r), σ(xp_z + gh_z);   n = tanh(xp_n + r∘gh_n)
-    reset before:  phase A: r, z as above;   rh = r∘h_{t-1}         (barrier: n reads all of rh)
-                   phase B: n = tanh(xp_n + rh W_hnᵀ)
+    reset before:  sub-step A: r, z as above;   rh = r∘h_{t-1}
+                   sub-step B: n = tanh(xp_n + rh W_hnᵀ)                   (reads all of rh)
     h_t = n + z∘(h_{t-1} - n);   padded steps carry h.
 
 ``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
 backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
-The backward runs :mod:`rnnlab.bptt.gru`'s loop in phases separated by barriers, with ``dh`` in
-a two-slot buffer as in :mod:`rnnlab.backends.triton.lstm_kernels`.
+The backward runs :mod:`rnnlab.bptt.gru`'s loop in 2 sub-steps per step (3 with the reset
+before the product), with ``dh`` in a two-slot buffer as in
+:mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 """
 
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, tanh
+from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, substep_end, tanh
 
 
 @triton.jit
 def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, T, B,
-                       H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                       PRECISION: tl.constexpr, RESET_AFTER: tl.constexpr,
-                       HAS_BIAS: tl.constexpr, TRAINING: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+                       H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                       BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
+                       RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       TRAINING: tl.constexpr):
+    PHASES: tl.constexpr = 1 if RESET_AFTER else 2
+    tile = tl.program_id(0)
+    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    for t in range(T):
+    for s in range(S0, S1):
+        t = s // PHASES
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         if TRAINING:
@@ -37,131 +42,114 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
         else:
             kept = 0
         h_prev = h_ptr + t64 * B * H
-        for j in range(0, H, BLOCK_H):  # r, z (and n, reset_after)
+        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
             cols = j + tl.arange(0, BLOCK_H)
             col_mask = cols < H
-            tile = row_mask[:, None] & col_mask[None, :]
+            tile_mask = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
             gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-            a_r = dot_accumulate(tl.load(xp, mask=tile, other=0.0), h_prev, H, rows, row_mask,
-                                 w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K, PRECISION)
-            a_z = dot_accumulate(tl.load(xp + H, mask=tile, other=0.0), h_prev, H, rows,
-                                 row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
-                                 PRECISION)
-            r = sigmoid(a_r)
-            z = sigmoid(a_z)
-            h_old = tl.load(h_prev + at, mask=tile, other=0.0)
-            tl.store(gate, r, mask=tile)
-            tl.store(gate + H, z, mask=tile)
-            if RESET_AFTER:
-                gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                if HAS_BIAS:
-                    gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
-                                      cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
-                n = tanh(tl.load(xp + 2 * H, mask=tile, other=0.0) + r * gh_n)
-                tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile)
-                tl.store(gate + 2 * H, n, mask=tile)
-                tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
-                         mask=tile)
-            else:
-                tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile)
-        tl.debug_barrier()
-        if not RESET_AFTER:
-            for j in range(0, H, BLOCK_H):  # n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
-                cols = j + tl.arange(0, BLOCK_H)
-                col_mask = cols < H
-                tile = row_mask[:, None] & col_mask[None, :]
-                at = rows[:, None] * H + cols[None, :]
-                xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-                a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile, other=0.0),
+            h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+            if s % PHASES == 0:  # r, z (and n, h_t with reset_after)
+                a_r = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_prev, H, rows,
+                                     row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
+                                     PRECISION)
+                a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H,
+                                     rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
+                                     BLOCK_K, PRECISION)
+                r = sigmoid(a_r)
+                z = sigmoid(a_z)
+                tl.store(gate, r, mask=tile_mask)
+                tl.store(gate + H, z, mask=tile_mask)
+                if RESET_AFTER:
+                    gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                    if HAS_BIAS:
+                        gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                    gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
+                                          cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                    n = tanh(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n)
+                    tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
+                    tl.store(gate + 2 * H, n, mask=tile_mask)
+                    tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
+                             mask=tile_mask)
+                else:
+                    tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile_mask)
+            else:  # reset before: n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
+                a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
                                      aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
                                      cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
                 n = tanh(a_n)
-                z = tl.load(gate + H, mask=tile, other=0.0)
-                h_old = tl.load(h_prev + at, mask=tile, other=0.0)
-                tl.store(gate + 2 * H, n, mask=tile)
+                z = tl.load(gate + H, mask=tile_mask, other=0.0)
+                tl.store(gate + 2 * H, n, mask=tile_mask)
                 tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
-                         mask=tile)
-            tl.debug_barrier()
+                         mask=tile_mask)
+        substep_end(sync_ptr, tile, s - S0, SYNC)
 
 
 @triton.jit
 def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, dgx_ptr,
-                        dgh_ptr, dh_ptr, T, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                        BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                        RESET_AFTER: tl.constexpr):
+                        dgh_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr):
     """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
     recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    PHASES: tl.constexpr = 2 if RESET_AFTER else 3
+    tile = tl.program_id(0)
+    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    for s in range(T):
-        t = T - 1 - s
+    for s in range(S0, S1):
+        t = T - 1 - s // PHASES
+        phase = s % PHASES
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H
         dh_out = dh_ptr + (t % 2) * B * H
         dgx_t = dgx_ptr + t64 * B * 3 * H
-        for j in range(0, H, BLOCK_H):  # phase 1: da_n, da_z (and da_r, reset_after)
+        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
             cols = j + tl.arange(0, BLOCK_H)
-            tile = row_mask[:, None] & (cols < H)[None, :]
+            col_mask = cols < H
+            tile_mask = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             at3 = rows[:, None] * 3 * H + cols[None, :]
             gate = gates_ptr + t64 * B * 3 * H + at3
-            r = tl.load(gate, mask=tile, other=0.0)
-            z = tl.load(gate + H, mask=tile, other=0.0)
-            n = tl.load(gate + 2 * H, mask=tile, other=0.0)
-            h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile, other=0.0)
-            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0)
-            g = tl.where(running, g + tl.load(dh_in + at, mask=tile, other=0.0), 0.0)
-            da_n = g * (1.0 - z) * (1.0 - n * n)
-            da_z = g * (h_old - n) * z * (1.0 - z)
-            tl.store(dgx_t + at3 + H, da_z, mask=tile)
-            tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile)
-            if RESET_AFTER:
-                gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile, other=0.0)
-                da_r = da_n * gh_n * r * (1.0 - r)
-                tl.store(dgx_t + at3, da_r, mask=tile)
-                dgh = dgh_ptr + t64 * B * 3 * H + at3
-                tl.store(dgh, da_r, mask=tile)
-                tl.store(dgh + H, da_z, mask=tile)
-                tl.store(dgh + 2 * H, da_n * r, mask=tile)
-        tl.debug_barrier()
-        if not RESET_AFTER:
-            for j in range(0, H, BLOCK_H):  # phase 2: d(r∘h) = da_n W_hn;  da_r
-                cols = j + tl.arange(0, BLOCK_H)
-                col_mask = cols < H
-                tile = row_mask[:, None] & col_mask[None, :]
-                at = rows[:, None] * H + cols[None, :]
-                at3 = rows[:, None] * 3 * H + cols[None, :]
+            h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+            dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+            z = tl.load(gate + H, mask=tile_mask, other=0.0)
+            if phase == 0:  # da_n, da_z (and da_r, reset_after)
+                r = tl.load(gate, mask=tile_mask, other=0.0)
+                n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+                g_run = tl.where(running, g, 0.0)
+                da_n = g_run * (1.0 - z) * (1.0 - n * n)
+                da_z = g_run * (h_old - n) * z * (1.0 - z)
+                tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
+                tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
+                if RESET_AFTER:
+                    gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    da_r = da_n * gh_n * r * (1.0 - r)
+                    tl.store(dgx_t + at3, da_r, mask=tile_mask)
+                    dgh = dgh_ptr + t64 * B * 3 * H + at3
+                    tl.store(dgh, da_r, mask=tile_mask)
+                    tl.store(dgh + H, da_z, mask=tile_mask)
+                    tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
+            elif phase == PHASES - 1:  # dh_{t-1} = g∘z + (...) W_hh
+                acc = g * z
+                if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
+                    acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
+                                         w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K,
+                                         PRECISION)
+                else:  # + d(r∘h)∘r (the middle sub-step's partial) + [da_r, da_z] W_hr,z
+                    acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+                    acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H, cols,
+                                         col_mask, 2 * H, BLOCK_K, PRECISION)
+                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+            else:  # reset before, middle sub-step: d(r∘h) = da_n W_hn;  da_r
                 d_rh = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
                 d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
                                       w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
                                       PRECISION)
-                r = tl.load(gates_ptr + t64 * B * 3 * H + at3, mask=tile, other=0.0)
-                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile, other=0.0)
-                tl.store(dgx_t + at3, d_rh * h_old * r * (1.0 - r), mask=tile)
-                tl.store(dh_out + at, d_rh * r, mask=tile)  # partial dh_{t-1}, read in phase 3
-            tl.debug_barrier()
-        for j in range(0, H, BLOCK_H):  # last phase: dh_{t-1} = g∘z + (...) W_hh
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
-            z = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :] + H,
-                        mask=tile, other=0.0)
-            dh = tl.load(dh_in + at, mask=tile, other=0.0)
-            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0) + dh
-            acc = g * z
-            if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
-                acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
-                                     w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K, PRECISION)
-            else:  # + d(r∘h)∘r + [da_r, da_z] W_hr,z
-                acc += tl.load(dh_out + at, mask=tile, other=0.0)
-                acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H, cols,
-                                     col_mask, 2 * H, BLOCK_K, PRECISION)
-            tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile)
-        tl.debug_barrier()
+                r = tl.load(gate, mask=tile_mask, other=0.0)
+                tl.store(dgx_t + at3, d_rh * h_old * r * (1.0 - r), mask=tile_mask)
+                tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
+        substep_end(sync_ptr, tile, s - S0, SYNC)

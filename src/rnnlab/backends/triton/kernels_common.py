@@ -1,16 +1,39 @@
 """Triton building blocks shared by every family's kernels.
 
-Every recurrent kernel follows one pattern. A program owns a tile of ``BLOCK_B`` sequences for
-all T steps, so the steps need no synchronisation between programs. Inside a step it walks the
-hidden units in blocks of ``BLOCK_H`` columns: the recurrent product of the block is a
-``tl.dot`` over the previous state (read back from the state buffer the program wrote one step
-earlier), and the point-wise cell runs in the same pass, on the accumulator. A
-``tl.debug_barrier()`` ends the step, so every column written in step t is visible to the whole
-program before step t+1 reads it.
+Every recurrent kernel follows one pattern. The grid is (tiles of ``BLOCK_B`` sequences,
+column programs). The programs of a tile share its sequences for all T steps and split the
+hidden units between them: program ``c`` of ``n`` takes the blocks of ``BLOCK_H`` columns
+``c, c + n, c + 2n, …``. For its blocks a program runs the recurrent product (a ``tl.dot``
+over the previous state, read back from the state buffer written one step earlier) and the
+point-wise cell on the accumulator, in one pass. A step is one or more *sub-steps* (the phases
+of a backward, say); each reads what the previous one wrote in every column, so each ends in
+a synchronisation of the tile's programs, chosen by ``SYNC`` (see :func:`substep_end`).
+Tiles never wait on each other.
 """
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def substep_end(sync_ptr, tile, s, SYNC: tl.constexpr):
+    """Close sub-step ``s``: what this program stored is visible to the tile's other programs.
+
+    ``"cta"``: one program per tile, a block barrier is enough. ``"grid"``: several programs
+    per tile, all resident at once; each arrives on the tile's counter and waits until every
+    program of the tile has arrived (the counter starts at 0 for each launch). ``"launch"``:
+    the kernel runs one sub-step and its end is the synchronisation (the Triton interpreter,
+    which runs programs one after another, takes this path).
+    """
+    if SYNC == "cta":
+        tl.debug_barrier()
+    elif SYNC == "grid":
+        tl.debug_barrier()
+        tl.atomic_add(sync_ptr + tile, 1, sem="release", scope="gpu")
+        target = (s + 1) * tl.num_programs(1)
+        while tl.atomic_add(sync_ptr + tile, 0, sem="acquire", scope="gpu") < target:
+            pass
+        tl.debug_barrier()
 
 
 @triton.jit

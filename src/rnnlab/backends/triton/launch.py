@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 
@@ -28,11 +30,44 @@ def precision(dtype: torch.dtype, device: torch.device) -> str:
     return "ieee"
 
 
-def launch(kernel, batch: int, hidden: int, *args, dtype, device, **extra) -> None:
-    """Run ``kernel`` with one program per tile of ``BLOCK_B`` sequences."""
+def column_programs(batch: int, hidden: int, device: torch.device) -> tuple[int, str]:
+    """How many programs share a tile's hidden units, and how they synchronise (the ``SYNC``
+    of :func:`~rnnlab.backends.triton.kernels_common.substep_end`).
+
+    One program per tile (``"cta"``) unless ``RNNLAB_TRITON_COLUMN_PROGRAMS`` asks for more.
+    Several programs synchronise with a grid barrier on CUDA when the whole grid fits on the
+    GPU at once, else (and under the interpreter, or with ``RNNLAB_TRITON_SYNC=launch``) with
+    one launch per sub-step.
+    """
+    wanted = os.environ.get("RNNLAB_TRITON_COLUMN_PROGRAMS", "1")
+    if not wanted.isdigit() or int(wanted) < 1:
+        raise ValueError(f"RNNLAB_TRITON_COLUMN_PROGRAMS: expected a positive integer, "
+                         f"got {wanted!r}")
     blocks = block_sizes(batch, hidden)
-    grid = (triton.cdiv(batch, blocks["BLOCK_B"]),)
-    kernel[grid](*args, **blocks, PRECISION=precision(dtype, device), **extra)
+    columns = min(int(wanted), triton.cdiv(hidden, blocks["BLOCK_H"]))
+    if columns == 1:
+        return 1, "cta"
+    tiles = triton.cdiv(batch, blocks["BLOCK_B"])
+    if (device.type != "cuda" or os.environ.get("RNNLAB_TRITON_SYNC") == "launch"
+            or tiles * columns > torch.cuda.get_device_properties(device).multi_processor_count):
+        return columns, "launch"
+    return columns, "grid"
+
+
+def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
+           **extra) -> None:
+    """Run ``kernel`` over ``substeps`` sub-steps on a grid of (tiles of ``BLOCK_B``
+    sequences, column programs); see :mod:`rnnlab.backends.triton.kernels_common`."""
+    blocks = block_sizes(batch, hidden)
+    columns, sync = column_programs(batch, hidden, device)
+    grid = (triton.cdiv(batch, blocks["BLOCK_B"]), columns)
+    options = dict(**blocks, PRECISION=precision(dtype, device), SYNC=sync, **extra)
+    counters = torch.zeros(grid[0], dtype=torch.int32, device=device)  # the grid barrier's
+    if sync == "launch":
+        for s in range(substeps):
+            kernel[grid](*args, s, s + 1, counters, **options)
+    else:
+        kernel[grid](*args, 0, substeps, counters, **options)
 
 
 def float32(t: torch.Tensor) -> torch.Tensor:

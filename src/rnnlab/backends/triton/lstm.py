@@ -26,7 +26,7 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, 
     peep = float32(peephole) if peephole is not None else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
-    launch(lstm_forward_kernel, B, H, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
+    launch(lstm_forward_kernel, B, H, T, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
            float(cell_clip or 0.0), T, B, H, dtype=x.dtype, device=x.device, TRAINING=training,
            PEEPHOLE=peephole is not None, HAS_CLIP=has_clip, COUPLED=bool(coupled))
     y = masked_output(h_all[1:], mask, x.dtype)
@@ -59,7 +59,7 @@ class LSTMFunction(torch.autograd.Function):
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
-        launch(lstm_backward_kernel, B, H, float32(dy), w_hh, peep, lengths, gates, c_all,
+        launch(lstm_backward_kernel, B, H, 2 * T, float32(dy), w_hh, peep, lengths, gates, c_all,
                clipped, d_a, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
                PEEPHOLE=ctx.has_peephole, HAS_CLIP=ctx.has_clip, COUPLED=ctx.coupled)
         d_a2 = flat(d_a).to(x.dtype)

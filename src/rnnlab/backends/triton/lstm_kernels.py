@@ -8,149 +8,160 @@ Forward, per step, for the program's sequences and each block of hidden units::
     c_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c_t);   h_t = o∘tanh c_t
     padded steps (t ≥ length) carry h and c.
 
-(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``.)
-Backward, per step from T-1 down to 0: phase 1 forms the gate gradients ``da_t`` of the block
-from ``dh, dc``; phase 2 (after a barrier, since it reads all of ``da_t``) forms
+(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``.) One sub-step
+per step.
+Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
+``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
 ``dh_{t-1} = da_t W_hh``. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and
-writes slot t % 2.
+writes slot t % 2. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 """
 
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, tanh
+from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, substep_end, tanh
 
 
 @triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
-                        clipped_ptr, CLIP, T, B, H, BLOCK_B: tl.constexpr,
+                        clipped_ptr, CLIP, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                        TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
-                        COUPLED: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+                        SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
+                        HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+    tile = tl.program_id(0)
+    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    for t in range(T):
+    for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         h_prev = h_ptr + t64 * B * H
         c_prev = c_ptr + t64 * B * H
-        for j in range(0, H, BLOCK_H):
+        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
             cols = j + tl.arange(0, BLOCK_H)
             col_mask = cols < H
-            tile = row_mask[:, None] & col_mask[None, :]
+            tile_mask = row_mask[:, None] & col_mask[None, :]
             at = rows[:, None] * H + cols[None, :]
             xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            a_f = dot_accumulate(tl.load(xp + H, mask=tile, other=0.0), h_prev, H, rows,
+            a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H, rows,
                                  row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
                                  PRECISION)
-            a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile, other=0.0), h_prev, H, rows,
+            a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_prev, H, rows,
                                  row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
                                  PRECISION)
-            a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile, other=0.0), h_prev, H, rows,
+            a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_prev, H, rows,
                                  row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
                                  PRECISION)
-            c_old = tl.load(c_prev + at, mask=tile, other=0.0)
-            h_old = tl.load(h_prev + at, mask=tile, other=0.0)
+            c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
+            h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
             if PEEPHOLE:
-                a_f += tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :] * c_old
+                p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+                p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+                a_f += p_f * c_old
             f = sigmoid(a_f)
             if COUPLED:
                 i = 1.0 - f
             else:
-                a_i = dot_accumulate(tl.load(xp, mask=tile, other=0.0), h_prev, H, rows,
+                a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_prev, H, rows,
                                      row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
                                      PRECISION)
                 if PEEPHOLE:
-                    a_i += tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :] * c_old
+                    a_i += p_i * c_old
                 i = sigmoid(a_i)
             g = tanh(a_g)
             c_new = f * c_old + i * g
             if HAS_CLIP:
                 if TRAINING:
-                    tl.store(clipped_ptr + t64 * B * H + at, (tl.abs(c_new) > CLIP).to(tl.int8),
-                             mask=tile)
+                    tl.store(clipped_ptr + t64 * B * H + at,
+                             (tl.abs(c_new) > CLIP).to(tl.int8), mask=tile_mask)
                 c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
             if PEEPHOLE:
-                a_o += tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :] * c_new
+                a_o += p_o * c_new
             o = sigmoid(a_o)
             h_new = o * tanh(c_new)
             if TRAINING:  # the gates are what the backward reads; inference keeps none
-                tl.store(gate, i, mask=tile)
-                tl.store(gate + H, f, mask=tile)
-                tl.store(gate + 2 * H, g, mask=tile)
-                tl.store(gate + 3 * H, o, mask=tile)
-            tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile)
-            tl.store(h_prev + B * H + at, tl.where(running, h_new, h_old), mask=tile)
-        tl.debug_barrier()
+                tl.store(gate, i, mask=tile_mask)
+                tl.store(gate + H, f, mask=tile_mask)
+                tl.store(gate + 2 * H, g, mask=tile_mask)
+                tl.store(gate + 3 * H, o, mask=tile_mask)
+            tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
+            tl.store(h_prev + B * H + at, tl.where(running, h_new, h_old), mask=tile_mask)
+        substep_end(sync_ptr, tile, t - S0, SYNC)
 
 
 @triton.jit
 def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
-                         da_ptr, dh_ptr, dc_ptr, T, B, H, BLOCK_B: tl.constexpr,
-                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                         PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+                         da_ptr, dh_ptr, dc_ptr, T, B, H, S0, S1, sync_ptr,
+                         BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                         PRECISION: tl.constexpr, SYNC: tl.constexpr, PEEPHOLE: tl.constexpr,
+                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+    tile = tl.program_id(0)
+    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
     row_mask = rows < B
     length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    for s in range(T):
-        t = T - 1 - s
+    for s in range(S0, S1):
+        t = T - 1 - s // 2
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
         dc_in = dc_ptr + ((t + 1) % 2) * B * H
         dh_out = dh_ptr + (t % 2) * B * H
         dc_out = dc_ptr + (t % 2) * B * H
-        for j in range(0, H, BLOCK_H):  # phase 1: gate gradients
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
-            gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            i = tl.load(gate, mask=tile, other=0.0)
-            f = tl.load(gate + H, mask=tile, other=0.0)
-            g = tl.load(gate + 2 * H, mask=tile, other=0.0)
-            o = tl.load(gate + 3 * H, mask=tile, other=0.0)
-            c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile, other=0.0)
-            c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile, other=0.0)
-            dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile, other=0.0)
-            dh = tl.load(dh_in + at, mask=tile, other=0.0)
-            dc = tl.load(dc_in + at, mask=tile, other=0.0)
-            g_h = tl.where(running, dy + dh, 0.0)
-            tc = tanh(c_t)
-            da_o = g_h * tc * o * (1.0 - o)
-            dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
-            if PEEPHOLE:
-                dc_new += da_o * tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-            if HAS_CLIP:  # no gradient through a clipped cell state
-                clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile, other=0)
-                dc_new = tl.where(clipped != 0, 0.0, dc_new)
-            if COUPLED:
-                da_i = tl.zeros_like(dc_new)
-                da_f = dc_new * (c_before - g) * f * (1.0 - f)
-            else:
-                da_i = dc_new * g * i * (1.0 - i)
-                da_f = dc_new * c_before * f * (1.0 - f)
-            dc_prev = dc_new * f
-            if PEEPHOLE:
-                dc_prev += da_i * tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                dc_prev += da_f * tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-            tl.store(da, da_i, mask=tile)
-            tl.store(da + H, da_f, mask=tile)
-            tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile)
-            tl.store(da + 3 * H, da_o, mask=tile)
-            tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile)
-        tl.debug_barrier()
-        for j in range(0, H, BLOCK_H):  # phase 2: dh_{t-1} = da_t W_hh
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
-            acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-            acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask, w_hh_ptr,
-                                 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-            dh = tl.load(dh_in + at, mask=tile, other=0.0)
-            tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile)
-        tl.debug_barrier()
+        if s % 2 == 0:  # phase 1: gate gradients
+            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                cols = j + tl.arange(0, BLOCK_H)
+                col_mask = cols < H
+                tile_mask = row_mask[:, None] & col_mask[None, :]
+                at = rows[:, None] * H + cols[None, :]
+                gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                i = tl.load(gate, mask=tile_mask, other=0.0)
+                f = tl.load(gate + H, mask=tile_mask, other=0.0)
+                g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+                o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+                c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
+                c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                dc = tl.load(dc_in + at, mask=tile_mask, other=0.0)
+                if PEEPHOLE:
+                    p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                    p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+                    p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+                g_h = tl.where(running, dy + dh, 0.0)
+                tc = tanh(c_t)
+                da_o = g_h * tc * o * (1.0 - o)
+                dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
+                if PEEPHOLE:
+                    dc_new += da_o * p_o
+                if HAS_CLIP:  # no gradient through a clipped cell state
+                    clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
+                    dc_new = tl.where(clipped != 0, 0.0, dc_new)
+                if COUPLED:
+                    da_i = tl.zeros_like(dc_new)
+                    da_f = dc_new * (c_before - g) * f * (1.0 - f)
+                else:
+                    da_i = dc_new * g * i * (1.0 - i)
+                    da_f = dc_new * c_before * f * (1.0 - f)
+                dc_prev = dc_new * f
+                if PEEPHOLE:
+                    dc_prev += da_i * p_i + da_f * p_f
+                tl.store(da, da_i, mask=tile_mask)
+                tl.store(da + H, da_f, mask=tile_mask)
+                tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile_mask)
+                tl.store(da + 3 * H, da_o, mask=tile_mask)
+                tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+        else:  # phase 2: dh_{t-1} = da_t W_hh
+            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                cols = j + tl.arange(0, BLOCK_H)
+                col_mask = cols < H
+                tile_mask = row_mask[:, None] & col_mask[None, :]
+                at = rows[:, None] * H + cols[None, :]
+                acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
+                                     w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
+                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+        substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -19,7 +19,7 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
     h_all[0] = h0
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
-    launch(rnn_forward_kernel, B, H, xp, w_hh, lengths, h_all, T, B, H, dtype=x.dtype,
+    launch(rnn_forward_kernel, B, H, T, xp, w_hh, lengths, h_all, T, B, H, dtype=x.dtype,
            device=x.device, RELU=relu)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all)
@@ -44,8 +44,8 @@ class RNNFunction(torch.autograd.Function):
         d_a = h_all.new_empty(T, B, H)
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(rnn_backward_kernel, B, H, float32(dy), w_hh, lengths, h_all, d_a, dh_buf, T, B,
-               H, dtype=x.dtype, device=x.device, RELU=ctx.relu)
+        launch(rnn_backward_kernel, B, H, 2 * T, float32(dy), w_hh, lengths, h_all, d_a, dh_buf,
+               T, B, H, dtype=x.dtype, device=x.device, RELU=ctx.relu)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
