@@ -22,6 +22,7 @@ with ``RNNLAB_TRITON_SYNC=launch`` (see :mod:`rnnlab.backends.triton.launch`).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -33,6 +34,11 @@ name = "triton"
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _FAMILIES = ("LSTM", "GRU", "RNN", "SRU")
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
 
 
 def _interpreting() -> bool:
@@ -54,7 +60,7 @@ def _options_unsupported(layer) -> str | None:
 
 def unsupported(layer, batch) -> str | None:
     x = batch.x
-    if importlib.util.find_spec("triton") is None:
+    if not _triton_installed():
         return "Triton is not installed (pip install triton)"
     if x.device.type != "cuda" and not _interpreting():
         return (f"the triton engine runs on CUDA GPUs (or on the CPU under TRITON_INTERPRET=1), "

@@ -19,7 +19,14 @@ before the product), with ``dh`` in a two-slot buffer as in
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, substep_end, tanh
+from rnnlab.backends.triton.kernels_common import (
+    column_block,
+    dot_accumulate,
+    sigmoid,
+    substep_end,
+    tanh,
+    tile_rows,
+)
 
 
 @triton.jit
@@ -29,10 +36,7 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                        RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr):
     PHASES: tl.constexpr = 1 if RESET_AFTER else 2
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = s // PHASES
         running = (t < length)[:, None]
@@ -43,10 +47,7 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
             kept = 0
         h_prev = h_ptr + t64 * B * H
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile_mask = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
+            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
             gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
             h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
@@ -94,10 +95,7 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
     """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
     recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
     PHASES: tl.constexpr = 2 if RESET_AFTER else 3
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // PHASES
         phase = s % PHASES
@@ -107,10 +105,7 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
         dh_out = dh_ptr + (t % 2) * B * H
         dgx_t = dgx_ptr + t64 * B * 3 * H
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile_mask = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
+            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             at3 = rows[:, None] * 3 * H + cols[None, :]
             gate = gates_ptr + t64 * B * 3 * H + at3
             h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)

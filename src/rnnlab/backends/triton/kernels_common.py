@@ -37,6 +37,25 @@ def substep_end(sync_ptr, tile, s, SYNC: tl.constexpr):
 
 
 @triton.jit
+def tile_rows(lengths_ptr, B, BLOCK_B: tl.constexpr):
+    """The program's tile of sequences: its index, rows, row mask and running lengths."""
+    tile = tl.program_id(0)
+    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_mask = rows < B
+    return tile, rows, row_mask, tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+
+
+@triton.jit
+def column_block(j, rows, row_mask, H, BLOCK_H: tl.constexpr):
+    """Columns ``j … j + BLOCK_H`` of the tile: the columns, their mask, the (rows × columns)
+    mask and the offsets of (rows, columns) in a (B, H) buffer."""
+    cols = j + tl.arange(0, BLOCK_H)
+    col_mask = cols < H
+    tile_mask = row_mask[:, None] & col_mask[None, :]
+    return cols, col_mask, tile_mask, rows[:, None] * H + cols[None, :]
+
+
+@triton.jit
 def sigmoid(x):
     return tl.sigmoid(x)
 

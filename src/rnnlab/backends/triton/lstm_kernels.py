@@ -19,7 +19,14 @@ writes slot t % 2. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import dot_accumulate, sigmoid, substep_end, tanh
+from rnnlab.backends.triton.kernels_common import (
+    column_block,
+    dot_accumulate,
+    sigmoid,
+    substep_end,
+    tanh,
+    tile_rows,
+)
 
 
 @triton.jit
@@ -28,20 +35,14 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         h_prev = h_ptr + t64 * B * H
         c_prev = c_ptr + t64 * B * H
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile_mask = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
+            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
             a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H, rows,
@@ -97,10 +98,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                          BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                          PRECISION: tl.constexpr, SYNC: tl.constexpr, PEEPHOLE: tl.constexpr,
                          HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // 2
         running = (t < length)[:, None]
@@ -111,10 +109,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
         dc_out = dc_ptr + (t % 2) * B * H
         if s % 2 == 0:  # phase 1: gate gradients
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols = j + tl.arange(0, BLOCK_H)
-                col_mask = cols < H
-                tile_mask = row_mask[:, None] & col_mask[None, :]
-                at = rows[:, None] * H + cols[None, :]
+                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
                 da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
                 i = tl.load(gate, mask=tile_mask, other=0.0)
@@ -155,10 +150,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                 tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
         else:  # phase 2: dh_{t-1} = da_t W_hh
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols = j + tl.arange(0, BLOCK_H)
-                col_mask = cols < H
-                tile_mask = row_mask[:, None] & col_mask[None, :]
-                at = rows[:, None] * H + cols[None, :]
+                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
                 acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
                                      w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)

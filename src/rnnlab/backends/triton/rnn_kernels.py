@@ -10,26 +10,26 @@ as in :mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` ru
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import dot_accumulate, substep_end, tanh
+from rnnlab.backends.triton.kernels_common import (
+    column_block,
+    dot_accumulate,
+    substep_end,
+    tanh,
+    tile_rows,
+)
 
 
 @triton.jit
 def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, T, B, H, S0, S1, sync_ptr,
                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                        PRECISION: tl.constexpr, SYNC: tl.constexpr, RELU: tl.constexpr):
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         h_prev = h_ptr + t64 * B * H
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile_mask = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
+            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             a = tl.load(xp_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
             a = dot_accumulate(a, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask, H,
                                BLOCK_K, PRECISION)
@@ -44,10 +44,7 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, da_ptr, dh_ptr, T,
                         sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                         BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
                         RELU: tl.constexpr):
-    tile = tl.program_id(0)
-    rows = tile * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_mask = rows < B
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // 2
         running = (t < length)[:, None]
@@ -55,10 +52,7 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, da_ptr, dh_ptr, T,
         dh_in = dh_ptr + ((t + 1) % 2) * B * H
         dh_out = dh_ptr + (t % 2) * B * H
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols = j + tl.arange(0, BLOCK_H)
-            col_mask = cols < H
-            tile_mask = row_mask[:, None] & col_mask[None, :]
-            at = rows[:, None] * H + cols[None, :]
+            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
             if s % 2 == 0:  # phase 1: da_t = (dy_t + dh)∘φ'(a_t)
                 h = tl.load(h_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)

@@ -20,14 +20,19 @@ sums ``da_f∘c_{t-1}, da_r∘c_{t-1}, da_f, da_r`` over its tile for ``dv`` and
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import sigmoid
+from rnnlab.backends.triton.kernels_common import column_block, sigmoid, tile_rows
 
 
 @triton.jit
-def _tile(B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    return rows, cols, rows < B, cols < H
+def _tile(lengths_ptr, v_ptr, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """The program's (sequences × units) tile: rows, columns and their masks, the tile's mask,
+    its offsets in a (B, H) buffer, the running lengths, and the tile's ``v_f, v_r``."""
+    _, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
+    cols, col_mask, tile, at = column_block(tl.program_id(1) * BLOCK_H, rows, row_mask, H,
+                                            BLOCK_H)
+    v_f = tl.load(v_ptr + cols, mask=col_mask, other=0.0)[None, :]
+    v_r = tl.load(v_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+    return rows, cols, col_mask, tile, at, length, v_f, v_r
 
 
 @triton.jit
@@ -35,13 +40,9 @@ def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y
                        U_COLS, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                        HIGHWAY_PROJ: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr):
-    rows, cols, row_mask, col_mask = _tile(B, H, BLOCK_B, BLOCK_H)
-    tile = row_mask[:, None] & col_mask[None, :]
-    at = rows[:, None] * H + cols[None, :]
+    rows, cols, col_mask, tile, at, length, v_f, v_r = _tile(lengths_ptr, v_ptr, B, H, BLOCK_B,
+                                                             BLOCK_H)
     u_at = rows[:, None] * U_COLS + cols[None, :]
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    v_f = tl.load(v_ptr + cols, mask=col_mask, other=0.0)[None, :]
-    v_r = tl.load(v_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
     b_f = tl.zeros_like(v_f)
     b_r = tl.zeros_like(v_r)
     if HAS_BIAS:
@@ -76,13 +77,9 @@ def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, c_ptr,
                         BLOCK_H: tl.constexpr, HIGHWAY_PROJ: tl.constexpr):
     """``dc_ptr`` holds dc_T on entry and dc_0 on exit; ``sums_ptr`` (tiles, 4, H) gets this
     tile's ``Σ da_f∘c_{t-1}, Σ da_r∘c_{t-1}, Σ da_f, Σ da_r``; ``du`` is (T, B, 4H)."""
-    rows, cols, row_mask, col_mask = _tile(B, H, BLOCK_B, BLOCK_H)
-    tile = row_mask[:, None] & col_mask[None, :]
-    at = rows[:, None] * H + cols[None, :]
+    rows, cols, col_mask, tile, at, length, v_f, v_r = _tile(lengths_ptr, v_ptr, B, H, BLOCK_B,
+                                                             BLOCK_H)
     u_at = rows[:, None] * U_COLS + cols[None, :]
-    length = tl.load(lengths_ptr + rows, mask=row_mask, other=0)
-    v_f = tl.load(v_ptr + cols, mask=col_mask, other=0.0)[None, :]
-    v_r = tl.load(v_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
     dc = tl.load(dc_ptr + at, mask=tile, other=0.0)
     dv_f = tl.zeros((BLOCK_H,), dtype=tl.float32)
     dv_r = tl.zeros((BLOCK_H,), dtype=tl.float32)
