@@ -17,6 +17,7 @@ from rnnlab.init import Init, apply_init, resolve_init
 from rnnlab.layers import validate
 from rnnlab.layers.sequence import from_batch, reverse_time, to_batch
 from rnnlab.regularisers import NONE as NO_REGULARISERS
+from rnnlab.regularisers import prepare
 
 INITIAL_STATES = ("zeros", "random", "learned")
 
@@ -104,13 +105,23 @@ class RecurrentBase(nn.Module):
     def state_sizes(self) -> tuple[int, ...]:
         return (self.hidden_size,)
 
+    def bptt(self, masks) -> tuple:
+        """This layer's hand-derived BPTT (:mod:`rnnlab.bptt`): ``(sequence, trace, extra)``,
+        each function called as ``f(x, state, params, mask, *extra)``; ``masks`` are the
+        regulariser masks of this call (:func:`rnnlab.regularisers.prepare`)."""
+        raise NotImplementedError
+
     def sequence(self, x, state, params, mask):
         """One direction of one layer: ``(y (T, B, H_out), final_state)``."""
-        raise NotImplementedError
+        params, masks = prepare(self, x, params)
+        run, _, extra = self.bptt(masks)
+        return run(x, state, params, mask, *extra)
 
     def trace_sequence(self, x, state, params, mask) -> dict[str, Tensor]:
         """Like :meth:`sequence`, but returns the per-step gates and states, ``h`` included."""
-        raise NotImplementedError
+        params, masks = prepare(self, x, params)
+        _, trace, extra = self.bptt(masks)
+        return trace(x, state, params, mask, *extra)
 
     def native_unsupported(self) -> str | None:
         """Why torch's fused op cannot run this configuration, or None."""

@@ -12,7 +12,6 @@ from rnnlab.bptt.layernorm_gru import layernorm_gru_sequence, layernorm_gru_trac
 from rnnlab.layers import validate
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
-from rnnlab.regularisers import prepare
 
 
 class GRU(RecurrentBase):
@@ -115,17 +114,10 @@ class GRU(RecurrentBase):
                 if name.startswith("ln_"):
                     p.fill_(1.0)
 
-    def sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
+    def bptt(self, masks):
         if self.layer_norm:
-            return layernorm_gru_sequence(x, state, params, mask)
-        return gru_sequence(x, state, params, mask, self.options, masks)
-
-    def trace_sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        if self.layer_norm:
-            return layernorm_gru_trace(x, state, params, mask)
-        return gru_trace(x, state, params, mask, self.options, masks)
+            return layernorm_gru_sequence, layernorm_gru_trace, ()
+        return gru_sequence, gru_trace, (self.options, masks)
 
     def activation_options(self):
         o, opts = self.options, []

@@ -12,7 +12,6 @@ from rnnlab.bptt.lstm import LSTMOptions, lstm_sequence, lstm_trace
 from rnnlab.layers import validate
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
-from rnnlab.regularisers import prepare
 
 
 class LSTM(RecurrentBase):
@@ -143,17 +142,10 @@ class LSTM(RecurrentBase):
     def join_hx(self, states):
         return states
 
-    def sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
+    def bptt(self, masks):
         if self.layer_norm:
-            return layernorm_lstm_sequence(x, state, params, mask)
-        return lstm_sequence(x, state, params, mask, self.options, masks)
-
-    def trace_sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        if self.layer_norm:
-            return layernorm_lstm_trace(x, state, params, mask)
-        return lstm_trace(x, state, params, mask, self.options, masks)
+            return layernorm_lstm_sequence, layernorm_lstm_trace, ()
+        return lstm_sequence, lstm_trace, (self.options, masks)
 
     def activation_options(self):
         o, opts = self.options, []

@@ -8,7 +8,6 @@ from rnnlab.bptt.rnn import RNNOptions, rnn_sequence, rnn_trace
 from rnnlab.cells.rnn import check_nonlinearity
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
-from rnnlab.regularisers import prepare
 
 
 class RNN(RecurrentBase):
@@ -64,13 +63,8 @@ class RNN(RecurrentBase):
     def native_mode(self) -> str:
         return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
 
-    def sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        return rnn_sequence(x, state, params, mask, self.options, masks)
-
-    def trace_sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        return rnn_trace(x, state, params, mask, self.options, masks)
+    def bptt(self, masks):
+        return rnn_sequence, rnn_trace, (self.options, masks)
 
     def torch_kwargs(self):
         return {**super().torch_kwargs(), "nonlinearity": self.nonlinearity}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rnnlab.bptt.sru import sru_sequence, sru_trace
 from rnnlab.layers.base import RecurrentBase
 from rnnlab.regularisers import parse as parse_regularisers
-from rnnlab.regularisers import prepare
 
 
 class SRU(RecurrentBase):
@@ -78,13 +77,8 @@ class SRU(RecurrentBase):
             shapes["bias"] = (2 * H,)
         return shapes
 
-    def sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        return sru_sequence(x, state, params, mask, masks)
-
-    def trace_sequence(self, x, state, params, mask):
-        params, masks = prepare(self, x, params)
-        return sru_trace(x, state, params, mask, masks)
+    def bptt(self, masks):
+        return sru_sequence, sru_trace, (masks,)
 
     def native_unsupported(self):
         return "torch has no fused SRU op"
