@@ -62,7 +62,8 @@ def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
     columns, sync = column_programs(batch, hidden, device)
     grid = (triton.cdiv(batch, blocks["BLOCK_B"]), columns)
     options = dict(**blocks, PRECISION=precision(dtype, device), SYNC=sync, **extra)
-    counters = torch.zeros(grid[0], dtype=torch.int32, device=device)  # arrivals, per tile
+    # the grid barrier's arrivals, per tile (the other modes never read it)
+    counters = torch.zeros(grid[0] if sync == "grid" else 0, dtype=torch.int32, device=device)
     if sync == "launch":
         for s in range(substeps):
             kernel[grid](*args, s, s + 1, counters, **options)
