@@ -1,6 +1,7 @@
 """ONNX → rnnlab: a model built directly with onnx.helper (random weights) gives the same
 result in rnnlab (``rnnlab.onnx.load_layer``) as in onnxruntime, for every attribute the
-operators share with rnnlab; unsupported attributes raise ValueError naming them."""
+operators share with rnnlab and all three directions; onnx's reference evaluator checks the
+same models where it computes them; unsupported attributes raise ValueError naming them."""
 
 import itertools
 
@@ -20,9 +21,10 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 def build(op, *, D=1, bias=True, peephole=False, lengths=False, init="none", layout=0,
-          seed=0, **attrs):
+          seed=0, reverse=False, **attrs):
     """A one-node model with random weights. init: "none", "input" (graph inputs) or
-    "const" (initializers, one state repeated over the batch)."""
+    "const" (initializers, one state repeated over the batch); reverse: with D=1, the node
+    runs ``direction="reverse"``."""
     rng = np.random.default_rng(seed)
     G = GATES[op]
     u = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(np.float32)
@@ -55,12 +57,16 @@ def build(op, *, D=1, bias=True, peephole=False, lengths=False, init="none", lay
         names.pop()
     outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
     node = helper.make_node(op, names, outs, name=f"my_{op.lower()}", hidden_size=H,
-                            direction="bidirectional" if D == 2 else "forward",
+                            direction=direction_of(D, reverse),
                             **({"layout": 1} if layout else {}), **attrs)
     graph = helper.make_graph([node], "g", inputs,
                               [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
                                for o in outs], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def direction_of(D, reverse=False):
+    return "bidirectional" if D == 2 else "reverse" if reverse else "forward"
 
 
 def feeds_for(model, op, D, layout, seed=1):
@@ -104,8 +110,7 @@ def check(model, op, D, layout=0, atol=2e-6):
     feeds = feeds_for(model, op, D, layout)
     expected = rnnlab_like_onnx(layer, feeds, op, layout)
     if layout:
-        from onnx.reference import ReferenceEvaluator
-        got = ReferenceEvaluator(model).run(None, feeds)
+        got = reference_run(model, feeds, layout)
     else:
         got = ort.InferenceSession(model.SerializeToString(),
                                    providers=["CPUExecutionProvider"]).run(None, feeds)
@@ -113,6 +118,33 @@ def check(model, op, D, layout=0, atol=2e-6):
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, atol=atol, rtol=1e-5)
     return layer
+
+
+def reference_run(model, feeds, layout=0):
+    """onnx's ReferenceEvaluator, which ignores ``sequence_lens``: with lengths, each sequence
+    runs alone (batch 1) over its valid steps and ``Y`` is padded with zeros after them, as
+    ONNX defines ``sequence_lens`` (a reverse direction then starts at the sequence's last
+    valid step)."""
+    from onnx.reference import ReferenceEvaluator
+    evaluator = ReferenceEvaluator(model)
+    lengths = feeds.get("sequence_lens")
+    if lengths is None:
+        return evaluator.run(None, feeds)
+    x_batch, x_time = (0, 1) if layout else (1, 0)
+    per_sequence = []
+    for b, n in enumerate(lengths):
+        one = {"sequence_lens": lengths[b:b + 1],
+               "X": np.take(np.take(feeds["X"], [b], axis=x_batch), range(n), axis=x_time)}
+        for name in ("initial_h", "initial_c"):
+            if name in feeds:
+                one[name] = np.take(feeds[name], [b], axis=0 if layout else 1)
+        y, *finals = evaluator.run(None, one)
+        pad = [(0, 0)] * 4
+        pad[x_time] = (0, T - n)  # Y is (T, D, B, H), or (B, T, D, H) with layout=1
+        per_sequence.append([np.pad(y, pad), *finals])
+    y_batch, state_batch = (0, 0) if layout else (2, 1)
+    return [np.concatenate(parts, axis=y_batch if k == 0 else state_batch)
+            for k, parts in enumerate(zip(*per_sequence))]
 
 
 MODES = {"plain": {}, "len-init": {"lengths": True, "init": "input"}, "no-bias": {"bias": False},
@@ -152,14 +184,154 @@ def test_rnn(D, activation, mode):
     assert layer.nonlinearity == (activation or "tanh").lower()
 
 
+@pytest.mark.parametrize("direction", ["bidirectional", "reverse"])
+@pytest.mark.parametrize("lengths", [False, True])
 @pytest.mark.parametrize("op,attrs", [("LSTM", {}), ("GRU", {"linear_before_reset": 1}),
                                       ("GRU", {"linear_before_reset": 0}), ("RNN", {})])
-def test_layout_1(op, attrs):
+def test_layout_1(op, attrs, lengths, direction):
     """Batch-major nodes (onnxruntime refuses them): compared with onnx's reference runtime
-    (which ignores input_forget, clip and sequence_lens, so none of them here)."""
-    model = build(op, D=2, layout=1, init="input", **attrs)
-    layer = check(model, op, 2, layout=1)
+    (which ignores input_forget and clip, so none of them here; sequence_lens as
+    :func:`reference_run` computes it)."""
+    D = 2 if direction == "bidirectional" else 1
+    model = build(op, D=D, layout=1, init="input", lengths=lengths,
+                  reverse=direction == "reverse", **attrs)
+    layer = check(model, op, D, layout=1)
     assert layer.batch_first
+
+
+# ---- direction="reverse" ---------------------------------------------------------------------
+REVERSE_MODES = {"plain": {}, "lengths": {"lengths": True}, "init": {"init": "input"},
+                 "len-init": {"lengths": True, "init": "input"}, "no-bias": {"bias": False},
+                 "const-init": {"init": "const", "lengths": True}}
+# what onnx's reference evaluator computes: default LSTM/GRU activations, RNN Tanh, no
+# input_forget (it ignores the attributes), P and linear_before_reset (it reads them)
+REVERSE_NODES = {
+    "lstm": ("LSTM", {}), "lstm-peephole": ("LSTM", {"peephole": True}),
+    "lstm-coupled": ("LSTM", {"input_forget": 1}),
+    "gru-reset-before": ("GRU", {"linear_before_reset": 0}),
+    "gru-reset-after": ("GRU", {"linear_before_reset": 1}),
+    "rnn-tanh": ("RNN", {}), "rnn-relu": ("RNN", {"activations": ["Relu"]}),
+    "lstm-hard-softsign": ("LSTM", {"activations": ["HardSigmoid", "Softsign", "Tanh"]}),
+}
+REFERENCE_COMPUTES = ("lstm", "lstm-peephole", "gru-reset-before", "gru-reset-after",
+                      "rnn-tanh")
+
+
+@pytest.mark.parametrize("mode", list(REVERSE_MODES))
+@pytest.mark.parametrize("name", list(REVERSE_NODES))
+def test_reverse(name, mode):
+    """A reverse node imports as a Reverse layer whose Y (T, 1, B, H), Y_h and Y_c match
+    onnxruntime, and onnx's reference evaluator where it computes the node."""
+    op, kw = REVERSE_NODES[name]
+    model = build(op, reverse=True, **REVERSE_MODES[mode], **kw)
+    layer = check(model, op, 1, atol=5e-6)
+    assert isinstance(layer, ro.Reverse) and isinstance(layer.layer, getattr(rnnlab, op))
+    assert layer.initial_state == ("learned" if mode == "const-init" else "zeros")
+    if name in REFERENCE_COMPUTES and mode != "const-init":
+        feeds = feeds_for(model, op, 1, 0)
+        expected = rnnlab_like_onnx(layer, feeds, op, 0)
+        for a, b in zip(reference_run(model, feeds), expected, strict=True):
+            np.testing.assert_allclose(a, b, atol=5e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op,kw", [("LSTM", {"peephole": True}), ("GRU", {}),
+                                   ("GRU", {"linear_before_reset": 1}), ("RNN", {})])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("lengths", [False, True])
+def test_reference_evaluator(op, kw, direction, lengths):
+    """The other two directions against onnx's reference evaluator too, with unequal
+    sequence_lens and initial states."""
+    D = 2 if direction == "bidirectional" else 1
+    model = build(op, D=D, lengths=lengths, init="input", **kw)
+    layer = ro.load_layer(model)
+    feeds = feeds_for(model, op, D, 0)
+    expected = rnnlab_like_onnx(layer, feeds, op, 0)
+    for a, b in zip(reference_run(model, feeds), expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=5e-6, rtol=1e-5)
+
+
+def stacked_reverse(op, directions=("reverse", "reverse"), seed=0):
+    """Two chained nodes (Y squeezed to (T, B, H) between them) with sequence_lens."""
+    rng = np.random.default_rng(seed)
+    G = GATES[op]
+    u = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis1")]
+    nodes, x = [], "X"
+    for k, direction in enumerate(directions):
+        inits += [numpy_helper.from_array(u(1, G * H, I if k == 0 else H), f"W{k}"),
+                  numpy_helper.from_array(u(1, G * H, H), f"R{k}"),
+                  numpy_helper.from_array(u(1, 2 * G * H), f"B{k}")]
+        outs = [f"Y{k}", f"Y_h{k}"] + ([f"Y_c{k}"] if op == "LSTM" else [])
+        nodes.append(helper.make_node(op, [x, f"W{k}", f"R{k}", f"B{k}", "sequence_lens"],
+                                      outs, name=f"{op}_{k}", hidden_size=H,
+                                      direction=direction))
+        nodes.append(helper.make_node("Squeeze", [f"Y{k}", "axis1"], [f"out{k}"]))
+        x = f"out{k}"
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", I]),
+              helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["batch"])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+               for n in (x, "Y_h0", "Y_h1")]
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_stacked_reverse(op):
+    """Two reverse nodes load as one Reverse around a 2-layer layer (flipping twice between
+    the layers is the identity), output and h_n per layer as onnxruntime's."""
+    model = stacked_reverse(op)
+    layer = ro.load_layer(model, [f"{op}_0", f"{op}_1"])
+    assert isinstance(layer, ro.Reverse) and layer.num_layers == 2
+    feeds = feeds_for(model, op, 1, 0)
+    expected = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"]).run(None, feeds)
+    with torch.no_grad():
+        out, finals = layer(torch.from_numpy(feeds["X"]),
+                            lengths=torch.from_numpy(feeds["sequence_lens"]))
+    h_n = finals[0] if op == "LSTM" else finals
+    np.testing.assert_allclose(out.numpy(), expected[0], atol=5e-6, rtol=1e-5)
+    np.testing.assert_allclose(h_n.numpy(), np.concatenate(expected[1:]), atol=5e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="node_name: node 'GRU_1' .* in direction"):
+        ro.load_layer(stacked_reverse("GRU", ("reverse", "forward")), ["GRU_0", "GRU_1"])
+
+
+@pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN])
+def test_reverse_is_the_backward_half_of_bidirectional(cls):
+    """Reverse(layer) computes what the reverse direction of a bidirectional layer with the
+    same weights computes, for every input form (padded with lengths, batch_first, packed,
+    unbatched), gradients included."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+    torch.manual_seed(0)
+    bi = cls(I, H, bidirectional=True, batch_first=True, dtype=torch.float64)
+    one = cls(I, H, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for short, param in one.cell_params(0, 0).items():
+            param.copy_(bi.cell_params(0, 1)[short])
+    rev = ro.Reverse(one)
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([2, T, 4])
+    out_bi, h_bi = bi(x, lengths=lengths)
+    out, h = rev(x, lengths=lengths)
+    torch.testing.assert_close(out, out_bi[..., H:])
+    torch.testing.assert_close(h, tuple(s[1:] for s in h_bi) if cls is rnnlab.LSTM
+                               else h_bi[1:])
+    grads = torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(out_bi[..., H:].sum(), x)[0]
+    torch.testing.assert_close(*grads)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out_packed, _ = rev(packed)
+    torch.testing.assert_close(out_packed.data, pack_padded_sequence(
+        out, lengths, batch_first=True, enforce_sorted=False).data)
+    out_unbatched, _ = rev(x[1])
+    torch.testing.assert_close(out_unbatched, out[1])
+
+
+def test_reverse_arguments():
+    with pytest.raises(TypeError, match="^layer:"):
+        ro.Reverse(torch.nn.LSTM(I, H))
+    with pytest.raises(ValueError, match="^layer:.*bidirectional"):
+        ro.Reverse(rnnlab.GRU(I, H, bidirectional=True))
+    with pytest.raises(ValueError, match="^lengths:"):
+        ro.Reverse(rnnlab.GRU(I, H))(torch.randn(T, B, I), lengths=[T, T + 1, 1])
 
 
 @pytest.mark.parametrize("op,D,attrs", [
@@ -192,7 +364,7 @@ def test_activations(op, D, attrs):
     ({"activations": ["Sigmoid", "ScaledTanh", "Tanh"], "activation_alpha": [2.0]},
      "activation_beta"),
     ({"activations": ["Softsign", "Tanh", "Tanh"], "input_forget": 1}, "input_forget"),
-    ({"direction": "reverse"}, "direction"),
+    ({"direction": "backward"}, "direction"),
     ({"made_up": 1}, "made_up"),
 ])
 def test_unsupported_lstm_attributes(attrs, match):
@@ -201,7 +373,7 @@ def test_unsupported_lstm_attributes(attrs, match):
         node = model.graph.node[0]
         for a in node.attribute:
             if a.name == "direction":
-                a.s = b"reverse"
+                a.s = attrs["direction"].encode()
     else:
         model = build("LSTM", **attrs)
     with pytest.raises(ValueError, match=f"^{match}:"):

@@ -1,6 +1,7 @@
 """ONNX interoperability: :func:`export` an rnnlab layer as standard ONNX ``LSTM`` / ``GRU`` /
 ``RNN`` operators (or a Scan over the cell where ONNX has no operator), and :func:`load_layer`
-to build an rnnlab layer from an ONNX model's recurrent node. Needs ``pip install onnx``
+to build an rnnlab layer from an ONNX model's recurrent node (a ``direction="reverse"`` node
+as a :class:`Reverse` layer). Needs ``pip install onnx``
 (and ``onnxruntime`` for :func:`run_onnxruntime` and ``verify=True``)."""
 
 try:
@@ -13,9 +14,11 @@ from rnnlab.onnx._support import operator_unsupported
 from rnnlab.onnx._weights import onnx_weights
 from rnnlab.onnx.export import ExportInfo, ScanExportWarning, export
 from rnnlab.onnx.load import load_layer
+from rnnlab.onnx.reverse import Reverse
 
 __all__ = [
     "ExportInfo",
+    "Reverse",
     "ScanExportWarning",
     "export",
     "load_layer",

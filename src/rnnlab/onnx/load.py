@@ -5,7 +5,8 @@ orders (LSTM ``i, o, f, c``, GRU ``z, r, h``) are mapped back to torch's (``i, f
 ``r, z, n``), ``B = [Wb, Rb]`` is split into ``bias_ih`` / ``bias_hh``, ``P = [P_i, P_o, P_f]``
 becomes ``peephole_l{k}`` (rows ``p_i, p_f, p_o``), ``input_forget=1`` becomes
 ``coupled=True``, ``linear_before_reset`` becomes ``reset_after``, ``layout=1`` becomes
-``batch_first=True``, ``direction="bidirectional"`` becomes ``bidirectional=True``, an RNN's
+``batch_first=True``, ``direction="bidirectional"`` becomes ``bidirectional=True``,
+``direction="reverse"`` wraps the layer in :class:`~rnnlab.onnx.reverse.Reverse`, an RNN's
 ``Relu`` activation becomes ``nonlinearity="relu"``, and LSTM/GRU ``activations`` (with
 ``activation_alpha`` / ``activation_beta``) become ``gate_activation``, ``activation`` (and
 ``output_activation``), see :mod:`rnnlab.activations`. What rnnlab cannot compute raises a
@@ -26,6 +27,7 @@ from rnnlab.layers.gru import GRU
 from rnnlab.layers.lstm import LSTM
 from rnnlab.layers.rnn import RNN
 from rnnlab.onnx._graph import from_onnx_blocks, gate_orders
+from rnnlab.onnx.reverse import Reverse
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 _COMMON_ATTRS = {"hidden_size", "direction", "layout", "clip", "activations",
@@ -43,6 +45,7 @@ AMBIGUOUS_DEFAULTS = ("thresholded_relu", "scaled_tanh", "affine")
 ONNX_ACTIVATIONS = {onnx_name.lower(): name
                     for name, (onnx_name, _, _) in activations.SPECS.items()}
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+DIRECTIONS = ("forward", "reverse", "bidirectional")
 RUNTIME = "runtime input"  # marks an initial state that is computed or fed at run time
 
 
@@ -105,9 +108,8 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
                          "function)")
     direction = attrs.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
-    if direction not in ("forward", "bidirectional"):
-        raise ValueError(f"direction: {where} runs {direction!r}; rnnlab layers run forward "
-                         "or bidirectional")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: {where} runs {direction!r}; expected one of {DIRECTIONS}")
     D = 2 if direction == "bidirectional" else 1
     layout = attrs.get("layout", 0)
     if layout not in (0, 1):
@@ -160,7 +162,8 @@ def _node_spec(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict:
         raise ValueError(f"P: {where} has shape {P.shape}, expected {(D, 3 * H)}")
     if W.dtype not in (np.float32, np.float64):
         raise ValueError(f"W: {where} has dtype {W.dtype}; rnnlab loads float32 and float64")
-    return {"op": op, "name": node.name, "D": D, "H": H, "I": W.shape[2], "layout": layout,
+    return {"op": op, "name": node.name, "D": D, "direction": direction, "H": H,
+            "I": W.shape[2], "layout": layout,
             "coupled": bool(attrs.get("input_forget", 0)),
             "reset_after": bool(attrs.get("linear_before_reset", 0)),
             "nonlinearity": nonlinearity, "acts": acts, "W": W, "R": R, "B": B, "P": P, "h0": h0, "c0": c0}
@@ -243,19 +246,22 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
         backend, device: the layer's.
 
     Returns an :class:`rnnlab.LSTM`, :class:`rnnlab.GRU` or :class:`rnnlab.RNN` with the
-    node's weights. A constant ``initial_h`` / ``initial_c`` that is zero is rnnlab's default;
+    node's weights; for ``direction="reverse"`` nodes, that layer wrapped in
+    :class:`rnnlab.onnx.Reverse` (called the same way, it runs each sequence backwards within
+    its own length). A constant ``initial_h`` / ``initial_c`` that is zero is rnnlab's default;
     one that is the same for every batch row becomes ``initial_state="learned"``; as graph
     inputs they stay runtime inputs (pass ``hx``).
     Raises ValueError naming the attribute rnnlab does not support (``clip``, an activation
     rnnlab lacks or different ones per direction, an RNN activation other than Tanh/Relu,
-    ``input_forget`` with a non-sigmoid gate, ``direction="reverse"``).
+    ``input_forget`` with a non-sigmoid gate, nodes of a stack that differ in direction).
     """
     model = _load_model(model_or_path)
     consts = _constants(model.graph)
     specs = [_node_spec(n, consts) for n in _find_nodes(model.graph, node_name)]
     first = specs[0]
     for k, spec in enumerate(specs[1:], start=1):
-        for key in ("op", "D", "H", "layout", "coupled", "reset_after", "nonlinearity", "acts"):
+        for key in ("op", "direction", "H", "layout", "coupled", "reset_after", "nonlinearity",
+                    "acts"):
             if spec[key] != first[key]:
                 raise ValueError(f"node_name: node {spec['name']!r} differs from "
                                  f"{first['name']!r} in {key} ({spec[key]} vs {first[key]}); "
@@ -302,7 +308,7 @@ def load_layer(model_or_path, node_name: str | list[str] | None = None, *,
         if learned:
             for name, value in learned.items():
                 getattr(layer, "initial_" + name).copy_(torch.from_numpy(value))
-    return layer
+    return Reverse(layer) if first["direction"] == "reverse" else layer
 
 
 def _learned_states(specs) -> dict[str, np.ndarray] | None:
