@@ -20,6 +20,9 @@ SMALL = {
     "future": {"seq_len": 9},
     "reverse": {"seq_len": 6},
     "sort": {"seq_len": 6},
+    "music": {"seq_len": 16},
+    "mnist": {"seq_len": 28},
+    "pmnist": {"seq_len": 28},
 }
 
 
@@ -73,7 +76,7 @@ def test_batch_shapes_and_dtypes(name):
 # the input; tolerance from the sampling error of each metric
 TOLERANCE = {"adding": 0.01, "digits": 0.02, "digits-flat": 0.02, "digit-draw": 0.004,
              "charlm": 1e-5, "sunspots": 0.08, "copy": 1e-5, "future": 0.01,
-             "reverse": 0.01, "sort": 0.01}
+             "reverse": 0.01, "sort": 0.01, "music": 0.3, "mnist": 0.02, "pmnist": 0.02}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -199,7 +199,8 @@ class _StopFlag:
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True,
           overwrite: bool = False,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict], None] | None = None,
+          also_evaluate: Callable[[SequenceModel], dict] | None = None) -> TrainResult:
     """Train the configured model; see :class:`TrainConfig` and :class:`TrainResult`.
 
     Args:
@@ -211,6 +212,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             refusing to start.
         callback: called as ``callback(step, record)`` after each step (record: the history
             entry). It may raise KeyboardInterrupt to stop the run like Ctrl-C.
+        also_evaluate: called as ``also_evaluate(model)`` at every evaluation, after the
+            test split is scored; the dict it returns joins that history entry (e.g. a
+            validation metric, see :mod:`rnnlab.lab.selection`).
 
     Raises:
         TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C, after saving a checkpoint of the
@@ -222,12 +226,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
         torch.set_num_threads(config.threads)
     try:
         with distributed.session(config):  # data-parallel under torchrun, else a no-op
-            return _train(config, resume, progress, overwrite, callback)
+            return _train(config, resume, progress, overwrite, callback, also_evaluate)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(config, resume, progress, overwrite, callback) -> TrainResult:
+def _train(config, resume, progress, overwrite, callback, also_evaluate) -> TrainResult:
     task = make_task_for(config)
     model = make_model(config, task)
     optimizer = make_optimizer(config, model)
@@ -255,6 +259,7 @@ def _train(config, resume, progress, overwrite, callback) -> TrainResult:
             if distributed.current().is_writer:
                 ckpt.remove_checkpoints(root)
         run = _Run(config, task, model, optimizer, data, root, history, start, last_saved)
+        run.also_evaluate = also_evaluate
         return run.loop(progress, callback)
 
 
@@ -273,6 +278,15 @@ class _Run:
         self.fault: str | None = None
         self.parallel = distributed.current()
         self.forward = self.parallel.wrap(model)  # DDP around the model under torchrun
+        self.also_evaluate: Callable[[SequenceModel], dict] | None = None
+
+    def evaluate(self, record: dict) -> None:
+        """Score the test examples (and whatever ``also_evaluate`` adds) into ``record``."""
+        record["metric"], record["eval_loss"] = evaluate(self.model, self.task,
+                                                         self.config.eval_size,
+                                                         self.config.device)
+        if self.also_evaluate is not None:
+            record.update(self.also_evaluate(self.model))
 
     def save(self) -> None:
         # a diverged step was not applied (the loop said so): resuming from it would differ
@@ -343,8 +357,7 @@ class _Run:
                         self.guard.watch_loss(self.step, record["loss"],
                                               self.history[0]["loss"], self.advice)
                     if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                        record["metric"], record["eval_loss"] = evaluate(
-                            self.model, self.task, cfg.eval_size, cfg.device)
+                        self.evaluate(record)
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.save()
                     bar.update(1)
@@ -372,10 +385,8 @@ class _Run:
         cfg = self.config
         evals = [h for h in self.history if "metric" in h]
         if self.history and "metric" not in self.history[-1]:
-            last = self.history[-1]
-            last["metric"], last["eval_loss"] = evaluate(self.model, self.task, cfg.eval_size,
-                                                         cfg.device)
-            evals.append(last)
+            self.evaluate(self.history[-1])
+            evals.append(self.history[-1])
         final = evals[-1]["metric"] if evals else math.nan
         if not self.history:  # steps already done (a resume past the end)
             final, _ = evaluate(self.model, self.task, cfg.eval_size, cfg.device)

@@ -11,12 +11,15 @@ charlm         many-to-many  bpc          log2(vocabulary size)
 sunspots       many-to-many  mse          predict the training mean (from the data)
 copy           many-to-many  xent         10 ln 8 / (T + 20)
 future         many-to-many  accuracy     1 / vocab (bidirectional layers win)
+music          many-to-many  nll          per-key training frequencies (from the data)
+mnist          many-to-one   accuracy     0.1 (T = 784 pixels or T = 28 rows)
+pmnist         many-to-one   accuracy     0.1 (the pixels in a fixed random order)
 reverse        seq2seq       accuracy     1 / vocab
 sort           seq2seq       accuracy     1 / vocab
 =============  ============  ===========  ==========================================
 
 Every task takes ``seq_len`` (None: its default) and ``train_size`` (None: no cap), and some
-take more (``vocab``, ``offset``, ``text``); see each class.
+take more (``vocab``, ``offset``, ``text``, ``dataset``); see each class.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from rnnlab.lab.tasks.digit_draw import DigitDrawTask
 from rnnlab.lab.tasks.digits import DigitsTask
 from rnnlab.lab.tasks.digits_flat import FlatDigitsTask
 from rnnlab.lab.tasks.future import FutureTagTask
+from rnnlab.lab.tasks.mnist import MNISTTask, PermutedMNISTTask
+from rnnlab.lab.tasks.music import MusicTask
 from rnnlab.lab.tasks.reverse import ReverseTask
 from rnnlab.lab.tasks.sort import SortTask
 from rnnlab.lab.tasks.sunspots import SunspotsTask
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     AddingTask, DigitsTask, FlatDigitsTask, DigitDrawTask, CharLMTask, SunspotsTask,
-    CopyMemoryTask, FutureTagTask, ReverseTask, SortTask)}
+    CopyMemoryTask, FutureTagTask, ReverseTask, SortTask, MusicTask, MNISTTask,
+    PermutedMNISTTask)}
 
 
 def make_task(name: str, **options) -> Task:
@@ -61,6 +67,9 @@ __all__ = [
     "DigitsTask",
     "FlatDigitsTask",
     "FutureTagTask",
+    "MNISTTask",
+    "MusicTask",
+    "PermutedMNISTTask",
     "ReverseTask",
     "SortTask",
     "SunspotsTask",
