@@ -10,6 +10,7 @@
 
 #include <limits>
 #include <memory>
+#include <vector>
 
 namespace rnnlab {
 
@@ -344,9 +345,12 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dh_T, con
   Tensor dpeep;
   if (has(peephole)) {
     Tensor c_prev = cs.narrow(0, 0, Tn), c_cur = cs.narrow(0, 1, Tn);
-    dpeep = at::stack({dA.narrow(2, 0, H).mul(c_prev).sum({0, 1}),
-                       dA.narrow(2, H, H).mul(c_prev).sum({0, 1}),
-                       dA.narrow(2, 3 * H, H).mul(c_cur).sum({0, 1})});
+    // explicit dims: a braced list is ambiguous between sum's overloads on some torch versions
+    const std::vector<int64_t> steps_and_batch{0, 1};
+    const at::IntArrayRef dims(steps_and_batch);
+    dpeep = at::stack({dA.narrow(2, 0, H).mul(c_prev).sum(dims),
+                       dA.narrow(2, H, H).mul(c_prev).sum(dims),
+                       dA.narrow(2, 3 * H, H).mul(c_cur).sum(dims)});
   }
   Tensor dw_hr = proj ? weight_grads<T>(flat(dh_out), {flat(*ms)})[0] : Tensor();
   return {dx, dh, dc, dw_ih, dw_hh, db, dpeep, dw_hr};
