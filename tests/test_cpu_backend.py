@@ -15,9 +15,15 @@ from rnnlab.backends import cpu as cpu_backend
 from rnnlab.backends.cpu import _build
 from rnnlab.layers.sequence import Batch
 
-if _build.error() is not None:  # compiles once per machine (cached), or explains why not
-    pytest.skip(f"the C++ CPU engine cannot be built here: {_build.error()}",
-                allow_module_level=True)
+try:  # compiles once per machine and torch version (cached), or explains why not
+    _unavailable, _broken = _build.error(), None
+except RuntimeError as exc:  # RNNLAB_REQUIRE_CPU_ENGINE=1 (CI): a broken build fails the run
+    _unavailable, _broken = None, str(exc)
+if _broken is not None:  # outside the except: the compiler's output once, no chained traceback
+    pytest.fail(_broken, pytrace=False)
+if _unavailable is not None:
+    pytest.skip(f"the C++ CPU engine cannot be built here: {_unavailable} (set "
+                "RNNLAB_REQUIRE_CPU_ENGINE=1 to make this an error)", allow_module_level=True)
 
 from rnnlab.backends.cpu import functions
 
@@ -308,9 +314,61 @@ def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
         assert select_backend(plain, big).name == "native"
         assert select_backend(plain, x).name == "cpu"
         assert select_backend(rnnlab.GRU(I, 256), big).name == "cpu"
+    monkeypatch.delenv("RNNLAB_REQUIRE_CPU_ENGINE", raising=False)  # CI sets it
+    monkeypatch.setattr(_build, "_module", None)
     monkeypatch.setattr(_build, "_error", "RuntimeError: no compiler")
     monkeypatch.setattr(_build, "_tried", True)
     assert select_backend(layer, x).name == "reference"
     assert "no compiler" in BACKENDS["cpu"].unsupported(layer, x)
     with pytest.raises(ValueError, match="no compiler"):
         rnnlab.LSTM(I, H, backend="cpu")(torch.randn(T, B, I))
+
+
+def _forget_the_build(monkeypatch, build=None):
+    for name, value in (("_module", None), ("_error", None), ("_failure", None), ("_tried", False)):
+        monkeypatch.setattr(_build, name, value)
+    if build is not None:
+        monkeypatch.setattr(_build, "_build", build)
+
+
+def _broken_build():
+    raise RuntimeError("Error building extension 'rnnlab_cpu': [1/5] c++ -MMD lstm.cpp\n"
+                       "FAILED: lstm.o\n"
+                       "lstm.cpp:347:58: error: call of overloaded 'sum' is ambiguous\n"
+                       "ninja: build stopped: subcommand failed.")
+
+
+def test_a_failed_build_warns_and_falls_back(monkeypatch):
+    monkeypatch.delenv("RNNLAB_REQUIRE_CPU_ENGINE", raising=False)
+    _forget_the_build(monkeypatch, _broken_build)
+    with pytest.warns(RuntimeWarning, match="RNNLAB_REQUIRE_CPU_ENGINE=1 makes this an error"):
+        assert _build.load() is None
+    assert "lstm.cpp:347:58: error: call of overloaded" in _build.error()  # the compiler's error
+    layer = rnnlab.LSTM(I, H, peephole=True)
+    assert select_backend(layer, Batch(torch.randn(T, B, I))).name == "reference"
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_require_cpu_engine_makes_a_failed_build_an_error(monkeypatch, value):
+    monkeypatch.setenv("RNNLAB_REQUIRE_CPU_ENGINE", value)
+    _forget_the_build(monkeypatch, _broken_build)
+    everything = r"(?s)RNNLAB_REQUIRE_CPU_ENGINE=1 but .*error: call of overloaded.*build stopped"
+    with pytest.raises(RuntimeError, match=everything):  # no warning, no fallback
+        rnnlab.LSTM(I, H, peephole=True)(torch.randn(T, B, I))  # auto
+    with pytest.raises(RuntimeError, match=everything):  # every later use too
+        _build.error()
+
+
+def test_require_cpu_engine_with_the_engine_switched_off_is_an_error(monkeypatch):
+    monkeypatch.setenv("RNNLAB_REQUIRE_CPU_ENGINE", "1")
+    monkeypatch.setenv("RNNLAB_CPU_ENGINE", "0")
+    _forget_the_build(monkeypatch)
+    with pytest.raises(RuntimeError, match="switched off by RNNLAB_CPU_ENGINE=0"):
+        _build.load()
+
+
+def test_require_cpu_engine_0_means_not_required(monkeypatch):
+    monkeypatch.setenv("RNNLAB_REQUIRE_CPU_ENGINE", "0")
+    assert not _build.required()
+    monkeypatch.setenv("RNNLAB_REQUIRE_CPU_ENGINE", "1")
+    assert _build.required()

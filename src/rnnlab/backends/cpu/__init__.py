@@ -4,7 +4,14 @@ Per layer and direction, the input projection of all steps is one GEMM; a C++ ti
 does the recurrent GEMM of each step and the point-wise cell in one vectorised pass over the
 gate buffer, writing gates and states once for the backward. The backward runs the recurrent
 chain in C++ and forms the weight gradients as GEMMs over all steps at once. Sources in
-``csrc/``, compiled at first use (see :mod:`rnnlab.backends.cpu._build`).
+``csrc/``, compiled at first use (see :mod:`rnnlab.backends.cpu._build`), on every torch the
+package declares (CI builds it on the oldest and on 2.13).
+
+Environment (details in :mod:`rnnlab.backends.cpu._build`): ``RNNLAB_CPU_ENGINE=0`` switches
+the engine off; ``RNNLAB_REQUIRE_CPU_ENGINE=1`` makes a failed build an error (``RuntimeError``
+with the compiler's output) instead of a warning and a fallback, as CI runs;
+``RNNLAB_CPU_ENGINE_VERBOSE=1`` shows the compiler's output; ``RNNLAB_CPU_GEMM=aten|packed``
+picks the GEMMs for comparisons.
 
 ``backend="auto"`` picks this engine before ``native`` where :func:`prefer` says so: the
 configurations where ``benchmarks/cpu_engine.py`` measured it faster (see

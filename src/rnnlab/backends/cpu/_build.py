@@ -2,18 +2,28 @@
 
 The sources in ``csrc/`` are compiled with :func:`torch.utils.cpp_extension.load` (ninja and a
 C++ compiler) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``) and reused by every later process on the machine. When no
-compiler is found or the build fails, a single warning is emitted and :func:`error` explains
-why; the backend then reports itself unsupported and ``backend="auto"`` falls back to the
-others. Environment: ``RNNLAB_CPU_ENGINE=0`` switches the engine off (silently);
-``RNNLAB_CPU_ENGINE_VERBOSE=1`` shows the compiler's output; ``RNNLAB_CPU_GEMM=aten`` sends
-all the products over all steps to ATen's BLAS and ``RNNLAB_CPU_GEMM=packed`` sends the weight
-gradients to the packed kernel too (for comparisons; the default is the measured best).
+``~/.cache/torch_extensions``), one build per torch version and vector ISA, and reused by every
+later process on the machine. When no compiler is found or the build fails, a single warning is
+emitted and :func:`error` explains why; the backend then reports itself unsupported and
+``backend="auto"`` falls back to the others.
+
+Environment:
+
+- ``RNNLAB_CPU_ENGINE=0`` switches the engine off (silently);
+- ``RNNLAB_REQUIRE_CPU_ENGINE=1`` makes an unavailable engine an error instead: the first use
+  (and every later one) raises ``RuntimeError`` with the compiler's output, with no fallback
+  (what CI sets, so that a build broken on some torch version fails the run instead of
+  skipping the engine's tests);
+- ``RNNLAB_CPU_ENGINE_VERBOSE=1`` shows the compiler's output;
+- ``RNNLAB_CPU_GEMM=aten`` sends all the products over all steps to ATen's BLAS and
+  ``RNNLAB_CPU_GEMM=packed`` sends the weight gradients to the packed kernel too (for
+  comparisons; the default is the measured best).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +39,7 @@ SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "sru.cpp", "ops.cpp")
 _lock = threading.Lock()
 _module = None
 _error: str | None = None
+_failure: BaseException | None = None  # the build's exception, with the compiler's output
 _tried = False
 
 
@@ -55,7 +66,9 @@ def _build():
     cpp_extension.verify_ninja_availability()
     isa, isa_flags = _isa_flags()
     cflags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", *isa_flags]
-    name = f"rnnlab_cpu_{isa}"
+    # one build per torch version: the engine compiles against ATen's C++ API, which has no
+    # stable ABI across versions, and venvs with different torch share the extension cache
+    name = f"rnnlab_cpu_{isa}_torch_{re.sub(r'[^0-9A-Za-z]', '_', torch.__version__)}"
     sources = [str(CSRC / s) for s in SOURCES if (CSRC / s).exists()]
     build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
     built = sorted(build_dir.glob(f"{name}*.so"))
@@ -70,30 +83,52 @@ def _build():
     return torch.ops.rnnlab_cpu
 
 
+def required() -> bool:
+    """Whether ``RNNLAB_REQUIRE_CPU_ENGINE`` asks for the engine to be an error when unavailable."""
+    return os.environ.get("RNNLAB_REQUIRE_CPU_ENGINE", "") not in ("", "0")
+
+
+def _summary(exc: BaseException) -> str:
+    """One line for the warning and :func:`error`: the exception's first line and, for a failed
+    build, the compiler's first error."""
+    lines = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
+    first_error = next((ln.strip() for ln in lines[1:] if re.search(r"\berror\b", ln)), None)
+    if first_error:
+        summary += f" … {first_error[:300]}"
+    return summary
+
+
 def load():
     """The compiled operators (``torch.ops.rnnlab_cpu``), or None when they cannot be built
-    (see :func:`error`)."""
-    global _module, _error, _tried
-    if _tried:
-        return _module
-    with _lock:
-        if not _tried and os.environ.get("RNNLAB_CPU_ENGINE", "1") == "0":
-            _error, _tried = "switched off by RNNLAB_CPU_ENGINE=0", True  # deliberate: no warning
-        if not _tried:
-            try:
-                _module = _build()
-            except (OSError, RuntimeError, ImportError, ValueError,
-                    subprocess.SubprocessError) as exc:  # no compiler/ninja, build or load error
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                _error = f"{type(exc).__name__}: {first_line}"[:300]
-                warnings.warn(f"rnnlab: the C++ CPU engine is unavailable ({_error}); the "
-                              "'cpu' backend is off and backend='auto' uses the others",
-                              RuntimeWarning, stacklevel=3)
-            _tried = True
+    (see :func:`error`). With ``RNNLAB_REQUIRE_CPU_ENGINE=1``, raises ``RuntimeError`` (with the
+    compiler's output) instead of returning None."""
+    global _module, _error, _failure, _tried
+    if not _tried:
+        with _lock:
+            if not _tried and os.environ.get("RNNLAB_CPU_ENGINE", "1") == "0":  # no warning
+                _error, _tried = "switched off by RNNLAB_CPU_ENGINE=0", True
+            if not _tried:
+                try:
+                    _module = _build()
+                except (OSError, RuntimeError, ImportError, ValueError,
+                        subprocess.SubprocessError) as exc:  # no compiler/ninja, build/load error
+                    _error, _failure = _summary(exc), exc
+                    if not required():
+                        warnings.warn(f"rnnlab: the C++ CPU engine is unavailable ({_error}); the "
+                                      "'cpu' backend is off and backend='auto' uses the others "
+                                      "(RNNLAB_REQUIRE_CPU_ENGINE=1 makes this an error showing "
+                                      "the compiler's output)", RuntimeWarning, stacklevel=3)
+                _tried = True
+    if _module is None and required():
+        detail = str(_failure).strip() if _failure is not None else _error
+        raise RuntimeError("rnnlab: RNNLAB_REQUIRE_CPU_ENGINE=1 but the C++ CPU engine is "
+                           f"unavailable:\n{detail}") from _failure
     return _module
 
 
 def error() -> str | None:
-    """Why the extension is unavailable (after :func:`load`), or None."""
+    """Why the extension is unavailable (after :func:`load`), or None. Raises instead where
+    :func:`load` does (``RNNLAB_REQUIRE_CPU_ENGINE=1``)."""
     load()
     return _error
