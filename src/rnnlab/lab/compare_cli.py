@@ -25,16 +25,36 @@ def regulariser(text: str) -> tuple[str, float]:
     return name, p
 
 
+def scale(text: str) -> float:
+    """``--scale``: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value:g}")
+    return value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "compare", help="train RNN, LSTM, GRU and SRU on the lab's tasks; write a report",
         description="Turn each claim of the source articles into a measured experiment: "
         "tanh RNN vs gated cells as T grows, vanishing and exploding gradients, GRU vs LSTM, "
-        "bidirectional layers, SRU's speed. Writes index.html, summary.md, results.json and "
+        "bidirectional layers, SRU's speed; and the published benchmarks beside their "
+        "published numbers: polyphonic music, sequential MNIST, adding T=600 and copy T=1000, "
+        "IRNN, clipping, LSTM initialisation. Writes index.html, summary.md, results.json and "
         "figures to --out and prints the summary table with a verdict per claim.")
     p.add_argument("--preset", choices=list(PRESETS), default="quick",
-                   help="quick (minutes, default), full (longer T and training), tiny "
-                   "(smoke test)")
+                   help="quick (minutes on 2 CPU cores, default), full (longer T and "
+                   "training, under an hour on 2 cores), paper (the published protocols, "
+                   "for a GPU), tiny (smoke test)")
+    p.add_argument("--scale", type=scale, default=1.0,
+                   help="multiply every training length of the preset by this number in "
+                   "(0, 1], e.g. 0.05 for a stated reduction of --preset paper on a CPU")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda, cuda:N, or auto (CUDA when torch sees a GPU; a "
+                   "line says which); each layer trains on its fastest engine")
     p.add_argument("--tasks", nargs="+", choices=KNOWN_TASKS, default=None, metavar="TASK",
                    help=f"tasks to run, of {', '.join(KNOWN_TASKS)} (default: the preset's)")
     p.add_argument("--cells", nargs="+", choices=ALL_CELLS, default=list(CLASSIC_CELLS),
@@ -61,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--tasks: name at least one task")
     compare(preset=args.preset, tasks=args.tasks, out_dir=args.out, cells=args.cells,
             jobs=args.jobs, seed=args.seed, progress=not args.quiet, print_summary=True,
-            regularisers=dict(args.regularisers or ()))
+            regularisers=dict(args.regularisers or ()), device=args.device, scale=args.scale)
     return 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from rnnlab.lab.model import CELLS
 from rnnlab.lab.tasks import TASKS
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
 CLIPS = ("none", "norm", "value")
 
 
@@ -27,8 +27,8 @@ class TrainConfig:
     steps: int = 2000  # optimizer steps in all (a resumed run continues up to this many)
     batch_size: int = 64  # training examples per step
     lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # adam | sgd
-    momentum: float = 0.0  # SGD momentum (Adam ignores it)
+    optimizer: str = "adam"  # adam | sgd | rmsprop
+    momentum: float = 0.0  # SGD and RMSprop momentum (Adam ignores it)
     clip: str = "norm"  # gradient clipping: none | norm (total norm) | value (each element)
     clip_value: float = 1.0  # the largest total norm (clip=norm) or |element| (clip=value)
     seed: int = 0  # seeds the initial weights and the stream of training batches

@@ -121,6 +121,8 @@ def make_model(config: TrainConfig, task: Task | None = None) -> SequenceModel:
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=config.lr, momentum=config.momentum)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
 
 

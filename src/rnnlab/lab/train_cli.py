@@ -38,8 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=positive_int, default=2000, help="optimizer steps (2000)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (64)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (1e-3)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam or sgd")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (0)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam, sgd or rmsprop")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD or RMSprop momentum (0)")
     p.add_argument("--clip", choices=CLIPS, default="norm",
                    help="gradient clipping: none, norm (default) or value")
     p.add_argument("--clip-value", type=positive_float, default=1.0,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import statistics
 
+from rnnlab.lab.published import FINDINGS
 from rnnlab.lab.report import verdicts as V
+from rnnlab.lab.report.benchmark_verdicts import benchmark_verdicts, published_tables
 
-CLAIM_ORDER = ("gated", "vanishing", "exploding", "gru", "bidirectional", "speed")
+CLAIM_ORDER = ("gated", "vanishing", "exploding", "gru", "bidirectional", "speed", "music",
+               "mnist", "long", "irnn", "clipping", "init")
 EXTRA_CELLS = ("mingru", "minlstm")  # rows of their own, quoted but never judged
 
 
@@ -65,10 +68,18 @@ def exploding_numbers(record) -> dict:
             "steps": record["steps"]}
 
 
-def build_verdicts(records, speed) -> list:
+def build_verdicts(records, speed, tables: dict | None = None) -> list:
+    """Every claim's verdict; ``tables`` (default: computed) are the published-vs-measured
+    tables the benchmark verdicts read."""
+    tables = published_tables(records) if tables is None else tables
     out = []
     results, chance = gated_results(records, "adding")
-    out.append(V.gated_vs_rnn(results, chance if chance is not None else math.nan, "adding"))
+    gated = V.gated_vs_rnn(results, chance if chance is not None else math.nan, "adding")
+    if results:
+        row = results[max(results)]
+        if "lstm" in row and V.near_chance(row["lstm"], chance, False):
+            gated.text += " " + FINDINGS["adding-lstm"] + "."
+    out.append(gated)
     copy_results, copy_chance = gated_results(records, "copy")
     if copy_results:
         v = V.gated_vs_rnn(copy_results, copy_chance, "copy")
@@ -96,7 +107,7 @@ def build_verdicts(records, speed) -> list:
     out.append(V.bidirectional(uni, bi, fchance))
     out.append(V.sru_speed(speed.get("times", {}), speed.get("engines"),
                            speed.get("settings", {}).get("hidden")))
-    return out
+    return out + benchmark_verdicts(records, tables)
 
 
 # ---- tables -------------------------------------------------------------------------------------

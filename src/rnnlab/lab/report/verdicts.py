@@ -23,6 +23,7 @@ METRIC_TOLERANCE = 0.02  # GRU "matches" LSTM within this (accuracy) or this fra
 # or within two standard errors of the accuracy difference when the test size is known
 SPEED_MARGIN = 1.1  # "faster" means at least this ratio of step times (else on par)
 BIDIRECTIONAL_GAIN = 0.1  # bidirectional must beat unidirectional by this accuracy
+FLOAT32_DECADES = 45  # log10(1 / 1.4e-45, the smallest positive float32): from a norm near 1
 
 
 @dataclass
@@ -143,6 +144,11 @@ def vanishing(orders: dict[str, float], T: int, stage: str = "trained",
     def decades(v):
         if v is None or math.isnan(v):
             return "n/a"
+        if v == -math.inf:
+            return (f"underflows to zero (more than float32's ≈{FLOAT32_DECADES} decades, "
+                    "so the decay cannot be counted)")
+        if v == math.inf:
+            return "grows beyond float32's range"
         return f"{-v:.1f} decades" if v < 0 else f"grows {v:.1f} decades"
 
     others = ", ".join(f"{c.upper()} {decades(v)}" for c, v in orders.items()
@@ -150,10 +156,14 @@ def vanishing(orders: dict[str, float], T: int, stage: str = "trained",
     state = ""
     if state_orders and "lstm" in state_orders:
         state = f"; the LSTM's whole state (h, c): {decades(state_orders['lstm'])}"
-    text = (f"over T = {T} steps ({stage}) the tanh RNN's ‖∂L/∂h_k‖ shrinks {decades(rnn)}, "
+    text = (f"over T = {T} steps ({stage}) the tanh RNN's ‖∂L/∂h_k‖ {_shrinks(decades(rnn))}, "
             f"the LSTM's {decades(lstm)}" + (f" ({others})" if others else "") + state
             + f"; thresholds: RNN ≥ {VANISHED_ORDERS:g}, LSTM < {KEPT_ORDERS:g} decades.")
     return Verdict("vanishing", title, status, text)
+
+
+def _shrinks(words: str) -> str:
+    return words if words.startswith(("underflows", "grows", "n/a")) else f"shrinks {words}"
 
 
 def exploding(unclipped: dict, clipped: dict) -> Verdict:
