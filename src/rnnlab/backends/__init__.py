@@ -6,33 +6,46 @@ call, or None) and ``run(layer, batch, states) -> (output (T, B, D·H_out), fina
 backend computes the same function, so the choice changes speed, never the result beyond
 float rounding. A new engine (``triton``, ``cpu``) registers itself in :data:`BACKENDS` and
 takes its place in :data:`AUTO_ORDER`.
+
+The compiled engines (:data:`KERNEL_ENGINES`) are opaque to torch's transforms: under
+``torch.compile``/``torch.export``, ``torch.func``, forward-mode AD and ``torch.jit.trace``
+(:func:`rnnlab.transforms.refusing_kernels`) ``auto`` skips them, and a layer forced onto one
+raises ``NotImplementedError`` naming the use and the engines that support it. Under
+``torch.func`` and forward-mode AD ``auto`` takes the reference engine's autograd twin.
 """
 
 from __future__ import annotations
 
-import torch
-
 from rnnlab.backends import cpu, native, reference, triton
+from rnnlab.transforms import differentiating, refusing_kernels
 
 BACKENDS = {"reference": reference, "native": native, "cpu": cpu, "triton": triton}
 # triton after native: on CUDA, cuDNN keeps what it can run until the GPU benchmark
 # (benchmarks/gpu_layers.py) has measured where the Triton kernels beat it
 AUTO_ORDER = ["cpu", "native", "triton", "reference"]
 BACKEND_NAMES = ("auto", *BACKENDS)
-# engines torch.compile cannot trace (C++ extension calls): "auto" skips them while compiling
-NOT_TRACEABLE = {"cpu", "triton"}
+# engines whose kernels torch's transforms cannot see into (C++ extension, Triton launches)
+KERNEL_ENGINES = {"cpu", "triton"}
 
 
 def select_backend(layer, batch):
     """The engine for this call: the layer's forced backend, or the first that fits."""
+    transform = refusing_kernels()
     if layer.backend != "auto":
+        if transform is not None and layer.backend in KERNEL_ENGINES:
+            raise NotImplementedError(
+                f"backend: {transform} cannot see into the {layer.backend!r} engine's kernels; "
+                "backend='auto', 'reference' or 'native' (where torch.nn runs the layer) "
+                "support it")
         engine = BACKENDS[layer.backend]
         if reason := engine.unsupported(layer, batch):
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
-    compiling = torch.compiler.is_compiling()
+    skip = set()
+    if transform is not None:
+        skip = KERNEL_ENGINES | ({"native"} if differentiating() else set())
     for name in AUTO_ORDER:
-        if compiling and name in NOT_TRACEABLE:
+        if name in skip:
             continue
         engine = BACKENDS[name]
         prefer = getattr(engine, "prefer", None)  # an engine may decline where it is slower

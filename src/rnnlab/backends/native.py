@@ -1,14 +1,30 @@
 """The native engine: PyTorch's own fused recurrent ops (cuDNN on GPU, oneDNN/ATen on CPU),
-the same kernels :class:`torch.nn.LSTM` and friends call."""
+the same kernels :class:`torch.nn.LSTM` and friends call.
+
+Under ``torch.compile`` the LSTM's op on the CPU runs outside the graph (a graph break), as
+:class:`torch.nn.LSTM`'s does (Dynamo does not trace torch's recurrent modules): Inductor
+miscompiles its oneDNN kernel (``aten.mkldnn_rnn_layer``) when training on an input that needs
+no gradient. The other ops are traced into the graph.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 name = "native"
 
 _OPS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm, "GRU": _VF.gru}
+
+
+_lstm_outside_graph = torch.compiler.disable(_VF.lstm)
+
+
+def _op(layer, x):
+    if layer.native_mode == "LSTM" and x.device.type == "cpu" and torch.compiler.is_compiling():
+        return _lstm_outside_graph
+    return _OPS[layer.native_mode]
 
 
 def unsupported(layer, batch) -> str | None:
@@ -26,7 +42,7 @@ def _flat_weights(layer) -> list:
 
 
 def run(layer, batch, states):
-    op = _OPS[layer.native_mode]
+    op = _op(layer, batch.x)
     hx = list(states) if len(states) > 1 else states[0]
     args = (_flat_weights(layer), layer.bias, layer.num_layers, layer.dropout, layer.training,
             layer.bidirectional)

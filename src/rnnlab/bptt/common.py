@@ -1,10 +1,13 @@
 """Small helpers shared by every hand-derived BPTT: masking of padded steps, flat GEMMs, the
-forward's cache on the autograd context."""
+forward's cache on the autograd context, and the hand-off to the autograd twin
+(:mod:`rnnlab.bptt.unrolled`) for second derivatives and torch's transforms."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from rnnlab.transforms import needing_plain_ops
 
 
 def matmul_t(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -34,14 +37,42 @@ def masked(mask: Tensor | None, t: int, value: Tensor) -> Tensor:
     return value if mask is None else torch.where(mask[t], value, 0.0)
 
 
-def save_cache(ctx, cache: tuple) -> None:
-    """Keep a forward's cache on ``ctx``: its tensors through ``save_for_backward`` (freed after
-    the backward unless the graph is retained; in-place changes to them are detected), the rest
-    as plain attributes."""
-    ctx.save_for_backward(*(c if isinstance(c, Tensor) else None for c in cache))
+def save_cache(ctx, cache: tuple, inputs: tuple = ()) -> None:
+    """Keep a forward's cache on ``ctx``, and the Function's ``inputs`` for a second derivative
+    (:func:`differentiate_twin`): tensors through ``save_for_backward`` (freed after the
+    backward unless the graph is retained; in-place changes to them are detected), the rest as
+    plain attributes."""
+    ctx.save_for_backward(*(c if isinstance(c, Tensor) else None for c in (*cache, *inputs)))
     ctx.cache_rest = tuple(None if isinstance(c, Tensor) else c for c in cache)
+    ctx.inputs_rest = tuple(None if isinstance(c, Tensor) else c for c in inputs)
 
 
 def saved_cache(ctx) -> tuple:
     """The cache stored by :func:`save_cache`."""
     return tuple(r if s is None else s for s, r in zip(ctx.saved_tensors, ctx.cache_rest))
+
+
+def hand_or_unrolled(function, twin, *args):
+    """``function.apply(*args)`` (the hand-derived BPTT), or the autograd twin ``twin(*args)``
+    where autograd must see every operation (:func:`rnnlab.transforms.needing_plain_ops`)."""
+    if needing_plain_ops() is not None:
+        return twin(*args)
+    return function.apply(*args)
+
+
+def differentiate_twin(ctx, twin, grads: tuple) -> tuple:
+    """A Function's backward under ``create_graph=True``: the gradients of its inputs as a
+    graph autograd can differentiate again, from its autograd twin re-run on the saved inputs
+    (:func:`save_cache`). The first derivative equals the hand backward's to rounding."""
+    inputs = ctx.inputs_rest
+    saved = ctx.saved_tensors[len(ctx.cache_rest):]
+    inputs = tuple(r if s is None else s for s, r in zip(saved, inputs))
+    wrt = [i for i, need in enumerate(ctx.needs_input_grad) if need]
+    with torch.enable_grad():
+        outputs = twin(*inputs)
+    got = torch.autograd.grad(outputs, [inputs[i] for i in wrt], grads, create_graph=True,
+                              allow_unused=True)
+    result = [None] * len(inputs)
+    for i, g in zip(wrt, got):
+        result[i] = g
+    return tuple(result)

@@ -56,7 +56,9 @@ import torch
 from torch import Tensor
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (differentiate_twin, flat, hand_or_unrolled, matmul_t, save_cache,
+                                saved_cache)
+from rnnlab.bptt.unrolled import gru_unrolled
 
 
 @dataclass(frozen=True)
@@ -271,13 +273,15 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec=None,
                 zone=None):
-        y, h, cache = gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts,
-                                  rec, zone)
-        save_cache(ctx, cache)
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zone)
+        y, h, cache = gru_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, h
 
     @staticmethod
     def backward(ctx, dy, dh):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, gru_unrolled, (dy, dh))
         grads = gru_backward(dy.contiguous(), dh.contiguous(), saved_cache(ctx),
                              need_dx=ctx.needs_input_grad[0])
         return (*grads, None, None, None, None)
@@ -286,7 +290,7 @@ class GRUFunction(torch.autograd.Function):
 def gru_sequence(x, state, params, mask, opts: GRUOptions, masks=None):
     """Apply the GRU recurrence to one direction of one layer; ``state = (h0,)``;
     ``masks``: the :class:`rnnlab.regularisers.Masks` of this call, or None."""
-    y, h = GRUFunction.apply(x, state[0], params["weight_ih"], params["weight_hh"],
+    y, h = hand_or_unrolled(GRUFunction, gru_unrolled, x, state[0], params["weight_ih"], params["weight_hh"],
                              params.get("bias_ih"), params.get("bias_hh"), mask, opts,
                              *((masks.recurrent, masks.zone_h) if masks else ()))
     return y, (h,)

@@ -25,7 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (differentiate_twin, flat, hand_or_unrolled, matmul_t, save_cache,
+                                saved_cache)
+from rnnlab.bptt.unrolled import layernorm_gru_unrolled
 from rnnlab.bptt.gru import carry_state, outputs, reset_after_loop, steps
 from rnnlab.cells.gru import LN_EPS
 
@@ -116,13 +118,15 @@ class LayerNormGRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight,
                 mask):
-        y, h, cache = layernorm_gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh,
-                                            ln_ih_weight, ln_hh_weight, mask)
-        save_cache(ctx, cache)
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight, mask)
+        y, h, cache = layernorm_gru_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, h
 
     @staticmethod
     def backward(ctx, dy, dh):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, layernorm_gru_unrolled, (dy, dh))
         grads = layernorm_gru_backward(dy.contiguous(), dh.contiguous(), saved_cache(ctx),
                                        need_dx=ctx.needs_input_grad[0])
         return (*grads, None)
@@ -135,7 +139,8 @@ def _args(x, state, params, mask):
 
 def layernorm_gru_sequence(x, state, params, mask):
     """Apply the layer-normalised GRU to one direction of one layer; ``state = (h0,)``."""
-    y, h = LayerNormGRUFunction.apply(*_args(x, state, params, mask))
+    y, h = hand_or_unrolled(LayerNormGRUFunction, layernorm_gru_unrolled,
+                            *_args(x, state, params, mask))
     return y, (h,)
 
 

@@ -35,7 +35,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
+                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.unrolled import layernorm_lstm_unrolled
 from rnnlab.cells.layernorm_lstm import LN_EPS
 
 
@@ -155,14 +157,16 @@ class LayerNormLSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
                 ln_hh_weight, ln_c_weight, ln_c_bias, mask):
-        y, h, c, cache = layernorm_lstm_forward(
-            x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight,
-            ln_c_weight, ln_c_bias, mask)
-        save_cache(ctx, cache)
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight,
+                  ln_c_weight, ln_c_bias, mask)
+        y, h, c, cache = layernorm_lstm_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, layernorm_lstm_unrolled, (dy, dh, dc))
         grads = layernorm_lstm_backward(*(g.contiguous() for g in (dy, dh, dc)),
                                         saved_cache(ctx))
         return (*grads, None)
@@ -176,7 +180,8 @@ def _args(params):
 
 def layernorm_lstm_sequence(x, state, params, mask):
     """Apply the LN-LSTM recurrence to one direction of one layer; ``state = (h0, c0)``."""
-    y, h, c = LayerNormLSTMFunction.apply(x, *state, *_args(params), mask)
+    y, h, c = hand_or_unrolled(LayerNormLSTMFunction, layernorm_lstm_unrolled, x, *state,
+                               *_args(params), mask)
     return y, (h, c)
 
 

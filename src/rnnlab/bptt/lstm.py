@@ -44,7 +44,9 @@ from dataclasses import dataclass
 import torch
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
+                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.unrolled import lstm_unrolled
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,16 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight_hr,
                 mask, opts, rec=None, zone_h=None, zone_c=None):
-        y, h, c, cache = lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                                      peephole, weight_hr, mask, opts, rec, zone_h, zone_c)
-        save_cache(ctx, cache)
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight_hr, mask,
+                  opts, rec, zone_h, zone_c)
+        y, h, c, cache = lstm_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, lstm_unrolled, (dy, dh, dc))
         grads = lstm_backward(*(g.contiguous() for g in (dy, dh, dc)), saved_cache(ctx))
         return (*grads, None, None, None, None, None)
 
@@ -217,7 +222,7 @@ def _mask_args(masks) -> tuple:
 def lstm_sequence(x, state, params, mask, opts: LSTMOptions, masks=None):
     """Apply the LSTM recurrence to one direction of one layer; ``state = (h0, c0)``;
     ``masks``: the :class:`rnnlab.regularisers.Masks` of this call, or None."""
-    y, h, c = LSTMFunction.apply(x, *state, params["weight_ih"], params["weight_hh"],
+    y, h, c = hand_or_unrolled(LSTMFunction, lstm_unrolled, x, *state, params["weight_ih"], params["weight_hh"],
                                  params.get("bias_ih"), params.get("bias_hh"),
                                  params.get("peephole"), params.get("weight_hr"), mask, opts,
                                  *_mask_args(masks))

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnlab.bptt.common import carry, flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, matmul_t,
+                                save_cache, saved_cache)
+from rnnlab.bptt.unrolled import rnn_unrolled
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,15 @@ class RNNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec=None,
                 zone=None):
-        y, h, cache = rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts,
-                                  rec, zone)
-        save_cache(ctx, cache)
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zone)
+        y, h, cache = rnn_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, h
 
     @staticmethod
     def backward(ctx, dy, dh):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, rnn_unrolled, (dy, dh))
         grads = rnn_backward(dy.contiguous(), dh.contiguous(), saved_cache(ctx),
                              need_dx=ctx.needs_input_grad[0])
         return (*grads, None, None, None, None)
@@ -165,7 +169,7 @@ class RNNFunction(torch.autograd.Function):
 def rnn_sequence(x, state, params, mask, opts: RNNOptions, masks=None):
     """Apply the RNN recurrence to one direction of one layer; ``state = (h0,)``;
     ``masks``: the :class:`rnnlab.regularisers.Masks` of this call, or None."""
-    y, h = RNNFunction.apply(x, state[0], params["weight_ih"], params["weight_hh"],
+    y, h = hand_or_unrolled(RNNFunction, rnn_unrolled, x, state[0], params["weight_ih"], params["weight_hh"],
                              params.get("bias_ih"), params.get("bias_hh"), mask, opts,
                              *((masks.recurrent, masks.zone_h) if masks else ()))
     return y, (h,)

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import torch
 
-from rnnlab.bptt.common import carry, flat, masked, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
+                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.unrolled import sru_unrolled
 
 
 def sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone=None):
@@ -126,19 +128,22 @@ class SRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, c0, weight_ih, weight_c, bias, mask, zone=None):
-        y, c, cache = sru_forward(x, c0, weight_ih, weight_c, bias, mask, zone)
-        save_cache(ctx, cache)
+        inputs = (x, c0, weight_ih, weight_c, bias, mask, zone)
+        y, c, cache = sru_forward(*inputs)
+        save_cache(ctx, cache, inputs)
         return y, c
 
     @staticmethod
     def backward(ctx, dy, dc):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, sru_unrolled, (dy, dc))
         return (*sru_backward(dy.contiguous(), dc.contiguous(), saved_cache(ctx)), None, None)
 
 
 def sru_sequence(x, state, params, mask, masks=None):
     """Apply the SRU recurrence to one direction of one layer; ``state = (c0,)``;
     ``masks``: the :class:`rnnlab.regularisers.Masks` of this call (zoneout of c), or None."""
-    y, c = SRUFunction.apply(x, state[0], params["weight_ih"], params["weight_c"],
+    y, c = hand_or_unrolled(SRUFunction, sru_unrolled, x, state[0], params["weight_ih"], params["weight_c"],
                              params.get("bias"), mask, masks.zone_c if masks else None)
     return y, (c,)
 

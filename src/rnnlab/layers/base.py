@@ -54,8 +54,8 @@ class RecurrentBase(nn.Module):
                             ("num_layers", num_layers)):
             validate.check_int(name, value)
         validate.check_proj_size(proj_size, hidden_size)
-        if proj_size and type(self).__name__ != "LSTM":
-            raise ValueError(f"proj_size: only LSTM supports a projection, not {type(self).__name__}")
+        if proj_size and self.family != "LSTM":
+            raise ValueError(f"proj_size: only LSTM supports a projection, not {self.family}")
         for name, value in (("bias", bias), ("batch_first", batch_first),
                             ("bidirectional", bidirectional)):
             validate.check_bool(name, value)
@@ -145,6 +145,13 @@ class RecurrentBase(nn.Module):
         return []
 
     # ---- shared machinery -------------------------------------------------------------------
+    @property
+    def family(self) -> str:
+        """The layer's family, ``"LSTM"``, ``"GRU"``, ``"RNN"``, ``"SRU"`` …, also for a
+        subclass (a user's, or the copy torch's parametrizations make)."""
+        return next(c.__name__ for c in type(self).__mro__
+                    if c.__module__.startswith("rnnlab.layers."))
+
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
@@ -291,4 +298,4 @@ class RecurrentBase(nn.Module):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return ", ".join([s, *self.extra_repr_options(), *self.activation_options(),
-                          *self.regularisers.repr_options(type(self).__name__)])
+                          *self.regularisers.repr_options(self.family)])

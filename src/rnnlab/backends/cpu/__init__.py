@@ -31,7 +31,7 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 def _family(layer) -> str:
-    return type(layer).__name__
+    return layer.family
 
 
 def _sequence_factory(layer):

@@ -4,15 +4,21 @@ calls for each layer and direction.
 
 Each Function's forward runs the C++ forward (input GEMM, then the fused time loop) and saves
 what the C++ backward needs; its backward runs the C++ BPTT. The math is the one of
-:mod:`rnnlab.bptt` (the docstrings there derive it); the C++ reproduces it to rounding.
+:mod:`rnnlab.bptt` (the docstrings there derive it); the C++ reproduces it to rounding. Under
+``create_graph=True`` the backward differentiates the reference engine's autograd twin
+(:mod:`rnnlab.bptt.unrolled`) instead, so second derivatives work.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from rnnlab.backends.cpu._build import load
+from rnnlab.bptt.common import differentiate_twin, save_cache, saved_cache
+from rnnlab.bptt.gru import GRUOptions
+from rnnlab.bptt.lstm import LSTMOptions
+from rnnlab.bptt.rnn import RNNOptions
+from rnnlab.bptt.unrolled import gru_unrolled, lstm_unrolled, rnn_unrolled, sru_unrolled
 
 
 def _c(t):
@@ -22,6 +28,11 @@ def _c(t):
 def _mask2d(mask):
     """(T, B, 1) bool -> contiguous (T, B) bool, as the C++ loops read it."""
     return None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).contiguous()
+
+
+def _mask3d(mask):
+    """The C++ loops' (T, B) mask back to the reference engine's (T, B, 1)."""
+    return None if mask is None else mask.unsqueeze(-1)
 
 
 def _none(t):
@@ -40,22 +51,24 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight_hr,
                 mask, cell_clip, coupled):
-        ops = load()
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight_hr, mask,
+                  cell_clip, coupled)
         bias = None if bias_ih is None else bias_ih + bias_hh
         x = x.contiguous()
-        y, h, c, gates, cs, hs, ms, clipped = ops.lstm_forward(
+        y, h, c, gates, cs, hs, ms, clipped = load().lstm_forward(
             x, _c(h0), _c(c0), _c(weight_ih), _c(weight_hh), bias, _c(peephole),
             _c(weight_hr), mask, float(cell_clip or 0.0), bool(coupled))
-        ctx.save_for_backward(x, weight_ih, weight_hh, peephole, weight_hr, mask, gates, cs, hs,
-                              _none(ms), _none(clipped))
+        save_cache(ctx, (x, weight_ih, weight_hh, peephole, weight_hr, mask, gates, cs, hs,
+                         _none(ms), _none(clipped)), inputs)
         ctx.coupled, ctx.has_bias = bool(coupled), bias_ih is not None
         return y, h, c
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dh, dc):
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _lstm_twin, (dy, dh, dc))
         (x, weight_ih, weight_hh, peephole, weight_hr, mask, gates, cs, hs, ms,
-         clipped) = ctx.saved_tensors
+         clipped) = saved_cache(ctx)
         dx, dh0, dc0, dw_ih, dw_hh, db, dpeep, dw_hr = load().lstm_backward(
             dy.contiguous(), dh.contiguous(), dc.contiguous(), x, _c(weight_ih),
             _c(weight_hh), _c(peephole), _c(weight_hr), mask, gates, cs, hs, ms, clipped,
@@ -63,6 +76,11 @@ class LSTMFunction(torch.autograd.Function):
         db = _none(db)
         return (_none(dx), dh0, dc0, dw_ih, dw_hh, db, db, _none(dpeep), _none(dw_hr),
                 None, None, None)
+
+
+def _lstm_twin(*args):
+    *tensors, mask, cell_clip, coupled = args
+    return lstm_unrolled(*tensors, _mask3d(mask), LSTMOptions(cell_clip, bool(coupled)))
 
 
 def lstm_sequence(layer):
@@ -91,22 +109,29 @@ class GRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after)
         x = x.contiguous()
         y, h, gates, hs, aux = load().gru_forward(x, _c(h0), _c(weight_ih), _c(weight_hh),
                                                   _c(bias_ih), _c(bias_hh), mask,
                                                   bool(reset_after))
-        ctx.save_for_backward(x, weight_ih, weight_hh, mask, gates, hs, aux)
+        save_cache(ctx, (x, weight_ih, weight_hh, mask, gates, hs, aux), inputs)
         ctx.reset_after, ctx.has_bias = bool(reset_after), bias_ih is not None
         return y, h
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dh):
-        x, weight_ih, weight_hh, mask, gates, hs, aux = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _gru_twin, (dy, dh))
+        x, weight_ih, weight_hh, mask, gates, hs, aux = saved_cache(ctx)
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = load().gru_backward(
             dy.contiguous(), dh.contiguous(), x, _c(weight_ih), _c(weight_hh), mask, gates, hs,
             aux, ctx.reset_after, ctx.needs_input_grad[0], ctx.has_bias)
         return _none(dx), dh0, dw_ih, dw_hh, _none(db_ih), _none(db_hh), None, None
+
+
+def _gru_twin(*args):
+    *tensors, mask, reset_after = args
+    return gru_unrolled(*tensors, _mask3d(mask), GRUOptions(reset_after=bool(reset_after)))
 
 
 def gru_sequence(layer):
@@ -132,23 +157,30 @@ class RNNFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu)
         x = x.contiguous()
         bias = None if bias_ih is None else bias_ih + bias_hh
         y, h, hs = load().rnn_forward(x, _c(h0), _c(weight_ih), _c(weight_hh), bias, mask,
                                       bool(relu))
-        ctx.save_for_backward(x, weight_ih, weight_hh, mask, hs)
+        save_cache(ctx, (x, weight_ih, weight_hh, mask, hs), inputs)
         ctx.relu, ctx.has_bias = bool(relu), bias_ih is not None
         return y, h
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dh):
-        x, weight_ih, weight_hh, mask, hs = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _rnn_twin, (dy, dh))
+        x, weight_ih, weight_hh, mask, hs = saved_cache(ctx)
         dx, dh0, dw_ih, dw_hh, db = load().rnn_backward(
             dy.contiguous(), dh.contiguous(), x, _c(weight_ih), _c(weight_hh), mask, hs,
             ctx.relu, ctx.needs_input_grad[0], ctx.has_bias)
         db = _none(db)
         return _none(dx), dh0, dw_ih, dw_hh, db, db, None, None
+
+
+def _rnn_twin(*args):
+    *tensors, mask, relu = args
+    return rnn_unrolled(*tensors, _mask3d(mask), RNNOptions("relu" if relu else "tanh"))
 
 
 def rnn_sequence(layer):
@@ -175,20 +207,26 @@ class SRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, c0, weight_ih, weight_c, bias, mask):
+        inputs = (x, c0, weight_ih, weight_c, bias, mask)
         x = x.contiguous()
         y, c, u, cs = load().sru_forward(x, _c(c0), _c(weight_ih), _c(weight_c), _c(bias), mask)
-        ctx.save_for_backward(x, weight_ih, weight_c, mask, u, cs)
+        save_cache(ctx, (x, weight_ih, weight_c, mask, u, cs), inputs)
         ctx.has_bias = bias is not None
         return y, c
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dc):
-        x, weight_ih, weight_c, mask, u, cs = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _sru_twin, (dy, dc))
+        x, weight_ih, weight_c, mask, u, cs = saved_cache(ctx)
         dx, dc0, dw_ih, dw_c, db = load().sru_backward(
             dy.contiguous(), dc.contiguous(), x, _c(weight_ih), _c(weight_c), mask, u, cs,
             ctx.needs_input_grad[0], ctx.has_bias)
         return _none(dx), dc0, dw_ih, dw_c, _none(db), None
+
+
+def _sru_twin(x, c0, weight_ih, weight_c, bias, mask):
+    return sru_unrolled(x, c0, weight_ih, weight_c, bias, _mask3d(mask))
 
 
 def sru_sequence(layer):

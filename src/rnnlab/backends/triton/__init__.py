@@ -46,7 +46,7 @@ def _interpreting() -> bool:
 
 
 def _options_unsupported(layer) -> str | None:
-    family = type(layer).__name__
+    family = layer.family
     if family not in _FAMILIES:
         return f"the triton engine has no {family} kernel"
     if getattr(layer, "layer_norm", False):
@@ -82,8 +82,8 @@ def prefer(layer, batch) -> bool:
 def _sequence_factory(layer):
     from rnnlab.backends.triton import gru, lstm, rnn, sru
 
-    module = {"LSTM": lstm, "GRU": gru, "RNN": rnn, "SRU": sru}[type(layer).__name__]
-    return getattr(module, type(layer).__name__.lower() + "_sequence")(layer)
+    module = {"LSTM": lstm, "GRU": gru, "RNN": rnn, "SRU": sru}[layer.family]
+    return getattr(module, layer.family.lower() + "_sequence")(layer)
 
 
 def run(layer, batch, states):
