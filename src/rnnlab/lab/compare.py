@@ -242,7 +242,7 @@ def run_job(job: dict) -> dict:
     record["config"] = config.to_dict()
     task = make_task_for(config)
     if job.get("measure_init"):
-        record["init_measure"] = measure_model(make_model(config, task), task,
+        record["init_measure"] = measure_model(make_model(config, task).cpu(), task,
                                                batch_size=job.get("measure_batch", 16))
     also = validation_evaluator(task, config.task_options) if job.get("select_on_valid") \
         else None
@@ -264,6 +264,7 @@ def run_job(job: dict) -> dict:
         if best is not None and not result.diverged:
             record["last_metric"] = result.final_metric
             record["final_metric"] = best["test"]
+    result.model.cpu()  # the measurements below run on the CPU, whatever trained
     if job.get("measure_after"):
         record["measure"] = measure_model(result.model, result.task,
                                           batch_size=job.get("measure_batch", 16))

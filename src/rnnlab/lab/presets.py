@@ -57,8 +57,8 @@ class Preset:
     music_hidden: int = 64
     music_dropout: float = 0.2  # between stacked layers
     music_batch: int = 8  # sequences per step
-    music_lr: float = 3e-3  # Adam
-    music_epochs: float = 10.0
+    music_lr: float = 1e-2  # Adam
+    music_epochs: float = 30.0
     music_len: dict = field(default_factory=dict)  # longest training window per data set
     # mnist: sequential (and permuted) MNIST, RMSprop, clip 1
     mnist: tuple[str, ...] = ("mnist", "pmnist")
