@@ -28,6 +28,7 @@ def _op(layer, x):
 
 
 def unsupported(layer, batch) -> str | None:
+    """Why torch's fused op cannot run this call, or None."""
     if batch.x.is_meta and batch.lengths is not None and batch.packed is None:
         return "torch cannot pack a padded input on the meta device"
     return layer.reference_only_reason() or layer.native_unsupported()
@@ -42,6 +43,7 @@ def _flat_weights(layer) -> list:
 
 
 def run(layer, batch, states):
+    """Run the layer with torch's fused op (``torch.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``): ``(output, final states)``."""
     op = _op(layer, batch.x)
     hx = list(states) if len(states) > 1 else states[0]
     args = (_flat_weights(layer), layer.bias, layer.num_layers, layer.dropout, layer.training,

@@ -19,6 +19,7 @@ from rnnlab.lab.checkpoint_format import FORMAT, STATE, WEIGHTS, checkpoint_name
 
 
 def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -76,10 +76,12 @@ class Checkpoint:
 
 
 def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint of ``step``: ``step-00000500``."""
     return f"step-{step:08d}"
 
 
 def dtype_name(tensor: Tensor) -> str:
+    """A tensor's dtype without the ``torch.`` prefix (``float32``)."""
     return str(tensor.dtype).removeprefix("torch.")
 
 

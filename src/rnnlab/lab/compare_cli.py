@@ -37,6 +37,7 @@ def scale(text: str) -> float:
 
 
 def register(subparsers) -> None:
+    """Add the ``rnnlab compare`` sub-command and its options to the CLI's parser."""
     p = subparsers.add_parser(
         "compare", help="train RNN, LSTM, GRU and SRU on the lab's tasks; write a report",
         description="Turn each claim of the source articles into a measured experiment: "
@@ -75,6 +76,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``rnnlab compare`` with the parsed arguments (see :func:`rnnlab.lab.compare.compare`); returns the exit code."""
     from rnnlab.lab.compare import compare
 
     if args.tasks is not None and not args.tasks:

@@ -10,6 +10,7 @@ from rnnlab.lab.model import CELLS
 
 
 def register(subparsers) -> None:
+    """Add the ``rnnlab gradflow`` sub-command and its options to the CLI's parser."""
     p = subparsers.add_parser(
         "gradflow", help="gradient norm ‖∂L/∂h_k‖ vs k, spectral radius, step Jacobians",
         description="Measure how the gradient of a loss at the last step reaches each earlier "
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``rnnlab gradflow`` with the parsed arguments: print the table, write the JSON and figure; returns the exit code."""
     from rnnlab.lab.diagnostics.experiment import GradflowConfig, format_table, run_gradflow
 
     layer_options = {}

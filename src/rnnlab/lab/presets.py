@@ -170,6 +170,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
+    """The :class:`Preset` registered as ``name``; raises ValueError naming ``preset`` for an unknown one."""
     if name not in PRESETS:
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
     return PRESETS[name]

@@ -119,6 +119,7 @@ def make_model(config: TrainConfig, task: Task | None = None) -> SequenceModel:
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimizer the configuration names (``adam``, ``sgd``, ``rmsprop``) over the model's parameters."""
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.optimizer == "rmsprop":
@@ -127,6 +128,7 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 
 
 def checkpoint_dir(config: TrainConfig) -> Path | None:
+    """``out_dir/checkpoints`` of a run, or None when it writes nothing."""
     return None if config.out_dir is None else Path(config.out_dir) / CHECKPOINT_DIR
 
 

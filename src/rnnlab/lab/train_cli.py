@@ -114,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Run ``rnnlab train`` with the parsed arguments and print the result (or its JSON); returns the exit code."""
     config = config_from_args(args)
     result = train(config, resume=args.resume, progress=not args.no_progress,
                    overwrite=args.overwrite)
@@ -125,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Run ``rnnlab demo``: a short LSTM on the adding problem, printing its loss and a verdict; returns the exit code."""
     config = TrainConfig(**{**DEMO.to_dict(), "steps": args.steps, "seed": args.seed})
     print(f"rnnlab demo: an LSTM with {config.hidden} units learns the adding problem "
           f"(T = {config.seq_len}): sum the two marked numbers of a sequence.")

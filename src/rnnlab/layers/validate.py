@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 # ---- constructor arguments ------------------------------------------------------------------
 def check_int(name: str, value, minimum: int = 1) -> None:
+    """Raise TypeError unless ``value`` is an int (not a bool), ValueError if it is below ``minimum``; messages name ``name``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
     if value < minimum:
@@ -17,16 +18,19 @@ def check_int(name: str, value, minimum: int = 1) -> None:
 
 
 def check_bool(name: str, value) -> None:
+    """Raise TypeError naming ``name`` unless ``value`` is a bool."""
     if not isinstance(value, bool):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
 
 
 def check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is one of the strings ``choices``."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
 
 
 def check_proj_size(proj_size, hidden_size: int) -> None:
+    """Check an LSTM projection size: an int with ``0 <= proj_size < hidden_size``."""
     check_int("proj_size", proj_size, minimum=0)
     if proj_size and proj_size >= hidden_size:
         raise ValueError(f"proj_size: expected 0 or 0 < proj_size < hidden_size={hidden_size}, "
@@ -34,6 +38,7 @@ def check_proj_size(proj_size, hidden_size: int) -> None:
 
 
 def check_cell_clip(cell_clip) -> None:
+    """Check ``cell_clip``: None or a positive number."""
     number = isinstance(cell_clip, (int, float)) and not isinstance(cell_clip, bool)
     if cell_clip is not None and not (number and cell_clip > 0):
         raise ValueError(f"cell_clip: expected a positive number or None, got {cell_clip!r}")
@@ -63,6 +68,7 @@ def check_cell_args(input_size, hidden_size, bias, device, dtype) -> None:
 
 # ---- call arguments -------------------------------------------------------------------------
 def check_input(layer, input, lengths) -> None:
+    """Check a layer's input (tensor or PackedSequence), its shape, dtype and device against the layer, and ``lengths`` when given; raise TypeError / ValueError naming the argument."""
     if isinstance(input, PackedSequence):
         if lengths is not None:
             raise ValueError("lengths: not allowed with a PackedSequence input (it has its own)")
@@ -148,6 +154,7 @@ def check_lengths(lengths, T: int, batch: int) -> Tensor:
 
 
 def check_like_params(layer, t: Tensor, name: str) -> None:
+    """Raise TypeError unless ``t`` (called ``name``) is floating point with the dtype and device of the layer's parameters."""
     ref = next(layer.parameters())
     if not t.dtype.is_floating_point:
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
@@ -160,6 +167,7 @@ def check_like_params(layer, t: Tensor, name: str) -> None:
 
 
 def check_state(layer, state: Tensor, name: str, expected: tuple[int, ...]) -> None:
+    """Check an initial state tensor ``name``: its shape must be ``expected``, its dtype and device the parameters'."""
     if not isinstance(state, Tensor):
         raise TypeError(f"{name}: expected a Tensor, got {type(state).__name__}")
     if tuple(state.shape) != expected:

@@ -52,6 +52,7 @@ def _options_unsupported(layer) -> str | None:
 
 
 def unsupported(layer, batch) -> str | None:
+    """Why the cpu engine cannot run this call (device, dtype, configuration, or no compiler), or None."""
     x = batch.x
     if x.device.type != "cpu":
         return f"the cpu engine runs on the CPU, the input is on {x.device}"
@@ -91,4 +92,5 @@ def prefer(layer, batch) -> bool:
 
 
 def run(layer, batch, states):
+    """Run the layer on rnnlab's C++ engine: ``(output (T, B, D·H_out), final states)``."""
     return run_stacked(layer, batch, states, _sequence_factory(layer)(layer))

@@ -135,6 +135,7 @@ def run_gradflow(cfg: GradflowConfig, progress: bool = False, log=None) -> dict:
 
 
 def write_outputs(out: dict, folder: Path) -> dict[str, Path]:
+    """Write ``gradflow.json`` and the figure ``gradflow.png`` of a gradient-flow experiment into ``folder``; returns their paths."""
     from rnnlab.lab.report.figures import gradflow_figure
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,12 @@ def state_names(layer) -> tuple[str, ...]:
 
 
 def split_state(layer, hx) -> tuple[Tensor, ...]:
+    """A layer's state as it takes it (a tensor, or a tuple for LSTM) as a tuple of pieces."""
     return tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
 
 
 def join_state(layer, pieces):
+    """The inverse of :func:`split_state`: pieces back to the layer's state form."""
     return tuple(pieces) if len(pieces) > 1 else pieces[0]
 
 

@@ -57,6 +57,7 @@ def _nan(value):
 
 
 def exploding_numbers(record) -> dict:
+    """From a run record: the largest and median gradient norm and the final training loss, for the exploding-gradient verdict."""
     norms = [_nan(h[2]) for h in record["history"]]
     finite = [n for n in norms if math.isfinite(n)]
     losses = [_nan(h[1]) for h in record["history"]]
@@ -115,6 +116,7 @@ COLUMNS = ("experiment", "cell", "metric", "final", "chance", "params", "ms/step
 
 
 def table_rows(records) -> list[list[str]]:
+    """One row of the summary table per run record (group, label, metric, final value, chance, parameters, ms/step, steps)."""
     rows = []
     for r in records:
         final = "diverged" if r["diverged"] else f"{r['final_metric']:.4g}"
@@ -125,6 +127,7 @@ def table_rows(records) -> list[list[str]]:
 
 
 def speed_rows(speed) -> list[list[str]]:
+    """One row per backend and cell of the step-time measurement (engine, µs per step, recurrent parameters)."""
     rows = []
     for backend, cells in speed.get("times", {}).items():
         for cell, seconds in cells.items():
@@ -143,6 +146,7 @@ def _format(header, rows) -> list[str]:
 
 
 def terminal_summary(result) -> str:
+    """The summary table, the step times and the verdicts of a :class:`~rnnlab.lab.compare.CompareResult` as plain text for the terminal."""
     lines = [f"rnnlab compare ({result.preset} preset, {result.seconds:.0f} s)", ""]
     lines += _format(COLUMNS, table_rows(result.runs))
     if result.speed.get("times"):
@@ -160,6 +164,7 @@ def terminal_summary(result) -> str:
 
 
 def markdown_table(header, rows) -> str:
+    """A Markdown table from a header and rows."""
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
     return "\n".join(out)
