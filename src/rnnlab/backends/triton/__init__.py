@@ -59,6 +59,7 @@ def _options_unsupported(layer) -> str | None:
 
 
 def unsupported(layer, batch) -> str | None:
+    """Why the triton engine cannot run this call (no Triton, device, dtype, or a configuration its kernels lack), or None."""
     x = batch.x
     if not _triton_installed():
         return "Triton is not installed (pip install triton)"
@@ -87,4 +88,5 @@ def _sequence_factory(layer):
 
 
 def run(layer, batch, states):
+    """Run the layer on rnnlab's Triton kernels: ``(output (T, B, D·H_out), final states)``."""
     return run_stacked(layer, batch, states, _sequence_factory(layer))

@@ -35,6 +35,7 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                        BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
                        RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr):
+    """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
     PHASES: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):

@@ -57,6 +57,7 @@ def column_block(j, rows, row_mask, H, BLOCK_H: tl.constexpr):
 
 @triton.jit
 def sigmoid(x):
+    """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)
 
 

@@ -72,6 +72,7 @@ def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
 
 
 def float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a contiguous float32 tensor."""
     return t.to(torch.float32).contiguous()
 
 
@@ -82,4 +83,5 @@ def masked_output(states: torch.Tensor, mask, dtype) -> torch.Tensor:
 
 
 def grad_needed(*tensors) -> bool:
+    """Whether autograd will need gradients of any of ``tensors`` (grad mode on and one requires grad)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

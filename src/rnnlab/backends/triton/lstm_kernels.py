@@ -35,6 +35,7 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+    """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (peepholes, cell clipping, coupled gates); see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
         running = (t < length)[:, None]
@@ -98,6 +99,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                          BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                          PRECISION: tl.constexpr, SYNC: tl.constexpr, PEEPHOLE: tl.constexpr,
                          HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+    """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // 2

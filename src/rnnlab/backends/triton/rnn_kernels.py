@@ -23,6 +23,7 @@ from rnnlab.backends.triton.kernels_common import (
 def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, T, B, H, S0, S1, sync_ptr,
                        BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                        PRECISION: tl.constexpr, SYNC: tl.constexpr, RELU: tl.constexpr):
+    """Elman RNN forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences: ``h_t = φ(xp_t + h_{t-1} W_hhᵀ)``."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
         running = (t < length)[:, None]
@@ -44,6 +45,7 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, da_ptr, dh_ptr, T,
                         sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                         BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
                         RELU: tl.constexpr):
+    """Elman RNN BPTT over sub-steps, two phases per step: ``da_t = (dy_t + dh)∘φ'``, then ``dh_{t-1} = da_t W_hh``."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // 2

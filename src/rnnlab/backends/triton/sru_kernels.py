@@ -40,6 +40,7 @@ def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y
                        U_COLS, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                        HIGHWAY_PROJ: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr):
+    """SRU forward over all steps for one tile of sequences and hidden units: the element-wise recurrence after the input GEMM ``u``."""
     rows, cols, col_mask, tile, at, length, v_f, v_r = _tile(lengths_ptr, v_ptr, B, H, BLOCK_B,
                                                              BLOCK_H)
     u_at = rows[:, None] * U_COLS + cols[None, :]
