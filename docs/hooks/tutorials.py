@@ -18,6 +18,7 @@ import base64
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 log = logging.getLogger("mkdocs.hooks.tutorials")
@@ -29,6 +30,9 @@ RUN_LABEL = {
     "ko": "직접 실행해 보세요: `python docs/tutorials/{name}.py` (이 페이지를 만든 컴퓨터에서 "
           "약 {seconds:.0f}초{tiny}).",
 }
+# the repr of an object with its memory address (``<torch._C.Generator at 0x…>``, what a
+# cell ending in ``torch.manual_seed(0)`` displays): left out of the pages
+ADDRESS_REPR = re.compile(r"^<[^<>]* at 0x[0-9a-f]+>$")
 TINY_LABEL = {"en": ", tiny setting `RNNLAB_DOCS_TINY=1`", "ko": ", 작은 설정 `RNNLAB_DOCS_TINY=1`"}
 
 
@@ -99,7 +103,7 @@ def render(nb, name: str, lang: str, figure_dir: Path) -> str:
                     png = figure_dir / f"figure-{figure}.png"
                     png.write_bytes(base64.b64decode(data["image/png"]))
                     parts.append(f"![figure {figure}](figures/{name}/{png.name})\n")
-                elif "text/plain" in data:
+                elif "text/plain" in data and not ADDRESS_REPR.match(data["text/plain"]):
                     parts.append(_fence(data["text/plain"], "text"))
             elif out.output_type == "error":
                 raise RuntimeError(f"{name}: {out.ename}: {out.evalue}")

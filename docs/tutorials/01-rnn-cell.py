@@ -167,11 +167,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] lang="en"
-# Every shape is learned well past chance (accuracy up, MSE down) by the same cell: only the
+# The same cell beats chance on every shape (accuracy above it, MSE below it): only the
 # wiring around it changes. The next tutorial looks at how the gradient travels back through
 # the steps, and why long sequences make that hard.
 
 # %% [markdown] lang="ko"
-# 같은 셀이 네 가지 형태를 모두 우연 수준보다 훨씬 잘 학습합니다(정확도는 올라가고 MSE 는
-# 내려갑니다). 바뀌는 것은 셀 주변의 연결뿐입니다. 다음 튜토리얼에서는 그레디언트가 시점을
+# 같은 셀이 네 가지 형태 모두에서 우연 수준보다 낫습니다(정확도는 그보다 높고 MSE 는 그보다
+# 낮습니다). 바뀌는 것은 셀 주변의 연결뿐입니다. 다음 튜토리얼에서는 그레디언트가 시점을
 # 거슬러 어떻게 전달되는지, 그리고 시퀀스가 길면 왜 어려워지는지를 살펴봅니다.

@@ -224,11 +224,19 @@ for clip in (None, 1.0):
     print(f"clip={clip}: gradient norm {norm:.1f}, loss {before:.3f} -> {after:.3f}")
 
 # %% [markdown] lang="en"
+# With a gradient norm in the thousands or more, the unclipped step jumps far along a
+# direction that only describes the loss nearby, and the loss can get worse; the clipped step
+# moves at most $\text{lr} \cdot \theta$ along the same direction.
+#
 # Clipping leaves the direction of the gradient alone and only limits the step, so it cures
 # exploding gradients; it cannot help vanishing ones, where the gradient is already tiny. For
 # those the cell itself has to change: that is the LSTM of the next tutorial.
 
 # %% [markdown] lang="ko"
+# 그레디언트 노름이 수천 이상이면, 클리핑하지 않은 스텝은 근처의 손실만 설명하는 방향을 따라
+# 멀리 뛰어 버려 손실이 오히려 나빠질 수 있습니다. 클리핑한 스텝은 같은 방향으로 최대
+# $\text{lr} \cdot \theta$ 만큼만 움직입니다.
+#
 # 클리핑은 그레디언트의 방향은 그대로 두고 스텝의 크기만 제한하므로 그레디언트 폭발을 막아
 # 줍니다. 하지만 이미 아주 작아진 그레디언트, 즉 vanishing 에는 도움이 되지 않습니다. 그러려면
 # 셀 자체가 바뀌어야 하고, 그것이 다음 튜토리얼의 LSTM 입니다.
