@@ -38,7 +38,11 @@ def select_backend(layer, batch):
                 "backend='auto', 'reference' or 'native' (where torch.nn runs the layer) "
                 "support it")
         engine = BACKENDS[layer.backend]
-        if reason := engine.unsupported(layer, batch):
+        if (reason := engine.unsupported(layer, batch)) and layer._compute_dtype is not None:
+            raise NotImplementedError(
+                f"backend: {layer.backend!r} cannot run under torch.autocast ({reason}); "
+                "backend='auto' or 'reference' support it")
+        if reason:
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
     skip = set()

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from rnnlab.backends import BACKEND_NAMES, select_backend
 from rnnlab.init import Init, apply_init, resolve_init
-from rnnlab.layers import validate
+from rnnlab.layers import autocast, validate
 from rnnlab.layers.sequence import from_batch, reverse_time, to_batch
 from rnnlab.regularisers import NONE as NO_REGULARISERS
 from rnnlab.regularisers import prepare
@@ -44,6 +44,7 @@ class RecurrentBase(nn.Module):
     torch_class: type[nn.Module] | None = None
     regularisers = NO_REGULARISERS  # a family's __init__ sets its own (rnnlab.regularisers)
     generator: torch.Generator | None = None  # where regulariser masks are drawn, None: global
+    _compute_dtype: torch.dtype | None = None  # under autocast: the dtype of cell_params
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -171,9 +172,41 @@ class RecurrentBase(nn.Module):
         apply_init(self, self.init)
 
     def cell_params(self, layer: int, direction: int) -> dict[str, Tensor]:
-        """Parameters of one layer and direction by their short names (``weight_ih`` …)."""
-        return {short: getattr(self, full)
-                for short, full in self._param_keys[layer][direction].items()}
+        """Parameters of one layer and direction by their short names (``weight_ih`` …), in
+        the dtype the layer computes in (:mod:`rnnlab.layers.autocast`)."""
+        params = {short: getattr(self, full)
+                  for short, full in self._param_keys[layer][direction].items()}
+        if self._compute_dtype is not None:
+            params = {short: p.to(self._compute_dtype) for short, p in params.items()}
+        return params
+
+    def flatten_parameters(self) -> None:
+        """Put the recurrent weights in one contiguous buffer for cuDNN, as
+        :meth:`torch.nn.RNNBase.flatten_parameters`: on CUDA, for a configuration cuDNN runs,
+        the parameters become views into one chunk, so the native engine does not compact them
+        at every call. Elsewhere (CPU, SRU, variants torch lacks) there is nothing to do."""
+        if self.native_unsupported() is not None:
+            return
+        weights = [p for k in range(self.num_layers) for d in range(self.num_directions)
+                   for p in self.cell_params(k, d).values()]
+        first = weights[0]
+        if (not first.is_cuda or not torch.backends.cudnn.is_acceptable(first)
+                or any(w.dtype != first.dtype or not w.is_cuda for w in weights)
+                or len({w.data_ptr() for w in weights}) != len(weights)):
+            return
+        from torch.backends.cudnn import rnn as cudnn_rnn
+
+        per_direction = (4 if self.bias else 2) + (1 if self.proj_size else 0)
+        with torch.cuda.device_of(first), torch.no_grad():
+            torch._cudnn_rnn_flatten_weight(
+                weights, per_direction, self.input_size, cudnn_rnn.get_cudnn_mode(
+                    self.native_mode), self.hidden_size, self.proj_size, self.num_layers,
+                self.batch_first, self.bidirectional)
+
+    def _apply(self, fn, recurse=True):
+        module = super()._apply(fn, recurse)
+        self.flatten_parameters()  # as torch.nn after .cuda() / .to(): one buffer again
+        return module
 
     def initial_states(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
         rows = self.num_layers * self.num_directions
@@ -218,8 +251,14 @@ class RecurrentBase(nn.Module):
         tensor input. Returns ``(output, h_n)`` (``(output, (h_n, c_n))`` for LSTM) as torch.
         """
         batch, unbatched, states = self._prepare(input, hx, lengths)
-        engine = select_backend(self, batch)
-        out, finals = engine.run(self, batch, states)
+        dtype = autocast.compute_dtype(self, batch.x)
+        if dtype is None:
+            out, finals = select_backend(self, batch).run(self, batch, states)
+        else:  # torch.autocast: torch.nn's dtype rules, the same on every engine
+            batch = autocast.cast_batch(batch, dtype)
+            states = tuple(s.to(dtype) for s in states)
+            with autocast.computing_in(self, dtype, batch.x.device.type):
+                out, finals = select_backend(self, batch).run(self, batch, states)
         if unbatched:
             finals = tuple(s.squeeze(1) for s in finals)
         return from_batch(out, batch, unbatched, self.batch_first), self.join_hx(finals)

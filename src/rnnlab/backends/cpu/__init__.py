@@ -58,7 +58,8 @@ def unsupported(layer, batch) -> str | None:
         return f"the cpu engine runs on the CPU, the input is on {x.device}"
     if x.dtype not in _DTYPES:
         return f"the cpu engine computes in float32 or float64, not {x.dtype}"
-    p = next(layer.parameters())  # the layer's parameters share a dtype and device (validate)
+    # the parameters share a dtype and device (validate), cast under autocast (cell_params)
+    p = layer.cell_params(0, 0)["weight_ih"]
     if p.device.type != "cpu" or p.dtype != x.dtype:
         return (f"the cpu engine needs the parameters on the CPU in {x.dtype}, found "
                 f"{p.dtype} on {p.device}")

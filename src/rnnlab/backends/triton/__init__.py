@@ -68,7 +68,8 @@ def unsupported(layer, batch) -> str | None:
                 f"the input is on {x.device}")
     if x.dtype not in _DTYPES:
         return f"the triton engine computes float32, float16 or bfloat16, not {x.dtype}"
-    p = next(layer.parameters())  # the layer's parameters share a dtype and device (validate)
+    # the parameters share a dtype and device (validate), cast under autocast (cell_params)
+    p = layer.cell_params(0, 0)["weight_ih"]
     if p.device != x.device or p.dtype != x.dtype:
         return (f"the triton engine needs the parameters on {x.device} in {x.dtype}, found "
                 f"{p.dtype} on {p.device}")
