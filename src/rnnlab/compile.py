@@ -1,9 +1,11 @@
 """rnnlab under :func:`torch.compile`.
 
 * The **native** backend (torch's fused ``_VF`` ops) compiles with ``fullgraph=True``: no
-  graph breaks. ``backend="auto"`` skips the C++ ``cpu`` engine while compiling (its
-  extension calls cannot be traced, see ``rnnlab.backends.NOT_TRACEABLE``) and so takes
-  ``native`` for every configuration ``torch.nn`` has.
+  graph breaks, but for the CPU LSTM's op, which runs outside the graph as in
+  :class:`torch.nn.LSTM` (:mod:`rnnlab.backends.native`). ``backend="auto"`` skips the C++
+  ``cpu`` engine while compiling (its extension calls cannot be traced, see
+  ``rnnlab.backends.KERNEL_ENGINES``) and so takes ``native`` for every configuration
+  ``torch.nn`` has.
 * The **reference** backend runs each layer and direction through a hand-written
   :class:`torch.autograd.Function` (``rnnlab.bptt``) whose forward and backward loop over time
   in Python and write into preallocated buffers with ``out=``. Dynamo tries to trace inside
