@@ -121,7 +121,8 @@ def test_compare_cli_tiny(tmp_path, capsys):
     assert "verdicts:" in text and "adding T=10" in text
     page = (out / "index.html").read_text()
     summary = (out / "summary.md").read_text()
-    for claim in ("gated", "vanishing", "exploding", "gru", "bidirectional", "speed"):
+    for claim in ("gated", "vanishing", "exploding", "gru", "bidirectional", "speed", "music",
+                  "mnist", "long", "irnn", "clipping", "init"):
         assert f"id='{claim}'" in page
     for name in ("learning_curves.png", "gradient_flow.png", "gates.png", "exploding.png",
                  "speed.png", "final_adding.png"):
@@ -130,6 +131,13 @@ def test_compare_cli_tiny(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     assert {v["status"] for v in data["verdicts"]} <= {V.CONFIRMED, V.PARTLY, V.NOT_CONFIRMED,
                                                         V.NOT_RUN}
+    # a published-vs-measured table for every claim with published numbers, citing its table
+    assert set(data["published"]) >= {"gated", "gated-copy", "music", "mnist", "long",
+                                      "clipping"}
+    rows = [row for tables in data["published"].values() for t in tables for row in t["rows"]]
+    assert all("Table" in row["source"] or "quoted" in row["source"] for row in rows)
+    assert "Beside the published record" in summary and "Bai, Kolter & Koltun 2018" in page
+    assert data["device"].startswith("device: cpu")
 
 
 def test_compare_python_api_subset():
