@@ -48,7 +48,9 @@ def documented_path(module_name: str, name: str) -> tuple[str, object]:
     value = getattr(importlib.import_module(module_name), name)
     owner = getattr(value, "__module__", None)
     qualname = getattr(value, "__qualname__", None)
-    if owner and qualname and owner.startswith("rnnlab") and "<" not in qualname:
+    private = owner is not None and any(part.startswith("_") for part in owner.split("."))
+    if owner and qualname and owner.startswith("rnnlab") and "<" not in qualname \
+            and not private:  # a name re-exported from a private module is rendered where exported
         return f"{owner}.{qualname}", value
     return f"{module_name}.{name}", value
 
