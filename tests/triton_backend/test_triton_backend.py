@@ -165,3 +165,21 @@ def test_auto_never_picks_the_interpreter(family):
     batch, _ = to_batch(torch.randn(3, 2, 4), None, False)
     engine = select_backend(layer, batch)
     assert engine is not BACKENDS["triton"]
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_second_derivatives_match_the_reference(kernel):
+    """Under ``create_graph=True`` the kernels' backward hands over to the reference engine's
+    autograd twin: a gradient penalty's gradients equal the reference engine's."""
+    family, options = KERNELS[kernel]
+    reference, layer = make_pair(family, options, DEVICE)
+    x = torch.randn(4, 3, 6, device=DEVICE)
+    grads = []
+    for m in (reference, layer):
+        xs = x.clone().requires_grad_()
+        out, _ = m(xs, lengths=torch.tensor([4, 2, 3]))
+        first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
+        penalty = sum(g.square().sum() for g in first)
+        grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
+    for a, b in zip(grads[1], grads[0], strict=True):
+        assert_same(a, b, torch.float32, "second-order gradient", TOL32)

@@ -7,7 +7,9 @@ import torch
 
 from rnnlab.backends.triton.gru_kernels import gru_backward_kernel, gru_forward_kernel
 from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.gru import GRUOptions
+from rnnlab.bptt.unrolled import gru_unrolled
 
 
 def _input_bias(bias_ih, bias_hh, reset_after):
@@ -48,15 +50,17 @@ class GRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
-        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after,
-                               training=True)
-        ctx.save_for_backward(x, weight_ih, *saved)
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after)
+        y, h, saved = _forward(*inputs, training=True)
+        save_cache(ctx, (x, weight_ih, *saved), inputs)
         ctx.has_bias, ctx.reset_after = bias_ih is not None, reset_after
         return y, h
 
     @staticmethod
     def backward(ctx, dy, dh):
-        x, weight_ih, w_hh, lengths, h_all, gates, aux = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _twin, (dy, dh))
+        x, weight_ih, w_hh, lengths, h_all, gates, aux = saved_cache(ctx)
         T, B, _ = x.shape
         H = w_hh.shape[1]
         dgx = torch.empty_like(gates)
@@ -79,6 +83,12 @@ class GRUFunction(torch.autograd.Function):
         db_ih = dgx.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
         db_hh = dgh.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
         return dx, dh_buf[0].to(x.dtype), dw_ih, dw_hh, db_ih, db_hh, None, None
+
+
+def _twin(*args):
+    """The reference engine's autograd twin, for second derivatives."""
+    *tensors, reset_after = args
+    return gru_unrolled(*tensors, GRUOptions(reset_after=bool(reset_after)))
 
 
 def gru_sequence(layer):

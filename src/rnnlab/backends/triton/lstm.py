@@ -8,7 +8,9 @@ import torch
 
 from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
 from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forward_kernel
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.lstm import LSTMOptions
+from rnnlab.bptt.unrolled import lstm_unrolled
 
 
 def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
@@ -43,16 +45,19 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask,
                 cell_clip, coupled):
-        y, h, c, saved = _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole,
-                                  mask, cell_clip, coupled, training=True)
-        ctx.save_for_backward(x, weight_ih, *saved)
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
+                  coupled)
+        y, h, c, saved = _forward(*inputs, training=True)
+        save_cache(ctx, (x, weight_ih, *saved), inputs)
         ctx.has_bias, ctx.has_peephole = bias_ih is not None, peephole is not None
         ctx.has_clip, ctx.coupled = cell_clip is not None, bool(coupled)
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
-        x, weight_ih, w_hh, peep, lengths, gates, c_all, h_all, clipped = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _twin, (dy, dh, dc))
+        x, weight_ih, w_hh, peep, lengths, gates, c_all, h_all, clipped = saved_cache(ctx)
         T, B, _ = x.shape
         H = w_hh.shape[1]
         d_a = torch.empty_like(gates)
@@ -75,6 +80,13 @@ class LSTMFunction(torch.autograd.Function):
                                  (d_a[..., 3 * H:] * c_t).sum((0, 1))]).to(x.dtype)
         return (dx, dh_buf[0].to(x.dtype), dc_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, dpeep,
                 None, None, None)
+
+
+def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
+          coupled):
+    """The reference engine's autograd twin, for second derivatives."""
+    return lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, None, mask,
+                         LSTMOptions(cell_clip, bool(coupled)))
 
 
 def lstm_sequence(layer):

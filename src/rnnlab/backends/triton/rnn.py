@@ -7,7 +7,9 @@ import torch
 
 from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
 from rnnlab.backends.triton.rnn_kernels import rnn_backward_kernel, rnn_forward_kernel
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.rnn import RNNOptions
+from rnnlab.bptt.unrolled import rnn_unrolled
 
 
 def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
@@ -31,14 +33,17 @@ class RNNFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu):
-        y, h, saved = _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu)
-        ctx.save_for_backward(x, weight_ih, *saved)
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, relu)
+        y, h, saved = _forward(*inputs)
+        save_cache(ctx, (x, weight_ih, *saved), inputs)
         ctx.has_bias, ctx.relu = bias_ih is not None, relu
         return y, h
 
     @staticmethod
     def backward(ctx, dy, dh):
-        x, weight_ih, w_hh, lengths, h_all = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, _twin, (dy, dh))
+        x, weight_ih, w_hh, lengths, h_all = saved_cache(ctx)
         T, B, _ = x.shape
         H = w_hh.shape[1]
         d_a = h_all.new_empty(T, B, H)
@@ -52,6 +57,12 @@ class RNNFunction(torch.autograd.Function):
         dw_hh = d_a2.t() @ flat(h_all[:-1]).to(x.dtype)
         db = d_a.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
         return dx, dh_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, None, None
+
+
+def _twin(*args):
+    """The reference engine's autograd twin, for second derivatives."""
+    *tensors, relu = args
+    return rnn_unrolled(*tensors, RNNOptions("relu" if relu else "tanh"))
 
 
 def rnn_sequence(layer):

@@ -8,7 +8,8 @@ import triton
 
 from rnnlab.backends.triton.launch import float32, grad_needed, lengths_of
 from rnnlab.backends.triton.sru_kernels import sru_backward_kernel, sru_forward_kernel
-from rnnlab.bptt.common import flat, matmul_t
+from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
+from rnnlab.bptt.unrolled import sru_unrolled
 
 
 def _tiles(B: int, H: int) -> tuple[tuple[int, int], dict]:
@@ -42,14 +43,17 @@ class SRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, c0, weight_ih, weight_c, bias, mask):
-        y, c, saved = _forward(x, c0, weight_ih, weight_c, bias, mask, training=True)
-        ctx.save_for_backward(x, weight_ih, weight_c, *saved)
+        inputs = (x, c0, weight_ih, weight_c, bias, mask)
+        y, c, saved = _forward(*inputs, training=True)
+        save_cache(ctx, (x, weight_ih, weight_c, *saved), inputs)
         ctx.has_bias = bias is not None
         return y, c
 
     @staticmethod
     def backward(ctx, dy, dc):
-        x, weight_ih, weight_c, u, x32, lengths, c_all, fr = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
+            return differentiate_twin(ctx, sru_unrolled, (dy, dc))
+        x, weight_ih, weight_c, u, x32, lengths, c_all, fr = saved_cache(ctx)
         T, B, _ = x.shape
         H = weight_c.shape[1]
         rows = weight_ih.shape[0]
