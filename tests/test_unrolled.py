@@ -3,11 +3,11 @@ and second derivatives through every engine's backward (gradgradcheck in float64
 
 import pytest
 import torch
+from parity import loss_of, output_tensors
 from torch.func import functional_call
 
 import rnnlab
 import rnnlab.bptt.common as common
-from tests.parity import loss_of, output_tensors
 
 T, B, I, H = 5, 3, 4, 3
 D = torch.float64

@@ -56,8 +56,14 @@ import torch
 from torch import Tensor
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import (differentiate_twin, flat, hand_or_unrolled, matmul_t, save_cache,
-                                saved_cache)
+from rnnlab.bptt.common import (
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.unrolled import gru_unrolled
 
 

@@ -25,10 +25,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import (differentiate_twin, flat, hand_or_unrolled, matmul_t, save_cache,
-                                saved_cache)
-from rnnlab.bptt.unrolled import layernorm_gru_unrolled
+from rnnlab.bptt.common import (
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.gru import carry_state, outputs, reset_after_loop, steps
+from rnnlab.bptt.unrolled import layernorm_gru_unrolled
 from rnnlab.cells.gru import LN_EPS
 
 

@@ -35,8 +35,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
-                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.common import (
+    carry,
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    masked,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.unrolled import layernorm_lstm_unrolled
 from rnnlab.cells.layernorm_lstm import LN_EPS
 

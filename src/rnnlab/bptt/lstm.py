@@ -44,8 +44,16 @@ from dataclasses import dataclass
 import torch
 
 from rnnlab.activations import SIGMOID, TANH, Activation
-from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
-                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.common import (
+    carry,
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    masked,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.unrolled import lstm_unrolled
 
 

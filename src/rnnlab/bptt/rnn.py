@@ -29,8 +29,15 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, matmul_t,
-                                save_cache, saved_cache)
+from rnnlab.bptt.common import (
+    carry,
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.unrolled import rnn_unrolled
 
 

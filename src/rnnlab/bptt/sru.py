@@ -36,8 +36,16 @@ from __future__ import annotations
 
 import torch
 
-from rnnlab.bptt.common import (carry, differentiate_twin, flat, hand_or_unrolled, masked,
-                                matmul_t, save_cache, saved_cache)
+from rnnlab.bptt.common import (
+    carry,
+    differentiate_twin,
+    flat,
+    hand_or_unrolled,
+    masked,
+    matmul_t,
+    save_cache,
+    saved_cache,
+)
 from rnnlab.bptt.unrolled import sru_unrolled
 
 
