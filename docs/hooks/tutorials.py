@@ -92,10 +92,15 @@ def render(nb, name: str, lang: str, figure_dir: Path) -> str:
         if cell.cell_type != "code" or not cell.source.strip():
             continue
         parts.append(_fence(cell.source, "python"))
+        stream = ""  # consecutive prints shown as one block
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
-                parts.append(_fence(out.text, "text"))
-            elif out.output_type in ("execute_result", "display_data"):
+                stream += out.text
+                continue
+            if stream:
+                parts.append(_fence(stream, "text"))
+                stream = ""
+            if out.output_type in ("execute_result", "display_data"):
                 data = out.get("data", {})
                 if "image/png" in data:
                     figure += 1
@@ -107,6 +112,8 @@ def render(nb, name: str, lang: str, figure_dir: Path) -> str:
                     parts.append(_fence(data["text/plain"], "text"))
             elif out.output_type == "error":
                 raise RuntimeError(f"{name}: {out.ename}: {out.evalue}")
+        if stream:
+            parts.append(_fence(stream, "text"))
     return "\n".join(parts)
 
 
