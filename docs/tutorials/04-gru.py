@@ -142,7 +142,7 @@ runs = {
     "GRU (reset after)": dict(cell="gru"),
     "GRU (reset before)": dict(cell="gru", layer_options={"reset_after": False}),
 }
-steps = 30 if TINY else 400
+steps = 30 if TINY else 300
 results = {}
 for name, options in runs.items():
     config = TrainConfig(task="digits", hidden=32, steps=steps, batch_size=32, lr=3e-3,
