@@ -33,6 +33,8 @@ RUN_LABEL = {
 # the repr of an object with its memory address (``<torch._C.Generator at 0x…>``, what a
 # cell ending in ``torch.manual_seed(0)`` displays): left out of the pages
 ADDRESS_REPR = re.compile(r"^<[^<>]* at 0x[0-9a-f]+>$")
+# tqdm's notice that the kernel has no ipywidgets (the scripts print no progress bars)
+TQDM_NOTICE = re.compile(r"^.*TqdmWarning: IProgress not found.*\n(  from \.autonotebook.*\n)?", re.M)
 TINY_LABEL = {"en": ", tiny setting `RNNLAB_DOCS_TINY=1`", "ko": ", 작은 설정 `RNNLAB_DOCS_TINY=1`"}
 
 
@@ -95,7 +97,7 @@ def render(nb, name: str, lang: str, figure_dir: Path) -> str:
         stream = ""  # consecutive prints shown as one block
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
-                stream += out.text
+                stream += TQDM_NOTICE.sub("", out.text)
                 continue
             if stream:
                 parts.append(_fence(stream, "text"))
