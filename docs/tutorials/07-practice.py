@@ -130,9 +130,9 @@ for name, options in variants.items():
 # The noise shows in the training loss, which is higher with a regulariser. Whether the test
 # accuracy gains depends on whether the plain model over-fits: in a run this short it hardly
 # does yet, and a regulariser mostly slows learning down. Set `steps = 1000` and
-# `hidden=64` above to see the plain model's training loss fall far below what its test
-# accuracy justifies. One seed is only an illustration; `rnnlab compare --regularisers`
-# runs them on the lab's tasks.
+# `hidden=64` above to give the plain model time to over-fit its 200 images, and compare
+# again. One seed is only an illustration; `rnnlab compare --regularisers` runs them on the
+# lab's tasks.
 #
 # ## Checkpoints that resume exactly
 #
@@ -145,9 +145,9 @@ for name, options in variants.items():
 # 정규화의 잡음은 학습 손실에서 보입니다. 정규화를 쓰면 학습 손실이 더 높습니다. 테스트
 # 정확도가 좋아지는지는 보통 모델이 과적합하는지에 달려 있습니다. 이렇게 짧은 학습에서는 아직
 # 거의 과적합하지 않으므로 정규화는 주로 학습을 늦춥니다. 위에서 `steps = 1000`,
-# `hidden=64` 로 바꾸면 보통 모델의 학습 손실이 테스트 정확도에 비해 훨씬 낮아지는 것을 볼 수
-# 있습니다. 시드 하나는 예시일 뿐이고, `rnnlab compare --regularisers` 가 lab 의 태스크에서
-# 정규화를 비교합니다.
+# `hidden=64` 로 바꿔 보통 모델이 200 장의 이미지에 과적합할 시간을 주고 다시 비교해 보세요.
+# 시드 하나는 예시일 뿐이고, `rnnlab compare --regularisers` 가 lab 의 태스크에서 정규화를
+# 비교합니다.
 #
 # ## 정확히 이어서 학습하는 체크포인트
 #
