@@ -122,8 +122,10 @@ def load():
                 _tried = True
     if _module is None and required():
         detail = str(_failure).strip() if _failure is not None else _error
+        # from None: the message already holds the compiler's output (chaining would print it
+        # twice); the build's own exception stays in _failure
         raise RuntimeError("rnnlab: RNNLAB_REQUIRE_CPU_ENGINE=1 but the C++ CPU engine is "
-                           f"unavailable:\n{detail}") from _failure
+                           f"unavailable:\n{detail}") from None
     return _module
 
 
