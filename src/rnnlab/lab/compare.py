@@ -18,8 +18,15 @@ computed from the numbers by :mod:`rnnlab.lab.report.verdicts`:
     Paliwal 1997);
 (e) ``speed``: SRU trains faster than an LSTM of the same size (Lei et al. 2018).
 
-Runs are independent, so they go to ``jobs`` worker processes (one CPU thread each); the
-timings of (e) run alone afterwards, in this process.
+Beside the published record (:mod:`rnnlab.lab.benchmarks`, numbers and citations in
+:mod:`rnnlab.lab.published`): polyphonic music (``music``), sequential MNIST (``mnist``),
+adding at T = 600 and copy at T = 1000 (``long``), the IRNN (``irnn``), clipping on
+Nottingham (``clipping``) and the LSTM's initialisation (``init``), each with a
+published-vs-measured table (:mod:`rnnlab.lab.report.published_table`) and a verdict.
+
+Runs are independent, so they go to ``jobs`` worker processes (one CPU thread each) on
+``device``; each finished run logs the share of the work done and an ETA for the whole
+comparison. The timings of (e) run alone afterwards, in this process.
 
 More rows, no more claims: ``cells`` may add ``"mingru"`` and ``"minlstm"`` (Feng et al.
 2024; trained on the adding, copy and future tasks beside the others, quoted in the verdict

@@ -126,9 +126,9 @@ PRESETS: dict[str, Preset] = {
         digits_len=64, digits_steps=3000, digits_small=200, future_len=40, future_steps=1500,
         speed_hidden=256, speed_len=200, speed_steps=30, eval_every=200, eval_size=512,
         measure_batch=32, music_layers=2, music_hidden=200, music_batch=1, music_lr=1e-3,
-        music_epochs=60, mnist_len=784, mnist_steps=400, long_adding_steps=600,
-        long_copy_steps=600, irnn_len=200, irnn_steps=2000, irnn_hidden=100,
-        clipping_epochs=4, init_steps=2000,
+        music_epochs=60, mnist_len=784, mnist_steps=300, long_adding_steps=400,
+        long_copy_steps=400, irnn_len=200, irnn_steps=1500, irnn_hidden=100,
+        clipping_epochs=3, init_steps=1500,
         tasks=("adding", "copy", "digits", "future", "music", "mnist", "long", "irnn",
                "clipping", "init")),
     "paper": Preset(

@@ -99,8 +99,3 @@ FINDINGS = {
 def published_for(experiment: str) -> list[Published]:
     """The published numbers of ``experiment`` (empty when there are none)."""
     return [p for p in PUBLISHED if p.experiment == experiment]
-
-
-def experiments() -> tuple[str, ...]:
-    """Every experiment with a published number, in the order above."""
-    return tuple(dict.fromkeys(p.experiment for p in PUBLISHED))
