@@ -201,7 +201,8 @@ print(f"loaded {config.cell} at step {step}:", type(model.rnn).__name__, model.r
 # `quick` 이나 `full` 로 얻으세요).
 
 # %%
-report = compare(preset="tiny", out_dir=work / "compare", jobs=1, progress=False)
+report = compare(preset="tiny", tasks=["adding"] if TINY else None, out_dir=work / "compare",
+                 jobs=1, progress=False)
 print(f"{len(report.runs)} runs in {report.seconds:.1f} s; files:", sorted(report.files))
 for verdict in report.verdicts:
     print(f"- {verdict.claim:13s} {verdict.status}")
