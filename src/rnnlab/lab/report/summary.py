@@ -112,7 +112,8 @@ def build_verdicts(records, speed, tables: dict | None = None) -> list:
 
 
 # ---- tables -------------------------------------------------------------------------------------
-COLUMNS = ("experiment", "cell", "metric", "final", "chance", "params", "ms/step", "steps")
+COLUMNS = ("experiment", "cell", "metric", "final", "chance", "params", "ms/step", "steps",
+           "engine")
 
 
 def table_rows(records) -> list[list[str]]:
@@ -122,7 +123,7 @@ def table_rows(records) -> list[list[str]]:
         final = "diverged" if r["diverged"] else f"{r['final_metric']:.4g}"
         ms = r["seconds_per_step"] * 1000 if r["seconds_per_step"] is not None else math.nan
         rows.append([r["group"], r["label"], r["metric"], final, f"{r['chance']:.4g}",
-                     f"{r['params']:,}", f"{ms:.1f}", str(r["steps"])])
+                     f"{r['params']:,}", f"{ms:.1f}", str(r["steps"]), r.get("engine", "")])
     return rows
 
 
