@@ -108,7 +108,9 @@ def render(nb, name: str, lang: str, figure_dir: Path) -> str:
                     figure += 1
                     figure_dir.mkdir(parents=True, exist_ok=True)
                     png = figure_dir / f"figure-{figure}.png"
-                    png.write_bytes(base64.b64decode(data["image/png"]))
+                    image = base64.b64decode(data["image/png"])
+                    if not png.exists() or png.read_bytes() != image:  # mkdocs serve watches
+                        png.write_bytes(image)
                     parts.append(f"![figure {figure}](figures/{name}/{png.name})\n")
                 elif "text/plain" in data and not ADDRESS_REPR.match(data["text/plain"]):
                     parts.append(_fence(data["text/plain"], "text"))
