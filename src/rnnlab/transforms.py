@@ -5,7 +5,9 @@ rnnlab's engines hide work from autograd: the reference engine's hand-derived ba
 Some uses need to see every operation: ``torch.func`` transforms (``grad``, ``vmap``,
 ``jvp``, ``vjp``), forward-mode AD (``torch.autograd.forward_ad``) and ``torch.jit.trace``.
 Under them the reference engine runs its autograd twin (:mod:`rnnlab.bptt.unrolled`) and
-``backend="auto"`` skips the compiled engines, which refuse the call when forced. Under
+``backend="auto"`` skips the compiled engines, which refuse the call when forced (as under
+``torch.export``; under ``torch.compile`` a forced compiled engine runs outside the graph,
+while ``auto`` takes the engines Dynamo traces). Under
 ``torch.func`` and forward-mode AD ``auto`` also skips the native engine: torch's fused
 recurrent ops have no batching rule for ``vmap`` and the LSTM's no forward-mode derivative on
 the CPU, while the twin has both.
@@ -36,8 +38,9 @@ def needing_plain_ops() -> str | None:
 
 def refusing_kernels() -> str | None:
     """The running use under which a compiled engine (``cpu``, ``triton``) cannot run: those
-    of :func:`needing_plain_ops`, and ``torch.compile`` / ``torch.export``, which cannot trace
-    into the kernels. None when the kernels may run."""
-    if torch.compiler.is_compiling():
-        return "torch.compile / torch.export"
+    of :func:`needing_plain_ops`, and ``torch.export``, which needs the whole program as one
+    graph and cannot trace into the kernels. None when the kernels may run (under
+    ``torch.compile`` they run outside the graph)."""
+    if torch.compiler.is_exporting():
+        return "torch.export"
     return needing_plain_ops()

@@ -7,17 +7,20 @@ backend computes the same function, so the choice changes speed, never the resul
 float rounding. A new engine (``triton``, ``cpu``) registers itself in :data:`BACKENDS` and
 takes its place in :data:`AUTO_ORDER`.
 
-The compiled engines (:data:`KERNEL_ENGINES`) are opaque to torch's transforms: under
-``torch.compile``/``torch.export``, ``torch.func``, forward-mode AD and ``torch.jit.trace``
-(:func:`rnnlab.transforms.refusing_kernels`) ``auto`` skips them, and a layer forced onto one
-raises ``NotImplementedError`` naming the use and the engines that support it. Under
+The compiled engines (:data:`KERNEL_ENGINES`) are opaque to torch's transforms. Under
+``torch.compile``, ``torch.export``, ``torch.func``, forward-mode AD and ``torch.jit.trace``
+``auto`` skips them; a layer forced onto one runs it outside the compiled graph under
+``torch.compile`` (a graph break) and raises ``NotImplementedError`` naming the use and the
+engines that support it under the others (:func:`rnnlab.transforms.refusing_kernels`). Under
 ``torch.func`` and forward-mode AD ``auto`` takes the reference engine's autograd twin.
 """
 
 from __future__ import annotations
 
+import torch
+
 from rnnlab.backends import cpu, native, reference, triton
-from rnnlab.transforms import differentiating, refusing_kernels
+from rnnlab.transforms import differentiating, needing_plain_ops, refusing_kernels
 
 BACKENDS = {"reference": reference, "native": native, "cpu": cpu, "triton": triton}
 # triton after native: on CUDA, cuDNN keeps what it can run until the GPU benchmark
@@ -30,9 +33,8 @@ KERNEL_ENGINES = {"cpu", "triton"}
 
 def select_backend(layer, batch):
     """The engine for this call: the layer's forced backend, or the first that fits."""
-    transform = refusing_kernels()
     if layer.backend != "auto":
-        if transform is not None and layer.backend in KERNEL_ENGINES:
+        if layer.backend in KERNEL_ENGINES and (transform := refusing_kernels()) is not None:
             raise NotImplementedError(
                 f"backend: {transform} cannot see into the {layer.backend!r} engine's kernels; "
                 "backend='auto', 'reference' or 'native' (where torch.nn runs the layer) "
@@ -46,7 +48,7 @@ def select_backend(layer, batch):
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
     skip = set()
-    if transform is not None:
+    if torch.compiler.is_compiling() or needing_plain_ops():
         skip = KERNEL_ENGINES | ({"native"} if differentiating() else set())
     for name in AUTO_ORDER:
         if name in skip:
@@ -58,3 +60,16 @@ def select_backend(layer, batch):
         if engine.unsupported(layer, batch) is None:
             return engine
     raise AssertionError("the reference backend supports every call")
+
+
+@torch.compiler.disable
+def _run_outside_graph(engine, layer, batch, states):
+    return engine.run(layer, batch, states)
+
+
+def run(engine, layer, batch, states):
+    """``engine.run(layer, batch, states)``; a compiled engine under ``torch.compile`` runs
+    outside the graph (Dynamo cannot trace into its kernels)."""
+    if engine.name in KERNEL_ENGINES and torch.compiler.is_compiling():
+        return _run_outside_graph(engine, layer, batch, states)
+    return engine.run(layer, batch, states)

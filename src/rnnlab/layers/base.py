@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnlab.backends import BACKEND_NAMES, select_backend
+from rnnlab.backends import BACKEND_NAMES, run, select_backend
 from rnnlab.init import Init, apply_init, resolve_init
 from rnnlab.layers import autocast, validate
 from rnnlab.layers.sequence import from_batch, reverse_time, to_batch
@@ -253,12 +253,12 @@ class RecurrentBase(nn.Module):
         batch, unbatched, states = self._prepare(input, hx, lengths)
         dtype = autocast.compute_dtype(self, batch.x)
         if dtype is None:
-            out, finals = select_backend(self, batch).run(self, batch, states)
+            out, finals = run(select_backend(self, batch), self, batch, states)
         else:  # torch.autocast: torch.nn's dtype rules, the same on every engine
             batch = autocast.cast_batch(batch, dtype)
             states = tuple(s.to(dtype) for s in states)
             with autocast.computing_in(self, dtype, batch.x.device.type):
-                out, finals = select_backend(self, batch).run(self, batch, states)
+                out, finals = run(select_backend(self, batch), self, batch, states)
         if unbatched:
             finals = tuple(s.squeeze(1) for s in finals)
         return from_batch(out, batch, unbatched, self.batch_first), self.join_hx(finals)
