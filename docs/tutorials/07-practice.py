@@ -201,8 +201,10 @@ print(f"loaded {config.cell} at step {step}:", type(model.rnn).__name__, model.r
 # `quick` 이나 `full` 로 얻으세요).
 
 # %%
+backend = plt.get_backend()  # the report selects matplotlib's file-only backend ("Agg")
 report = compare(preset="tiny", tasks=["adding"] if TINY else None, out_dir=work / "compare",
                  jobs=1, progress=False)
+plt.switch_backend(backend)  # so switch back to show figures here
 print(f"{len(report.runs)} runs in {report.seconds:.1f} s; files:", sorted(report.files))
 for verdict in report.verdicts:
     print(f"- {verdict.claim:13s} {verdict.status}")
