@@ -1,0 +1,42 @@
+"""Fixtures of the conformance suite: ``case`` is one family on one engine and device
+(:class:`conformance_common.Case`); CUDA cases run where a GPU is present."""
+
+import warnings
+
+import pytest
+import torch
+from conformance_common import CASE_IDS, CASES, FAMILIES, Case, skip_reason
+
+
+@pytest.fixture(params=[(f, e, d) for f in FAMILIES for e, d in CASES],
+                ids=[f"{f}-{i}" for f in FAMILIES for i in CASE_IDS])
+def case(request):
+    family, engine, device = request.param
+    if (reason := skip_reason(family, engine, device)) is not None:
+        pytest.skip(reason)
+    return Case(family, engine, device)
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    """On CUDA, float32 comparisons (the triton engine) without TF32 in cuDNN or matmuls."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_fresh():
+    """torch.jit.trace's TracerWarnings are expected; Dynamo starts afresh in every test."""
+    torch._dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    torch._dynamo.reset()
