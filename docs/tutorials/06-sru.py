@@ -115,7 +115,8 @@ print("written out vs rnnlab.SRU:", (torch.stack(hs) - out).abs().max().item(),
 #
 # Forward and backward of one layer, SRU against LSTM at the same hidden size, for several
 # sequence lengths, each with `backend="auto"` (the fastest engine rnnlab has for it on this
-# device). Times are the median of a few repeats, measured when this page was built:
+# device). Times are the best of a few repeats (the one least disturbed by other work on the
+# machine), measured when this page was built:
 
 # %% [markdown] lang="ko"
 # 상태의 각 차원은 서로 독립입니다. $c_t$ 의 $j$ 번째 유닛은 $c_{t-1}$ 의 $j$ 번째 유닛에만
@@ -126,23 +127,25 @@ print("written out vs rnnlab.SRU:", (torch.stack(hs) - out).abs().max().item(),
 #
 # 레이어 하나의 순전파와 역전파를, 같은 은닉 크기의 SRU 와 LSTM 에 대해 여러 시퀀스 길이로
 # 잽니다. 둘 다 `backend="auto"` (이 장치에서 rnnlab 이 가진 가장 빠른 엔진)입니다. 시간은 몇 번
-# 반복한 값의 중앙값이며, 이 페이지를 빌드할 때 측정한 것입니다.
+# 반복한 값 중 가장 빠른 값(컴퓨터의 다른 작업에 가장 덜 방해받은 값)이며, 이 페이지를 빌드할
+# 때 측정한 것입니다.
 
 # %%
 def time_step(layer, x, repeats):
-    """Median seconds of forward + backward."""
+    """Best seconds of forward + backward over the repeats (the least disturbed by other
+    work on the machine)."""
     times = []
     for _ in range(repeats + 1):  # the first call warms up (and may compile an engine)
         start = time.perf_counter()
         out = layer(x)[0]
         out.sum().backward()
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[repeats // 2]
+    return min(times[1:])
 
 
 H, B = (64, 8) if TINY else (256, 32)
 lengths = [16, 64] if TINY else [16, 64, 256]
-repeats = 2 if TINY else 5
+repeats = 2 if TINY else 7
 print(f"hidden {H}, batch {B}, {torch.get_num_threads()} CPU threads")
 timings = {"SRU": [], "LSTM": []}
 for T in lengths:
@@ -156,6 +159,8 @@ for T in lengths:
 fig, ax = plt.subplots(figsize=(6, 4))
 for name, seconds in timings.items():
     ax.loglog(lengths, [1000 * s for s in seconds], marker="o", label=name)
+ax.set_xticks(lengths, [str(T) for T in lengths])
+ax.minorticks_off()
 ax.set_xlabel("sequence length T")
 ax.set_ylabel("forward + backward (ms)")
 ax.set_title(f"one layer, hidden {H}, batch {B}, CPU")
