@@ -55,6 +55,10 @@ def test_published_table_judges_ordering_and_magnitude():
     table = published_table("music-jsb", runs)
     assert table["status"] == V.PARTLY and "not: LSTM ahead of RNN" in table["text"]
     assert published_table("music-jsb", {}) is None
+    at_chance = {c: _record(c, v, 11.1) for c, v in (("lstm", 11.0), ("gru", 10.9),
+                                                     ("rnn", 11.2))}
+    table = published_table("music-jsb", at_chance)  # all at the baseline: no order at all
+    assert table["status"] == V.NOT_CONFIRMED and "0 of 2" in table["text"]
     row = table["rows"][0]
     assert row["source"].startswith("Bai") and "T = 128" in row["our_protocol"]
 

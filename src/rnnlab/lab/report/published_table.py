@@ -7,7 +7,8 @@ or above, an accuracy within a tenth of the way from chance to 1), both solved (
 :data:`~rnnlab.lab.report.verdicts.SOLVED_MSE`), or within :data:`LOSS_TOLERANCE` (relative,
 losses) / :data:`ACCURACY_TOLERANCE` (absolute, accuracies). Ordering: every pair of cells
 whose published values differ by more than :data:`ORDER_TIE` (and are not both at the
-baseline or both solved) must come out in the same order here.
+baseline or both solved) must come out in the same order here, and not both at the baseline
+or both solved.
 """
 
 from __future__ import annotations
@@ -109,8 +110,11 @@ def published_table(experiment: str, runs: dict[str, dict]) -> dict | None:
         higher = metric == "accuracy"
         paper_first = (p.value > q.value) == higher  # p better than q in the paper
         ours_a, ours_b = r["final_metric"], s["final_metric"]
-        ours_first = (ours_a > ours_b) == higher if not _nan(ours_a) and not _nan(ours_b) \
-            else None
+        level = _level(ours_a, chance, metric)
+        if _nan(ours_a) or _nan(ours_b) or (level and level == _level(ours_b, chance, metric)):
+            ours_first = None  # no result, or both at the baseline / both solved: no order
+        else:
+            ours_first = (ours_a > ours_b) == higher
         if ours_first == paper_first:
             concordant += 1
         else:
