@@ -99,8 +99,8 @@ def estimate_cost(config: dict) -> float:
     """A job's relative cost, for ordering and the ETA: multiply-adds of the recurrent
     matrices over the run, steps · T · batch · layers · gates · H · (H + 32), with T the
     task's (longest) sequence length, counted once more for a second direction."""
-    from rnnlab.lab.train import make_task_for
     from rnnlab.lab.config import TrainConfig
+    from rnnlab.lab.train import make_task_for
 
     task = make_task_for(TrainConfig(**{k: v for k, v in config.items() if k != "device"}))
     T = max(task.seq_len, task.output_len)
@@ -238,9 +238,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     from rnnlab.lab.diagnostics.measure import measure_model
-    from rnnlab.lab.train import TrainConfig, make_model, make_task_for, train
-
     from rnnlab.lab.selection import best_by_validation, validation_evaluator
+    from rnnlab.lab.train import TrainConfig, make_model, make_task_for, train
 
     torch.set_num_threads(job["config"].get("threads") or torch.get_num_threads())
     began, cpu = time.perf_counter(), time.process_time()
