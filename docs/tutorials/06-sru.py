@@ -115,8 +115,8 @@ print("written out vs rnnlab.SRU:", (torch.stack(hs) - out).abs().max().item(),
 #
 # Forward and backward of one layer, SRU against LSTM at the same hidden size, for several
 # sequence lengths, each with `backend="auto"` (the fastest engine rnnlab has for it on this
-# device). Times are the best of a few repeats (the one least disturbed by other work on the
-# machine), measured when this page was built:
+# device), on one CPU thread. Times are the best of a few repeats (the one least disturbed by
+# other work on the machine), measured when this page was built:
 
 # %% [markdown] lang="ko"
 # 상태의 각 차원은 서로 독립입니다. $c_t$ 의 $j$ 번째 유닛은 $c_{t-1}$ 의 $j$ 번째 유닛에만
@@ -126,7 +126,8 @@ print("written out vs rnnlab.SRU:", (torch.stack(hs) - out).abs().max().item(),
 # ## 이 컴퓨터에서 LSTM 과 속도 비교
 #
 # 레이어 하나의 순전파와 역전파를, 같은 은닉 크기의 SRU 와 LSTM 에 대해 여러 시퀀스 길이로
-# 잽니다. 둘 다 `backend="auto"` (이 장치에서 rnnlab 이 가진 가장 빠른 엔진)입니다. 시간은 몇 번
+# 잽니다. 둘 다 `backend="auto"` (이 장치에서 rnnlab 이 가진 가장 빠른 엔진)이고, CPU 스레드
+# 하나로 잽니다. 시간은 몇 번
 # 반복한 값 중 가장 빠른 값(컴퓨터의 다른 작업에 가장 덜 방해받은 값)이며, 이 페이지를 빌드할
 # 때 측정한 것입니다.
 
@@ -146,7 +147,9 @@ def time_step(layer, x, repeats):
 H, B = (64, 8) if TINY else (256, 32)
 lengths = [16, 64] if TINY else [16, 64, 256]
 repeats = 2 if TINY else 7
-print(f"hidden {H}, batch {B}, {torch.get_num_threads()} CPU threads")
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # time the work, not how threads get scheduled on a busy machine
+print(f"hidden {H}, batch {B}, 1 CPU thread")
 timings = {"SRU": [], "LSTM": []}
 for T in lengths:
     x = torch.randn(T, B, H)
@@ -155,6 +158,7 @@ for T in lengths:
     print(f"T = {T:4d}: SRU {1000 * timings['SRU'][-1]:7.2f} ms, "
           f"LSTM {1000 * timings['LSTM'][-1]:7.2f} ms, "
           f"LSTM / SRU = {timings['LSTM'][-1] / timings['SRU'][-1]:.1f}")
+torch.set_num_threads(threads)
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for name, seconds in timings.items():
@@ -163,7 +167,7 @@ ax.set_xticks(lengths, [str(T) for T in lengths])
 ax.minorticks_off()
 ax.set_xlabel("sequence length T")
 ax.set_ylabel("forward + backward (ms)")
-ax.set_title(f"one layer, hidden {H}, batch {B}, CPU")
+ax.set_title(f"one layer, hidden {H}, batch {B}, one CPU thread")
 ax.legend()
 plt.show()
 

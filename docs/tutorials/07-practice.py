@@ -25,7 +25,10 @@
 # lab 의 `rnnlab compare` 입니다.
 
 # %%
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +37,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import rnnlab
-from rnnlab.lab import TrainConfig, compare, load_model, train
+from rnnlab.lab import TrainConfig, load_model, train
 
 TINY = os.environ.get("RNNLAB_DOCS_TINY", "") not in ("", "0")  # the CI setting
 torch.manual_seed(0)
@@ -47,7 +50,7 @@ work = Path(tempfile.mkdtemp(prefix="rnnlab-tutorial-"))
 # the cell and the hand-derived BPTT of tutorial 2), `native` (torch's fused op), `cpu`
 # (rnnlab's C++ engine, compiled at first use) and, on CUDA, `triton`. `backend="auto"`
 # (the default) picks the fastest that supports the configuration. The results agree up to
-# float rounding; the time does not:
+# float rounding; the time does not (one CPU thread here):
 
 # %% [markdown] lang="ko"
 # ## 엔진: `backend=`
@@ -56,13 +59,15 @@ work = Path(tempfile.mkdtemp(prefix="rnnlab-tutorial-"))
 # 튜토리얼 2 의 손으로 유도한 BPTT), `native` (torch 의 융합 연산), `cpu` (처음 쓸 때 컴파일되는
 # rnnlab 의 C++ 엔진), 그리고 CUDA 에서는 `triton` 입니다. 기본값 `backend="auto"` 는 그
 # 설정을 지원하는 가장 빠른 엔진을 고릅니다. 결과는 부동소수점 반올림 범위 안에서 같고, 시간은
-# 다릅니다.
+# 다릅니다(여기서는 CPU 스레드 하나).
 
 # %%
 T, B, H = (20, 8, 32) if TINY else (50, 16, 64)
 x = torch.randn(T, B, H)
 base = rnnlab.LSTM(H, H)
 reference_out = None
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # time the work, not how threads get scheduled on a busy machine
 for backend in ("reference", "native", "cpu", "auto"):
     layer = rnnlab.LSTM(H, H, backend=backend)
     layer.load_state_dict(base.state_dict())
@@ -75,6 +80,7 @@ for backend in ("reference", "native", "cpu", "auto"):
     reference_out = out if reference_out is None else reference_out
     print(f"{backend:9s} {ms:8.2f} ms forward+backward, max difference from reference "
           f"{(out - reference_out).abs().max().item():.1e}")
+torch.set_num_threads(threads)
 
 # %% [markdown] lang="en"
 # ## Regularisers: recurrent dropout and zoneout
@@ -184,8 +190,9 @@ print(f"loaded {config.cell} at step {step}:", type(model.rnn).__name__, model.r
 # SRU on the lab's tasks and writes a report (`index.html` with figures, `summary.md`) with a
 # verdict per claim: gated cells against the tanh RNN as $T$ grows, vanishing and exploding
 # gradients, GRU against LSTM, bidirectional layers, SRU's speed: the ideas of tutorials 1–6.
-# Here it runs at its `tiny` preset, which only exercises the code in seconds (its verdicts
-# mean nothing; use `quick` or `full` for real ones):
+# Here the command runs at its `tiny` preset, which only exercises the code in seconds (its
+# verdicts mean nothing; use `quick` or `full` for real ones). From Python it is
+# `rnnlab.lab.compare(preset="quick")`.
 
 # %% [markdown] lang="ko"
 # 셸에서도 똑같이 할 수 있습니다. `rnnlab train --task adding --cell gru --out runs/a
@@ -197,21 +204,26 @@ print(f"loaded {config.cell} at step {step}:", type(model.rnn).__name__, model.r
 # 태스크로 학습시키고, 주장마다 판정(verdict)을 담은 보고서(그림이 있는 `index.html`,
 # `summary.md`)를 씁니다. $T$ 가 커질 때 tanh RNN 대비 게이트 셀, vanishing/exploding gradient,
 # GRU 대 LSTM, 양방향 레이어, SRU 의 속도, 즉 튜토리얼 1–6 의 아이디어들입니다. 여기서는 코드만
-# 몇 초 안에 실행해 보는 `tiny` 프리셋으로 돌립니다(판정에는 의미가 없으니, 진짜 판정은
-# `quick` 이나 `full` 로 얻으세요).
+# 몇 초 안에 실행해 보는 `tiny` 프리셋으로 명령을 돌립니다(판정에는 의미가 없으니, 진짜 판정은
+# `quick` 이나 `full` 로 얻으세요). Python 에서는 `rnnlab.lab.compare(preset="quick")` 입니다.
 
 # %%
-backend = plt.get_backend()  # the report selects matplotlib's file-only backend ("Agg")
-report = compare(preset="tiny", tasks=["adding"] if TINY else None, out_dir=work / "compare",
-                 jobs=1, progress=False)
-plt.switch_backend(backend)  # so switch back to show figures here
-print(f"{len(report.runs)} runs in {report.seconds:.1f} s; files:", sorted(report.files))
-for verdict in report.verdicts:
-    print(f"- {verdict.claim:13s} {verdict.status}")
+out = work / "compare"
+command = [sys.executable, "-m", "rnnlab.cli", "compare", "--preset", "tiny", "--out", str(out),
+           "--jobs", "1", "--quiet"] + (["--tasks", "adding"] if TINY else [])
+print("$ rnnlab", " ".join(command[3:]))
+start = time.perf_counter()
+subprocess.run(command, check=True, capture_output=True, text=True)
+seconds = time.perf_counter() - start
 
-image = plt.imread(work / "compare" / "gradient_flow.png")
+report = json.loads((out / "results.json").read_text())
+print(f"{len(report['runs'])} runs, {seconds:.0f} s in all;",
+      "written:", sorted(p.name for p in out.iterdir()))
+for verdict in report["verdicts"]:
+    print(f"- {verdict['claim']:13s} {verdict['status']}")
+
 fig, ax = plt.subplots(figsize=(9, 5))
-ax.imshow(image)
+ax.imshow(plt.imread(out / "gradient_flow.png"))
 ax.axis("off")
 plt.show()
 
