@@ -33,6 +33,7 @@ def compute_dtype(layer, x) -> torch.dtype | None:
 
 
 def cast_batch(batch: Batch, dtype: torch.dtype) -> Batch:
+    """The batch with its input (tensor and packed data) cast to ``dtype``; lengths unchanged."""
     packed = batch.packed
     if packed is not None:
         packed = PackedSequence(packed.data.to(dtype), packed.batch_sizes,
