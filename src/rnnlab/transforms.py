@@ -1,16 +1,25 @@
 """Which of torch's program transforms is running a layer.
 
 rnnlab's engines hide work from autograd: the reference engine's hand-derived backward
-(``torch.autograd.Function``) and the compiled kernels of the ``cpu`` and ``triton`` engines.
-Some uses need to see every operation: ``torch.func`` transforms (``grad``, ``vmap``,
-``jvp``, ``vjp``), forward-mode AD (``torch.autograd.forward_ad``) and ``torch.jit.trace``.
-Under them the reference engine runs its autograd twin (:mod:`rnnlab.bptt.unrolled`) and
-``backend="auto"`` skips the compiled engines, which refuse the call when forced (as under
-``torch.export``; under ``torch.compile`` a forced compiled engine runs outside the graph,
-while ``auto`` takes the engines Dynamo traces). Under
-``torch.func`` and forward-mode AD ``auto`` also skips the native engine: torch's fused
-recurrent ops have no batching rule for ``vmap`` and the LSTM's no forward-mode derivative on
-the CPU, while the twin has both.
+(``torch.autograd.Function``, whose loops write into buffers with ``out=``) and the compiled
+kernels of the ``cpu`` and ``triton`` engines. Some uses need to see every operation: the
+``torch.func`` transforms (``grad``, ``vmap``, ``jvp``, ``vjp``) and forward-mode AD
+(:func:`differentiating`), and the tracers ``torch.export`` and ``torch.jit.trace``
+(:func:`tracing`). Under them (:func:`needing_plain_ops`):
+
+* the reference engine runs its autograd twin (:mod:`rnnlab.bptt.unrolled`), plain operations
+  that autograd differentiates and the tracers record;
+* a layer forced onto a compiled engine raises ``NotImplementedError``, and ``auto`` skips
+  them;
+* under ``torch.func`` and forward-mode AD ``auto`` also skips the native engine: torch's fused
+  recurrent ops have no batching rule for ``vmap``, and the CPU LSTM's no forward-mode
+  derivative, while the twin has both.
+
+``torch.compile`` is the exception: Dynamo puts the reference engine's Functions into the graph
+as single calls (they are marked ``torch.compiler.allow_in_graph``) and AOTAutograd traces their
+hand-written forward and backward, which compiles to faster code than the twin's unrolled
+autograd graph; ``auto`` skips the compiled engines there, and a forced one runs outside the
+graph (a graph break).
 """
 
 from __future__ import annotations
@@ -28,19 +37,19 @@ def differentiating() -> str | None:
     return None
 
 
-def needing_plain_ops() -> str | None:
-    """The running use that must see every operation (:func:`differentiating`, or
-    ``torch.jit.trace``), or None."""
-    if torch.jit.is_tracing():
-        return "torch.jit.trace"
-    return differentiating()
-
-
-def refusing_kernels() -> str | None:
-    """The running use under which a compiled engine (``cpu``, ``triton``) cannot run: those
-    of :func:`needing_plain_ops`, and ``torch.export``, which needs the whole program as one
-    graph and cannot trace into the kernels. None when the kernels may run (under
-    ``torch.compile`` they run outside the graph)."""
+def tracing() -> str | None:
+    """The running tracer (``torch.export``, ``torch.compile``, ``torch.jit.trace``), or None."""
     if torch.compiler.is_exporting():
         return "torch.export"
-    return needing_plain_ops()
+    if torch.compiler.is_compiling():
+        return "torch.compile"
+    if torch.jit.is_tracing():
+        return "torch.jit.trace"
+    return None
+
+
+def needing_plain_ops() -> str | None:
+    """The running use that must see every operation: :func:`differentiating` or
+    :func:`tracing` but ``torch.compile``; or None."""
+    use = differentiating() or tracing()
+    return None if use == "torch.compile" else use

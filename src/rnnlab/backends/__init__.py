@@ -11,7 +11,7 @@ The compiled engines (:data:`KERNEL_ENGINES`) are opaque to torch's transforms. 
 ``torch.compile``, ``torch.export``, ``torch.func``, forward-mode AD and ``torch.jit.trace``
 ``auto`` skips them; a layer forced onto one runs it outside the compiled graph under
 ``torch.compile`` (a graph break) and raises ``NotImplementedError`` naming the use and the
-engines that support it under the others (:func:`rnnlab.transforms.refusing_kernels`). Under
+engines that support it under the others (:func:`rnnlab.transforms.needing_plain_ops`). Under
 ``torch.func`` and forward-mode AD ``auto`` takes the reference engine's autograd twin.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from rnnlab.backends import cpu, native, reference, triton
-from rnnlab.transforms import differentiating, needing_plain_ops, refusing_kernels
+from rnnlab.transforms import differentiating, needing_plain_ops, tracing
 
 BACKENDS = {"reference": reference, "native": native, "cpu": cpu, "triton": triton}
 # triton after native: on CUDA, cuDNN keeps what it can run until the GPU benchmark
@@ -34,7 +34,7 @@ KERNEL_ENGINES = {"cpu", "triton"}
 def select_backend(layer, batch):
     """The engine for this call: the layer's forced backend, or the first that fits."""
     if layer.backend != "auto":
-        if layer.backend in KERNEL_ENGINES and (transform := refusing_kernels()) is not None:
+        if layer.backend in KERNEL_ENGINES and (transform := needing_plain_ops()) is not None:
             raise NotImplementedError(
                 f"backend: {transform} cannot see into the {layer.backend!r} engine's kernels; "
                 "backend='auto', 'reference' or 'native' (where torch.nn runs the layer) "
@@ -48,7 +48,7 @@ def select_backend(layer, batch):
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
     skip = set()
-    if torch.compiler.is_compiling() or needing_plain_ops():
+    if differentiating() or tracing():
         skip = KERNEL_ENGINES | ({"native"} if differentiating() else set())
     for name in AUTO_ORDER:
         if name in skip:

@@ -273,6 +273,7 @@ def gru_backward(dy, dh_T, cache, need_dx: bool = True):
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class GRUFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`gru_forward` with :func:`gru_backward`."""
 

@@ -117,6 +117,7 @@ def layernorm_gru_backward(dy, dh_T, cache, need_dx: bool = True):
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh, d_ln_ih, d_ln_hh
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class LayerNormGRUFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`layernorm_gru_forward` with
     :func:`layernorm_gru_backward`."""

@@ -158,6 +158,7 @@ def layernorm_lstm_backward(dy, dh_T, dc_T, cache):
     return dx, dh, dc, dw_ih, dw_hh, db, db, dln_ih, dln_hh, dln_c, dln_c_bias
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class LayerNormLSTMFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`layernorm_lstm_forward` with
     :func:`layernorm_lstm_backward`."""

@@ -203,6 +203,7 @@ def lstm_backward(dy, dh_T, dc_T, cache):
     return dx, dh, dc, dw_ih, dw_hh, db, db, dpeep, dw_hr
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class LSTMFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`lstm_forward` with :func:`lstm_backward`."""
 

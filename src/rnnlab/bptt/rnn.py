@@ -153,6 +153,7 @@ def rnn_backward(dy, dh_T, cache, need_dx: bool = True):
     return dx, dh, dw_ih, dw_hh, db, db
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class RNNFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`rnn_forward` with :func:`rnn_backward`."""
 

@@ -131,6 +131,7 @@ def sru_backward(dy, dc_T, cache):
     return dx, dc, dw_ih, dweight_c, db
 
 
+@torch.compiler.allow_in_graph  # one call in a compiled graph (rnnlab.transforms)
 class SRUFunction(torch.autograd.Function):
     """``torch.autograd.Function`` pairing :func:`sru_forward` with :func:`sru_backward`."""
 

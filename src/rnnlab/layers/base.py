@@ -180,6 +180,13 @@ class RecurrentBase(nn.Module):
             params = {short: p.to(self._compute_dtype) for short, p in params.items()}
         return params
 
+    def weights(self) -> list[Tensor]:
+        """The parameters of every layer and direction, as the engines read them (by name: a
+        replica made by :func:`torch.nn.parallel.replicate` holds them as plain tensors, which
+        ``parameters()`` does not list)."""
+        return [getattr(self, full) for keys in self._param_keys for names in keys
+                for full in names.values()]
+
     def flatten_parameters(self) -> None:
         """Put the recurrent weights in one contiguous buffer for cuDNN, as
         :meth:`torch.nn.RNNBase.flatten_parameters`: on CUDA, for a configuration cuDNN runs,
@@ -187,8 +194,7 @@ class RecurrentBase(nn.Module):
         at every call. Elsewhere (CPU, SRU, variants torch lacks) there is nothing to do."""
         if self.native_unsupported() is not None:
             return
-        weights = [p for k in range(self.num_layers) for d in range(self.num_directions)
-                   for p in self.cell_params(k, d).values()]
+        weights = self.weights()
         first = weights[0]
         if (not first.is_cuda or not torch.backends.cudnn.is_acceptable(first)
                 or any(w.dtype != first.dtype or not w.is_cuda for w in weights)

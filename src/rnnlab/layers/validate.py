@@ -155,7 +155,8 @@ def check_lengths(lengths, T: int, batch: int) -> Tensor:
 
 def check_like_params(layer, t: Tensor, name: str) -> None:
     """Raise TypeError unless ``t`` (called ``name``) is floating point with the dtype and device of the layer's parameters."""
-    ref = next(layer.parameters())
+    # a layer's weights by name (a DataParallel replica lists no parameters()); a cell's
+    ref = layer.weights()[0] if hasattr(layer, "weights") else next(layer.parameters())
     if not t.dtype.is_floating_point:
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
     if t.dtype != ref.dtype:

@@ -73,7 +73,7 @@ def unsupported(layer, batch) -> str | None:
 def _grad_needed(layer, batch) -> bool:
     if not torch.is_grad_enabled():
         return False
-    return batch.x.requires_grad or any(p.requires_grad for p in layer.parameters())
+    return batch.x.requires_grad or any(p.requires_grad for p in layer.weights())
 
 
 def prefer(layer, batch) -> bool:
