@@ -87,7 +87,7 @@ class Preset:
     init_len: int = 400
     init_steps: int = 1000
     tasks: tuple[str, ...] = ("adding", "digits", "future", "music", "mnist", "irnn", "init")
-    expected_cpu_minutes: float | None = None  # wall time on two CPU cores, as measured
+    expected_cpu_minutes: float | None = None  # wall time on two quiet CPU cores (README)
     extra: dict = field(default_factory=dict)
 
     def replace(self, **changes) -> Preset:
@@ -130,8 +130,8 @@ PRESETS: dict[str, Preset] = {
         speed_hidden=256, speed_len=200, speed_steps=30, eval_every=200, eval_size=512,
         measure_batch=32, music_layers=2, music_hidden=200, music_batch=1, music_lr=1e-3,
         music_epochs=60, mnist_len=784, mnist_steps=300, long_adding_steps=400,
-        long_copy_steps=400, irnn_len=200, irnn_steps=1500, irnn_hidden=100,
-        clipping_epochs=3, init_steps=1500,
+        long_copy_steps=400, irnn_len=200, irnn_steps=1500, irnn_hidden=100, irnn_lr=1e-4,
+        clipping_epochs=3, init_steps=1500, expected_cpu_minutes=30,
         tasks=("adding", "copy", "digits", "future", "music", "mnist", "long", "irnn",
                "clipping", "init")),
     "paper": Preset(
@@ -154,6 +154,7 @@ PRESETS: dict[str, Preset] = {
         mnist_paper_size=True, long_adding_steps=15_625, long_copy_steps=15_625,
         irnn_len=400, irnn_steps=20_000, irnn_hidden=100, irnn_lr=1e-4,
         irnn_mnist_steps=9375, clipping_epochs=20, clipping_hidden=200, init_steps=10_000,
+        expected_cpu_minutes=420,
         tasks=("adding", "copy", "digits", "future", "music", "mnist", "long", "irnn",
                "clipping", "init")),
     "tiny": Preset(
