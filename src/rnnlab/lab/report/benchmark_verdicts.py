@@ -72,8 +72,13 @@ def _combined(claim: str, title: str, tables: list[dict], missing: str) -> V.Ver
 
 
 def _metric(runs: dict, key: str) -> float:
+    """The run's final metric; NaN when it is missing or diverged."""
     r = runs.get(key)
-    return math.nan if r is None else r["final_metric"]
+    return math.nan if r is None or r.get("diverged") else r["final_metric"]
+
+
+def _shown(value: float) -> str:
+    return "diverged" if math.isnan(value) else V._fmt(value)
 
 
 def irnn_verdict(by_experiment: dict) -> V.Verdict:
@@ -91,14 +96,14 @@ def irnn_verdict(by_experiment: dict) -> V.Verdict:
         T = adding["irnn"]["seq_len"]
         ok = not math.isnan(irnn) and (irnn < V.SOLVED_MSE or irnn < 0.5 * rnn)
         good, total = good + ok, total + 1
-        parts.append(f"adding T = {T}: IRNN {V._fmt(irnn)} vs tanh RNN {V._fmt(rnn)}, LSTM "
-                     f"{V._fmt(lstm)} (chance {V._fmt(adding['irnn']['chance'])})")
+        parts.append(f"adding T = {T}: IRNN {_shown(irnn)} vs tanh RNN {_shown(rnn)}, LSTM "
+                     f"{_shown(lstm)} (chance {V._fmt(adding['irnn']['chance'])})")
     if mnist and "irnn" in mnist and "rnn" in mnist:
         irnn, rnn, lstm = (_metric(mnist, k) for k in ("irnn", "rnn", "lstm"))
         ok = not math.isnan(irnn) and irnn >= rnn + IRNN_GAIN
         good, total = good + ok, total + 1
-        parts.append(f"pixel MNIST: IRNN {irnn:.3f} vs tanh RNN {rnn:.3f}, LSTM {lstm:.3f} "
-                     "(Le et al.: 0.97 vs 0.35)")
+        parts.append(f"pixel MNIST: IRNN {_shown(irnn)} vs tanh RNN {_shown(rnn)}, LSTM "
+                     f"{_shown(lstm)} (Le et al.: 0.97 vs 0.35)")
     return V.Verdict("irnn", title, V._status(good, total), "; ".join(parts) + ".")
 
 

@@ -97,11 +97,12 @@ def published_table(experiment: str, runs: dict[str, dict]) -> dict | None:
     metric = matched[0][0].metric
     rows, agree = [], 0
     for p, r in matched:
-        ok, words = agreement(r["final_metric"], p.value, chance, metric)
+        ours = math.nan if r.get("diverged") else r["final_metric"]
+        ok, words = agreement(ours, p.value, chance, metric)
         agree += ok
         rows.append({"cell": p.cell, "published": p.value, "source": p.source,
                      "their_protocol": p.protocol, "our_protocol": our_protocol(r),
-                     "ours": r["final_metric"], "agrees": ok, "agreement": words})
+                     "ours": ours, "agrees": ok, "agreement": words})
     pairs, concordant, disagreements = 0, 0, []
     for (p, r), (q, s) in itertools.combinations(matched, 2):
         if _tied(p.value, q.value, chance, metric):
@@ -109,7 +110,7 @@ def published_table(experiment: str, runs: dict[str, dict]) -> dict | None:
         pairs += 1
         higher = metric == "accuracy"
         paper_first = (p.value > q.value) == higher  # p better than q in the paper
-        ours_a, ours_b = r["final_metric"], s["final_metric"]
+        ours_a, ours_b = (math.nan if x.get("diverged") else x["final_metric"] for x in (r, s))
         level = _level(ours_a, chance, metric)
         if _nan(ours_a) or _nan(ours_b) or (level and level == _level(ours_b, chance, metric)):
             ours_first = None  # no result, or both at the baseline / both solved: no order
