@@ -37,9 +37,15 @@ def differentiating() -> str | None:
     return None
 
 
+def _exporting() -> bool:
+    # torch.compiler.is_exporting is newer than torch 2.6, where an export counts as a compile
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return is_exporting is not None and is_exporting()
+
+
 def tracing() -> str | None:
     """The running tracer (``torch.export``, ``torch.compile``, ``torch.jit.trace``), or None."""
-    if torch.compiler.is_exporting():
+    if _exporting():
         return "torch.export"
     if torch.compiler.is_compiling():
         return "torch.compile"

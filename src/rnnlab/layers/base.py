@@ -45,6 +45,14 @@ class RecurrentBase(nn.Module):
     regularisers = NO_REGULARISERS  # a family's __init__ sets its own (rnnlab.regularisers)
     generator: torch.Generator | None = None  # where regulariser masks are drawn, None: global
     _compute_dtype: torch.dtype | None = None  # under autocast: the dtype of cell_params
+    # the layer's family, "LSTM", "GRU", "RNN", "SRU" …: its class in rnnlab.layers, which a
+    # subclass (a user's, or the copy torch's parametrizations make) inherits
+    family: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("rnnlab.layers."):
+            cls.family = cls.__name__
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -146,13 +154,6 @@ class RecurrentBase(nn.Module):
         return []
 
     # ---- shared machinery -------------------------------------------------------------------
-    @property
-    def family(self) -> str:
-        """The layer's family, ``"LSTM"``, ``"GRU"``, ``"RNN"``, ``"SRU"`` …, also for a
-        subclass (a user's, or the copy torch's parametrizations make)."""
-        return next(c.__name__ for c in type(self).__mro__
-                    if c.__module__.startswith("rnnlab.layers."))
-
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
