@@ -136,7 +136,7 @@ def test_compare_cli_tiny(tmp_path, capsys):
                                       "clipping"}
     rows = [row for tables in data["published"].values() for t in tables for row in t["rows"]]
     assert all("Table" in row["source"] or "quoted" in row["source"] for row in rows)
-    assert "Beside the published record" in summary and "Bai, Kolter & Koltun 2018" in page
+    assert "Beside the published record" in summary and "Bai, Kolter &amp; Koltun 2018" in page
     assert data["device"].startswith("device: cpu")
 
 
