@@ -70,6 +70,6 @@ def _run_outside_graph(engine, layer, batch, states):
 def run(engine, layer, batch, states):
     """``engine.run(layer, batch, states)``; a compiled engine under ``torch.compile`` runs
     outside the graph (Dynamo cannot trace into its kernels)."""
-    if engine.name in KERNEL_ENGINES and torch.compiler.is_compiling():
+    if engine.name in KERNEL_ENGINES and tracing() == "torch.compile":
         return _run_outside_graph(engine, layer, batch, states)
     return engine.run(layer, batch, states)

@@ -13,6 +13,8 @@ import torch
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.transforms import tracing
+
 name = "native"
 
 _OPS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm, "GRU": _VF.gru}
@@ -22,7 +24,7 @@ _lstm_outside_graph = torch.compiler.disable(_VF.lstm)
 
 
 def _op(layer, x):
-    if layer.native_mode == "LSTM" and x.device.type == "cpu" and torch.compiler.is_compiling():
+    if layer.native_mode == "LSTM" and x.device.type == "cpu" and tracing() == "torch.compile":
         return _lstm_outside_graph
     return _OPS[layer.native_mode]
 
