@@ -47,9 +47,10 @@ def select_backend(layer, batch):
         if reason:
             raise ValueError(f"backend: {layer.backend!r} cannot run this call: {reason}")
         return engine
+    differentiated = differentiating()
     skip = set()
-    if differentiating() or tracing():
-        skip = KERNEL_ENGINES | ({"native"} if differentiating() else set())
+    if differentiated or tracing():
+        skip = KERNEL_ENGINES | ({"native"} if differentiated else set())
     for name in AUTO_ORDER:
         if name in skip:
             continue

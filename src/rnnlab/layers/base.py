@@ -197,7 +197,8 @@ class RecurrentBase(nn.Module):
             return
         weights = self.weights()
         first = weights[0]
-        if (not first.is_cuda or not torch.backends.cudnn.is_acceptable(first)
+        if (not first.is_cuda or not torch._use_cudnn_rnn_flatten_weight()
+                or not torch.backends.cudnn.is_acceptable(first)
                 or any(w.dtype != first.dtype or not w.is_cuda for w in weights)
                 or len({w.data_ptr() for w in weights}) != len(weights)):
             return
