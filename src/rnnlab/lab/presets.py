@@ -131,7 +131,7 @@ PRESETS: dict[str, Preset] = {
         measure_batch=32, music_layers=2, music_hidden=200, music_batch=1, music_lr=1e-3,
         music_epochs=60, mnist_len=784, mnist_steps=300, long_adding_steps=400,
         long_copy_steps=400, irnn_len=200, irnn_steps=1500, irnn_hidden=100, irnn_lr=1e-4,
-        clipping_epochs=3, init_steps=1500, expected_cpu_minutes=30,
+        clipping_epochs=3, init_steps=1500, expected_cpu_minutes=25,
         tasks=("adding", "copy", "digits", "future", "music", "mnist", "long", "irnn",
                "clipping", "init")),
     "paper": Preset(
