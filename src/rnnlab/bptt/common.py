@@ -64,9 +64,8 @@ def differentiate_twin(ctx, twin, grads: tuple) -> tuple:
     """A Function's backward under ``create_graph=True``: the gradients of its inputs as a
     graph autograd can differentiate again, from its autograd twin re-run on the saved inputs
     (:func:`save_cache`). The first derivative equals the hand backward's to rounding."""
-    inputs = ctx.inputs_rest
     saved = ctx.saved_tensors[len(ctx.cache_rest):]
-    inputs = tuple(r if s is None else s for s, r in zip(saved, inputs))
+    inputs = tuple(r if s is None else s for s, r in zip(saved, ctx.inputs_rest))
     wrt = [i for i, need in enumerate(ctx.needs_input_grad) if need]
     with torch.enable_grad():
         outputs = twin(*inputs)
