@@ -25,22 +25,14 @@ if _unavailable is not None:
     pytest.skip(f"the C++ CPU engine cannot be built here: {_unavailable} (set "
                 "RNNLAB_REQUIRE_CPU_ENGINE=1 to make this an error)", allow_module_level=True)
 
-from rnnlab.backends.cpu import functions
+from rnnlab.backends.cpu import gru as cpu_gru
+from rnnlab.backends.cpu import lstm as cpu_lstm
+from rnnlab.backends.cpu import rnn as cpu_rnn
+from rnnlab.backends.cpu import sru as cpu_sru
 
 T, B, I, H = 6, 4, 3, 5
 DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 TORCH_FAMILIES = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
-
-
-def has_kernel(family: str) -> bool:
-    name = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn", "rnn": "rnn",
-            "sru": "sru"}
-    return hasattr(functions, name[family] + "_sequence")
-
-
-def need_kernel(family: str):
-    if not has_kernel(family):
-        pytest.skip(f"no {family} kernel in the cpu engine yet")
 
 
 def grads(out_tensors, wrt):
@@ -91,7 +83,6 @@ def grid_id(c):
 @DTYPES
 @pytest.mark.parametrize("case", GRID, ids=grid_id)
 def test_matches_torch(case, dtype):
-    need_kernel(case["family"])
     kw = {"input_size": I, "hidden_size": H, "num_layers": case["num_layers"],
               "batch_first": case["batch_first"], "bidirectional": case["bidirectional"]}
     if case["proj_size"]:
@@ -105,7 +96,6 @@ def test_matches_torch(case, dtype):
 @DTYPES
 @pytest.mark.parametrize("family", TORCH_FAMILIES)
 def test_no_bias_matches_torch(family, dtype):
-    need_kernel(family)
     reference, layer = make_pair(family, "cpu", dtype, input_size=I, hidden_size=H, bias=False,
                                  num_layers=2)
     x, leaf = make_input("packed", T, B, I, False, dtype)
@@ -141,7 +131,6 @@ def reference_pair(name, dtype, **kw):
 @pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
 def test_variants_match_reference(variant, form, dtype):
     name, kw = variant
-    need_kernel(name.lower())
     if not hasattr(rnnlab, name):
         pytest.skip(f"rnnlab has no {name}")
     reference, layer = reference_pair(name, dtype, input_size=I, hidden_size=H, num_layers=2,
@@ -188,7 +177,7 @@ def test_gradcheck_lstm_function():
                 small(4 * Hs, P), small(4 * Hs), small(4 * Hs), small(3, Hs) if peep else None,
                 small(P, Hs) if proj else None)
         def fn(*a, m=m, clip=clip, coupled=coupled):
-            return functions.LSTMFunction.apply(*a, m, clip, coupled)
+            return cpu_lstm.LSTMFunction.apply(*a, m, clip, coupled)
 
         assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
 
@@ -201,7 +190,7 @@ def test_gradcheck_gru_function(reset_after, masked):
             small(3 * Hs), small(3 * Hs))
     m = MASK if masked else None
     assert torch.autograd.gradcheck(
-        lambda *a: functions.GRUFunction.apply(*a, m, reset_after), args, eps=1e-6, atol=1e-7)
+        lambda *a: cpu_gru.GRUFunction.apply(*a, m, reset_after), args, eps=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -212,7 +201,7 @@ def test_gradcheck_rnn_function(relu, masked):
             small(Hs))
     m = MASK if masked else None
     assert torch.autograd.gradcheck(
-        lambda *a: functions.RNNFunction.apply(*a, m, relu), args, eps=1e-6, atol=1e-7)
+        lambda *a: cpu_rnn.RNNFunction.apply(*a, m, relu), args, eps=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("highway_proj", [False, True])
@@ -224,7 +213,7 @@ def test_gradcheck_sru_function(highway_proj, masked):
     args = (small(Ts, Bs, Is), small(Bs, Hs), small(rows, Is), small(2, Hs), small(2 * Hs))
     m = MASK if masked else None
     assert torch.autograd.gradcheck(
-        lambda *a: functions.SRUFunction.apply(*a, m), args, eps=1e-6, atol=1e-7)
+        lambda *a: cpu_sru.SRUFunction.apply(*a, m), args, eps=1e-6, atol=1e-7)
 
 
 def test_repeated_backward_and_inference():

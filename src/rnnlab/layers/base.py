@@ -120,9 +120,10 @@ class RecurrentBase(nn.Module):
         regulariser masks of this call (:func:`rnnlab.regularisers.prepare`)."""
         raise NotImplementedError
 
-    def sequence(self, x, state, params, mask):
-        """One direction of one layer: ``(y (T, B, H_out), final_state)``."""
-        params, masks = prepare(self, x, params)
+    def sequence(self, x, state, params, mask, masks=None):
+        """One direction of one layer on the reference engine: ``(y (T, B, H_out),
+        final_state)``; ``params`` and ``masks`` as :func:`rnnlab.layers.stack.run_stacked`
+        passes them (regularisers applied)."""
         run, _, extra = self.bptt(masks)
         return run(x, state, params, mask, *extra)
 

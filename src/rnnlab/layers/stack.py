@@ -1,6 +1,14 @@
 """The time loop's surroundings, shared by every cell family: stacked layers, two directions,
-dropout between layers. A family supplies ``sequence(x, state, params, mask)`` for one direction
-of one layer; this module wires the layers and directions together.
+dropout between layers, and the regulariser masks. An engine supplies
+``sequence(x, state, params, mask, masks)`` for one direction of one layer; this module wires
+the layers and directions together.
+
+The regularisers' masks (:func:`rnnlab.regularisers.prepare`: DropConnect on ``W_hh``,
+recurrent dropout, zoneout) are drawn here, once per layer and direction in order, from the
+layer's generator or torch's, whatever the engine: with equal generators every engine computes
+the same function. ``params`` arrive with ``W_hh`` already masked (its gradient flows back
+through the masking multiply by autograd) and ``masks`` is a
+:class:`rnnlab.regularisers.Masks` or None.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab.layers.sequence import Batch, reverse_time
+from rnnlab.regularisers import prepare
 
 
 def run_stacked(layer, batch: Batch, states: tuple, sequence) -> tuple:
@@ -26,7 +35,8 @@ def run_stacked(layer, batch: Batch, states: tuple, sequence) -> tuple:
             index = k * directions + d
             state = tuple(s[index] for s in states)
             x_dir = x if d == 0 else reverse_time(x, rev)
-            y, final = sequence(x_dir, state, layer.cell_params(k, d), mask)
+            params, masks = prepare(layer, x_dir, layer.cell_params(k, d))
+            y, final = sequence(x_dir, state, params, mask, masks)
             outputs.append(y if d == 0 else reverse_time(y, rev))
             finals.append(final)
         x = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)

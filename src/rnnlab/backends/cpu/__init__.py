@@ -30,25 +30,23 @@ name = "cpu"
 _DTYPES = (torch.float32, torch.float64)
 
 
-def _family(layer) -> str:
-    return layer.family
+_FAMILIES = ("LSTM", "GRU", "RNN", "SRU")
 
 
-def _sequence_factory(layer):
-    from rnnlab.backends.cpu import functions
+def _family_module(layer):
+    """The family's module (:mod:`rnnlab.backends.cpu.lstm` …), or None."""
+    if layer.family not in _FAMILIES:
+        return None
+    import importlib
 
-    return getattr(functions, _family(layer).lower() + "_sequence", None)
+    return importlib.import_module(f"rnnlab.backends.cpu.{layer.family.lower()}")
 
 
 def _options_unsupported(layer) -> str | None:
-    family = _family(layer)
-    if _sequence_factory(layer) is None:
-        return f"the cpu engine has no {family} kernel"
-    if getattr(layer, "layer_norm", False):
-        return f"the cpu engine has no layer-normalised {family}"
-    if reason := layer.reference_only_reason():  # regularisers, non-default activations
-        return reason
-    return None
+    module = _family_module(layer)
+    if module is None:
+        return f"the cpu engine has no {layer.family} kernel"
+    return module.unsupported(layer)
 
 
 def unsupported(layer, batch) -> str | None:
@@ -87,11 +85,13 @@ def prefer(layer, batch) -> bool:
     """
     if layer.native_unsupported() is not None:
         return True
-    if _family(layer) == "LSTM" and not layer.proj_size and not _grad_needed(layer, batch):
+    if layer.family == "LSTM" and not layer.proj_size and not _grad_needed(layer, batch):
         return batch.x.shape[1] * layer.hidden_size < 16 * 256
     return True
 
 
 def run(layer, batch, states):
     """Run the layer on rnnlab's C++ engine: ``(output (T, B, D·H_out), final states)``."""
-    return run_stacked(layer, batch, states, _sequence_factory(layer)(layer))
+    module = _family_module(layer)
+    return run_stacked(layer, batch, states, getattr(module, module.__name__.rsplit(".", 1)[1]
+                                                     + "_sequence")(layer))

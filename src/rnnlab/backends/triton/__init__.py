@@ -45,17 +45,17 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _family_module(layer):
+    """The family's module (:mod:`rnnlab.backends.triton.lstm` …)."""
+    import importlib
+
+    return importlib.import_module(f"rnnlab.backends.triton.{layer.family.lower()}")
+
+
 def _options_unsupported(layer) -> str | None:
-    family = layer.family
-    if family not in _FAMILIES:
-        return f"the triton engine has no {family} kernel"
-    if getattr(layer, "layer_norm", False):
-        return f"the triton engine has no layer-normalised {family}"
-    if reason := layer.reference_only_reason():  # regularisers, non-default activations
-        return reason
-    if family == "LSTM" and layer.proj_size:
-        return "the triton engine's LSTM has no proj_size"
-    return None
+    if layer.family not in _FAMILIES:
+        return f"the triton engine has no {layer.family} kernel"
+    return _family_module(layer).unsupported(layer)
 
 
 def unsupported(layer, batch) -> str | None:
@@ -81,13 +81,7 @@ def prefer(layer, batch) -> bool:
     return batch.x.device.type == "cuda"
 
 
-def _sequence_factory(layer):
-    from rnnlab.backends.triton import gru, lstm, rnn, sru
-
-    module = {"LSTM": lstm, "GRU": gru, "RNN": rnn, "SRU": sru}[layer.family]
-    return getattr(module, layer.family.lower() + "_sequence")(layer)
-
-
 def run(layer, batch, states):
     """Run the layer on rnnlab's Triton kernels: ``(output (T, B, D·H_out), final states)``."""
-    return run_stacked(layer, batch, states, _sequence_factory(layer))
+    return run_stacked(layer, batch, states,
+                       getattr(_family_module(layer), layer.family.lower() + "_sequence")(layer))

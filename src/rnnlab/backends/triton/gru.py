@@ -95,7 +95,7 @@ def gru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
     reset_after = layer.options.reset_after
 
-    def sequence(x, state, params, mask):
+    def sequence(x, state, params, mask, masks):
         args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
                 params.get("bias_hh"))
         if grad_needed(*args):
@@ -105,3 +105,10 @@ def gru_sequence(layer):
         return y, (h,)
 
     return sequence
+
+
+def unsupported(layer) -> str | None:
+    """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
+    if layer.layer_norm:
+        return "the triton engine has no layer-normalised GRU"
+    return layer.reference_only_reason()  # non-default activations, regularisers

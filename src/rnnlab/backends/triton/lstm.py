@@ -93,7 +93,7 @@ def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
     cell_clip, coupled = layer.options.cell_clip, layer.options.coupled
 
-    def sequence(x, state, params, mask):
+    def sequence(x, state, params, mask, masks):
         args = (x, state[0], state[1], params["weight_ih"], params["weight_hh"],
                 params.get("bias_ih"), params.get("bias_hh"), params.get("peephole"))
         if grad_needed(*args):
@@ -103,3 +103,12 @@ def lstm_sequence(layer):
         return y, (h, c)
 
     return sequence
+
+
+def unsupported(layer) -> str | None:
+    """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
+    if layer.layer_norm:
+        return "the triton engine has no layer-normalised LSTM"
+    if layer.proj_size:
+        return "the triton engine's LSTM has no proj_size"
+    return layer.reference_only_reason()  # non-default activations, regularisers

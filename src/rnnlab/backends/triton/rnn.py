@@ -69,7 +69,7 @@ def rnn_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.RNN`) on this engine."""
     relu = layer.nonlinearity == "relu"
 
-    def sequence(x, state, params, mask):
+    def sequence(x, state, params, mask, masks):
         args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
                 params.get("bias_hh"))
         if grad_needed(*args):
@@ -79,3 +79,8 @@ def rnn_sequence(layer):
         return y, (h,)
 
     return sequence
+
+
+def unsupported(layer) -> str | None:
+    """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
+    return layer.reference_only_reason()  # non-default activations, regularisers

@@ -79,7 +79,7 @@ class SRUFunction(torch.autograd.Function):
 def sru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.SRU`) on this engine."""
 
-    def sequence(x, state, params, mask):
+    def sequence(x, state, params, mask, masks):
         args = (x, state[0], params["weight_ih"], params["weight_c"], params.get("bias"))
         if grad_needed(*args):
             y, c = SRUFunction.apply(*args, mask)
@@ -88,3 +88,8 @@ def sru_sequence(layer):
         return y, (c,)
 
     return sequence
+
+
+def unsupported(layer) -> str | None:
+    """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
+    return layer.reference_only_reason()  # non-default activations, regularisers

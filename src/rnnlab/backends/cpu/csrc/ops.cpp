@@ -1,5 +1,5 @@
 // Registration of rnnlab's CPU engine as torch operators (torch.ops.rnnlab_cpu.*), called by
-// rnnlab/backends/cpu/functions.py. Optional tensors come as None; outputs that a
+// rnnlab/backends/cpu/{lstm,gru,rnn,sru}.py. Optional tensors come as None; outputs that a
 // configuration does not produce are returned as empty tensors.
 #include <torch/library.h>
 
