@@ -68,6 +68,12 @@ class Activation:
     def onnx_name(self) -> str:
         return SPECS[self.name][0]
 
+    @property
+    def kernel_args(self) -> tuple[int, float, float]:
+        """``(code, alpha, beta)`` as the compiled engines take an activation: ``code`` its
+        index in :data:`NAMES`, absent parameters 0."""
+        return NAMES.index(self.name), float(self.alpha or 0.0), float(self.beta or 0.0)
+
     def __call__(self, a: Tensor) -> Tensor:
         return _FORWARD[self.name](a, self.alpha, self.beta)
 
