@@ -37,12 +37,12 @@ inline Tensor recurrent_inputs(const Tensor& h0, const c10::optional<Tensor>& re
   return hin;
 }
 
-// s = s̃ + d∘(prev - s̃), in place on s (zoneout of one row of n units).
+// Zoneout of one row of n units: s = s̃ + d∘(prev - s̃) (s may be s̃: in place).
 template <typename T>
-inline void zone_row(T* __restrict s, const T* __restrict prev, const T* __restrict d,
+inline void zone_row(T* s, const T* s_new, const T* __restrict prev, const T* __restrict d,
                      int64_t n) {
   RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) s[j] += d[j] * (prev[j] - s[j]);
+  for (int64_t j = 0; j < n; ++j) s[j] = s_new[j] + d[j] * (prev[j] - s_new[j]);
 }
 
 // dst = a∘b on n values.

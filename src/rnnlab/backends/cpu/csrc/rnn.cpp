@@ -74,10 +74,7 @@ std::vector<Tensor> rnn_forward_impl(const Tensor& x, const Tensor& h0, const Te
           RNNLAB_SIMD
           for (int64_t j = 0; j < n; ++j) hn[j] = tanh_(ab[j] + bb[j]);
         }
-        if (z_h) {
-          std::memcpy(h_new + o, hn, n * sizeof(T));
-          zone_row(h_new + o, h_prev + o, z_h + t * B * H + o, n);
-        }
+        if (z_h) zone_row(h_new + o, hn, h_prev + o, z_h + t * B * H + o, n);
         std::memcpy(y_t + o, h_new + o, n * sizeof(T));
         if (m_rec && t + 1 < Tn) mul_row(hin_ptr + (t + 1) * B * H + o, h_new + o, m_rec + o, n);
       }
