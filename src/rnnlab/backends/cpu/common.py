@@ -8,6 +8,7 @@ import torch
 
 
 def contiguous(t):
+    """``t`` contiguous, None kept."""
     return None if t is None else t.contiguous()
 
 
