@@ -190,6 +190,8 @@ TEAM_CASES = [
     ("LSTM", dict(ACTS_B, cell_clip=0.5, coupled=True), "train"),
     ("GRU", dict(REGS, **ACTS_A), "train"),
     ("GRU", dict(REGS, **ACTS_A, reset_after=False), "train"),
+    ("GRU", REGS, "train"),
+    ("GRU", dict(REGS, reset_after=False), "train"),
     ("RNN", REGS, "train"),
     ("SRU", dict(zoneout=0.3), "train"),
 ]

@@ -400,6 +400,16 @@ inline void barrier(int nth) {
 
 inline bool has(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
 
+// f(std::true_type{}) or f(std::false_type{}): a run-time switch as a compile-time one, so that
+// one loop body compiles with and without an option (`if constexpr` inside).
+template <typename F>
+inline void with_flag(bool on, F&& f) {
+  if (on)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
 // x (T, B, F) as (T·B, F)
 inline Tensor flat(const Tensor& t) { return t.reshape({-1, t.size(-1)}); }
 

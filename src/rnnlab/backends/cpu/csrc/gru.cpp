@@ -38,7 +38,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& x, const Tensor& h0, const Te
   const GRUActs<T> act = gru_acts<T>(acts);
   const T* m_rec = mask_data<T>(rec, x, "rec", B * H);
   const T* z_h = mask_data<T>(zone, x, "zone", Tn * B * H);
-  const bool plain = default_acts(act) && !z_h;
+  const bool fused = default_acts(act);  // σ and tanh: one fused pass per row
   Tensor G = saved_empty({Tn, B, 3 * H}, opts);  // gx, then r, z, n
   matmul<T>(flat(x), false, w_ih, true, G.view({Tn * B, 3 * H}));
   Tensor zeros = at::zeros({3 * H}, opts);
@@ -105,7 +105,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& x, const Tensor& h0, const Te
             continue;
           }
           gru_row_reset_after(g + b * 3 * H + u.j0, gh_ptr + b * 3 * H + u.j0, bi, bh,
-                              h_prev + o, aux_t + o, h_new + o, n, H, act, plain);
+                              h_prev + o, aux_t + o, h_new + o, n, H, act, fused);
           finish_row(t, o);
           next_input(t, o);
         }
@@ -113,7 +113,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& x, const Tensor& h0, const Te
         W_a.apply_units(B, h_read, H, true, g, 3 * H, u.j0, u.j1);  // G_rz += h̄ W_hrzᵀ
         for (int64_t b = 0; b < B && n > 0; ++b) {
           const int64_t o = b * H + u.j0;
-          gru_row_gates(g + b * 3 * H + u.j0, bi, bh, h_read + o, aux_t + o, n, H, act, plain);
+          gru_row_gates(g + b * 3 * H + u.j0, bi, bh, h_read + o, aux_t + o, n, H, act, fused);
         }
         barrier(nt);  // the n rows need all of r∘h̄
         // G_n += (r∘h̄) W_hnᵀ
@@ -126,7 +126,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& x, const Tensor& h0, const Te
             continue;
           }
           gru_row_candidate(g + b * 3 * H + u.j0, bi, bh, h_prev + o, h_new + o, n, H, act,
-                            plain);
+                            fused);
           finish_row(t, o);
           next_input(t, o);
         }
@@ -151,7 +151,7 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
   const GRUActs<T> act = gru_acts<T>(acts);
   const T* m_rec = mask_data<T>(rec, x, "rec", B * H);
   const T* z_h = mask_data<T>(zone, x, "zone", Tn * B * H);
-  const bool plain = default_acts(act) && !z_h;
+  const bool fused = default_acts(act);  // σ and tanh: one fused pass per row
   // reset_after: dGX = [da_r, da_z, da_n], dGH = [da_r, da_z, da_n∘r]; original: one dA
   Tensor dGX = scratch(kGradA, {Tn, B, 3 * H}, opts);
   Tensor dGH = reset_after ? scratch(kGradOut, {Tn, B, 3 * H}, opts) : dGX;
@@ -159,7 +159,6 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
   Tensor dh_next = at::empty({B, H}, opts);
   // original: d(r∘h̄) = da_n W_hn; reset_after with recurrent dropout: the step's dgh W_hh
   Tensor d_rh = !reset_after || m_rec ? scratch(kRowsScratch, {B, H}, opts) : Tensor();
-  Tensor zeros = at::zeros({H}, opts);
 
   T* dgx_ptr = dGX.data_ptr<T>();
   T* dgh_ptr = dGH.data_ptr<T>();
@@ -171,7 +170,6 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
   const T* h_ptr = hs.data_ptr<T>();
   const T* hin_ptr = m_rec ? hin->data_ptr<T>() : nullptr;
   const T* aux_ptr = aux.data_ptr<T>();
-  const T* zero_ptr = zeros.data_ptr<T>();
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
 
   const T* w = w_hh.data_ptr<T>();
@@ -221,8 +219,8 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
             continue;
           }
           gru_backward_row_reset_after(g + b * 3 * H + u.j0, h_prev + o, aux_t + o, dy_t + o,
-                                       dh_ptr + o, zone_t ? zone_t + o : zero_ptr, dxr, dhr,
-                                       dhn_ptr + o, n, H, act, plain);
+                                       dh_ptr + o, zone_t ? zone_t + o : nullptr, dxr, dhr,
+                                       dhn_ptr + o, n, H, act, fused);
         }
         barrier(nt);  // the product needs all of dgh
         if (!m_rec) {
@@ -240,7 +238,7 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
             continue;
           }
           gru_backward_row_zn(g + b * 3 * H + u.j0, h_prev + o, dy_t + o, dh_ptr + o,
-                              zone_t ? zone_t + o : zero_ptr, da, n, H, act, plain);
+                              zone_t ? zone_t + o : nullptr, da, n, H, act, fused);
         }
         barrier(nt);  // d(r∘h̄) needs all of da_n
         W_n->apply_units(B, dgx + 2 * H, 3 * H, false, drh_ptr, H, u.j0, u.j1);
@@ -251,8 +249,8 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dh_T, cons
             continue;
           }
           gru_backward_row_r(g + b * 3 * H + u.j0, h_read + o, dy_t + o, dh_ptr + o,
-                             zone_t ? zone_t + o : zero_ptr, drh_ptr + o, dgx + b * 3 * H + u.j0,
-                             dhn_ptr + o, n, H, act, plain, m_rec != nullptr);
+                             zone_t ? zone_t + o : nullptr, drh_ptr + o, dgx + b * 3 * H + u.j0,
+                             dhn_ptr + o, n, H, act, fused, m_rec != nullptr);
         }
         barrier(nt);  // the product needs all of da_r
         if (!m_rec) {

@@ -2,11 +2,11 @@
 // on n units of one batch row, forward and backward, in both forms, that gru.cpp's time loops
 // call around each step's recurrent product(s). Every pointer is offset to the row's first
 // unit; gate blocks r, z, n (of gates, biases and their gradients) are H apart. With σ and tanh
-// and no zoneout (`plain`) each function is one fused vectorised pass; otherwise -- any
-// activations of activations.h, zoneout -- a few vectorised passes.
+// (`fused`) each function is one fused vectorised pass, zoneout a compile-time option of the
+// backward's; with other activations of activations.h, a few vectorised passes.
 //
 // Backward, with g = dy_t + dh the gradient reaching h_t and g̃ = g∘(1-d) the share entering
-// the step (zoneout keep weights d; zeros without zoneout):
+// the step (zoneout keep weights d; g̃ = g without zoneout):
 //   da_n = g̃∘(1-z)∘φ_c'(n),  da_z = g̃∘(h_{t-1} - n)∘φ_g'(z),  and dh_{t-1} = g̃∘z + g∘d + the
 //   recurrent product's part (reset_after: (dgh W_hh)∘m; original: (d(r∘h̄)∘r + …)∘m).
 #pragma once
@@ -51,11 +51,11 @@ template <typename T>
 inline void gru_row_reset_after(T* __restrict g, const T* __restrict gh,
                                 const T* __restrict bi, const T* __restrict bh,
                                 const T* __restrict hp, T* __restrict ghn, T* __restrict h,
-                                int64_t n, int64_t H, const GRUActs<T>& act, bool plain) {
+                                int64_t n, int64_t H, const GRUActs<T>& act, bool fused) {
   T* __restrict gr = g;
   T* __restrict gz = g + H;
   T* __restrict gn = g + 2 * H;
-  if (plain) {
+  if (fused) {
     RNNLAB_SIMD
     for (int64_t j = 0; j < n; ++j) {
       T r = sigmoid_(gr[j] + bi[j] + gh[j] + bh[j]);
@@ -92,10 +92,10 @@ inline void gru_row_reset_after(T* __restrict g, const T* __restrict gh,
 template <typename T>
 inline void gru_row_gates(T* __restrict g, const T* __restrict bi, const T* __restrict bh,
                           const T* __restrict hbar, T* __restrict rh, int64_t n, int64_t H,
-                          const GRUActs<T>& act, bool plain) {
+                          const GRUActs<T>& act, bool fused) {
   T* __restrict gr = g;
   T* __restrict gz = g + H;
-  if (plain) {
+  if (fused) {
     RNNLAB_SIMD
     for (int64_t j = 0; j < n; ++j) {
       T r = sigmoid_(gr[j] + bi[j] + bh[j]);
@@ -120,10 +120,10 @@ inline void gru_row_gates(T* __restrict g, const T* __restrict bi, const T* __re
 template <typename T>
 inline void gru_row_candidate(T* __restrict g, const T* __restrict bi, const T* __restrict bh,
                               const T* __restrict hp, T* __restrict h, int64_t n, int64_t H,
-                              const GRUActs<T>& act, bool plain) {
+                              const GRUActs<T>& act, bool fused) {
   const T* __restrict gz = g + H;
   T* __restrict gn = g + 2 * H;
-  if (plain) {
+  if (fused) {
     RNNLAB_SIMD
     for (int64_t j = 0; j < n; ++j) {
       T nn = tanh_(gn[j] + bi[2 * H + j] + bh[2 * H + j]);
@@ -138,57 +138,60 @@ inline void gru_row_candidate(T* __restrict g, const T* __restrict bi, const T* 
   gru_update(h, gn, gz, hp, n);
 }
 
+// φ_g'(y) and φ_c'(y) in a backward loop: σ' and tanh' from the output y when kFused, else k,
+// precomputed by activation_grad (the load of k is dead code when kFused).
+template <bool kFused, typename T>
+RNNLAB_INLINE T gate_grad(T y, T k) {
+  if constexpr (kFused) return y * (T(1) - y); else return k;
+}
+
+template <bool kFused, typename T>
+RNNLAB_INLINE T cand_grad(T y, T k) {
+  if constexpr (kFused) return T(1) - y * y; else return k;
+}
+
 // reset_after backward: dgx = [da_r, da_z, da_n], dgh = [da_r, da_z, da_n∘r] (the gradients of
 // the input and recurrent pre-activations), with da_r = da_n∘(gh_n + b_hn)∘φ_g'(r); `next`
-// receives g̃∘z + g∘d. d: zoneout keep weights (zeros without; unread when plain).
+// receives g̃∘z + g∘d. d: zoneout keep weights, or null.
 template <typename T>
 inline void gru_backward_row_reset_after(const T* __restrict g, const T* __restrict hp,
                                          const T* __restrict ghn, const T* __restrict dy,
                                          const T* __restrict dh, const T* __restrict d,
                                          T* __restrict dgx, T* __restrict dgh,
                                          T* __restrict next, int64_t n, int64_t H,
-                                         const GRUActs<T>& act, bool plain) {
+                                         const GRUActs<T>& act, bool fused) {
   const T* __restrict r_ = g;
   const T* __restrict z_ = g + H;
   const T* __restrict n_ = g + 2 * H;
-  if (plain) {
-    RNNLAB_SIMD
-    for (int64_t j = 0; j < n; ++j) {
-      T r = r_[j], z = z_[j], nn = n_[j];
-      T gsum = dy[j] + dh[j];
-      T da_n = gsum * (T(1) - z) * (T(1) - nn * nn);
-      T da_z = gsum * (hp[j] - nn) * z * (T(1) - z);
-      T da_r = da_n * ghn[j] * r * (T(1) - r);
-      dgx[j] = da_r;
-      dgx[H + j] = da_z;
-      dgx[2 * H + j] = da_n;
-      dgh[j] = da_r;
-      dgh[H + j] = da_z;
-      dgh[2 * H + j] = da_n * r;
-      next[j] = gsum * z;
-    }
-    return;
+  if (!fused) {  // the derivatives into dgx's blocks, read back and overwritten below
+    activation_grad(act.gate, r_, dgx, n);
+    activation_grad(act.gate, z_, dgx + H, n);
+    activation_grad(act.cand, n_, dgx + 2 * H, n);
   }
-  // the derivatives into dgx's blocks, read back and overwritten below
-  activation_grad(act.gate, r_, dgx, n);
-  activation_grad(act.gate, z_, dgx + H, n);
-  activation_grad(act.cand, n_, dgx + 2 * H, n);
-  RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) {
-    T r = r_[j], z = z_[j], nn = n_[j];
-    T gsum = dy[j] + dh[j];
-    T gt = gsum * (T(1) - d[j]);
-    T da_n = gt * (T(1) - z) * dgx[2 * H + j];
-    T da_z = gt * (hp[j] - nn) * dgx[H + j];
-    T da_r = da_n * ghn[j] * dgx[j];
-    dgx[j] = da_r;
-    dgx[H + j] = da_z;
-    dgx[2 * H + j] = da_n;
-    dgh[j] = da_r;
-    dgh[H + j] = da_z;
-    dgh[2 * H + j] = da_n * r;
-    next[j] = gt * z + gsum * d[j];
-  }
+  with_flag(fused, [&](auto kFused) {
+    with_flag(d != nullptr, [&](auto kZone) {
+      RNNLAB_SIMD
+      for (int64_t j = 0; j < n; ++j) {
+        T r = r_[j], z = z_[j], nn = n_[j];
+        T gsum = dy[j] + dh[j];
+        T gt = gsum;
+        if constexpr (kZone) gt = gsum * (T(1) - d[j]);
+        T da_n = gt * (T(1) - z) * cand_grad<kFused>(nn, dgx[2 * H + j]);
+        T da_z = gt * (hp[j] - nn) * gate_grad<kFused>(z, dgx[H + j]);
+        T da_r = da_n * ghn[j] * gate_grad<kFused>(r, dgx[j]);
+        dgx[j] = da_r;
+        dgx[H + j] = da_z;
+        dgx[2 * H + j] = da_n;
+        dgh[j] = da_r;
+        dgh[H + j] = da_z;
+        dgh[2 * H + j] = da_n * r;
+        if constexpr (kZone)
+          next[j] = gt * z + gsum * d[j];
+        else
+          next[j] = gt * z;
+      }
+    });
+  });
 }
 
 // original-form backward, before the product d(r∘h̄) = da_n W_hn: da_z, da_n into da's blocks.
@@ -196,28 +199,25 @@ template <typename T>
 inline void gru_backward_row_zn(const T* __restrict g, const T* __restrict hp,
                                 const T* __restrict dy, const T* __restrict dh,
                                 const T* __restrict d, T* __restrict da, int64_t n, int64_t H,
-                                const GRUActs<T>& act, bool plain) {
+                                const GRUActs<T>& act, bool fused) {
   const T* __restrict z_ = g + H;
   const T* __restrict n_ = g + 2 * H;
-  if (plain) {
-    RNNLAB_SIMD
-    for (int64_t j = 0; j < n; ++j) {
-      T z = z_[j], nn = n_[j];
-      T gsum = dy[j] + dh[j];
-      da[2 * H + j] = gsum * (T(1) - z) * (T(1) - nn * nn);
-      da[H + j] = gsum * (hp[j] - nn) * z * (T(1) - z);
-    }
-    return;
+  if (!fused) {
+    activation_grad(act.gate, z_, da + H, n);
+    activation_grad(act.cand, n_, da + 2 * H, n);
   }
-  activation_grad(act.gate, z_, da + H, n);
-  activation_grad(act.cand, n_, da + 2 * H, n);
-  RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) {
-    T z = z_[j], nn = n_[j];
-    T gt = (dy[j] + dh[j]) * (T(1) - d[j]);
-    da[2 * H + j] = gt * (T(1) - z) * da[2 * H + j];
-    da[H + j] = gt * (hp[j] - nn) * da[H + j];
-  }
+  with_flag(fused, [&](auto kFused) {
+    with_flag(d != nullptr, [&](auto kZone) {
+      RNNLAB_SIMD
+      for (int64_t j = 0; j < n; ++j) {
+        T z = z_[j], nn = n_[j];
+        T gt = dy[j] + dh[j];
+        if constexpr (kZone) gt *= T(1) - d[j];
+        da[2 * H + j] = gt * (T(1) - z) * cand_grad<kFused>(nn, da[2 * H + j]);
+        da[H + j] = gt * (hp[j] - nn) * gate_grad<kFused>(z, da[H + j]);
+      }
+    });
+  });
 }
 
 // original-form backward, after it: da_r = d(r∘h̄)∘h̄∘φ_g'(r) into da's r block, and into
@@ -228,33 +228,27 @@ inline void gru_backward_row_r(const T* __restrict g, const T* __restrict hbar,
                                const T* __restrict dy, const T* __restrict dh,
                                const T* __restrict d, T* __restrict drh, T* __restrict da,
                                T* __restrict next, int64_t n, int64_t H, const GRUActs<T>& act,
-                               bool plain, bool masked) {
+                               bool fused, bool masked) {
   const T* __restrict r_ = g;
   const T* __restrict z_ = g + H;
-  if (plain && !masked) {
-    RNNLAB_SIMD
-    for (int64_t j = 0; j < n; ++j) {
-      T r = r_[j];
-      T gsum = dy[j] + dh[j];
-      da[j] = drh[j] * hbar[j] * r * (T(1) - r);
-      next[j] = gsum * z_[j] + drh[j] * r;
-    }
-    return;
-  }
-  activation_grad(act.gate, r_, da, n);
-  RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) {
-    T r = r_[j];
-    T gsum = dy[j] + dh[j];
-    T gt = gsum * (T(1) - d[j]);
-    da[j] = drh[j] * hbar[j] * da[j];
-    next[j] = gt * z_[j] + gsum * d[j];
-    drh[j] *= r;
-  }
-  if (!masked) {
-    RNNLAB_SIMD
-    for (int64_t j = 0; j < n; ++j) next[j] += drh[j];
-  }
+  if (!fused) activation_grad(act.gate, r_, da, n);
+  with_flag(fused, [&](auto kFused) {
+    with_flag(d != nullptr, [&](auto kZone) {
+      RNNLAB_SIMD
+      for (int64_t j = 0; j < n; ++j) {
+        T r = r_[j];
+        T gsum = dy[j] + dh[j];
+        T gt = gsum;
+        if constexpr (kZone) gt = gsum * (T(1) - d[j]);
+        da[j] = drh[j] * hbar[j] * gate_grad<kFused>(r, da[j]);
+        T rest = gt * z_[j];
+        if constexpr (kZone) rest += gsum * d[j];
+        T from_rh = drh[j] * r;
+        next[j] = masked ? rest : rest + from_rh;
+        drh[j] = masked ? from_rh : drh[j];
+      }
+    });
+  });
 }
 
 }  // namespace rnnlab

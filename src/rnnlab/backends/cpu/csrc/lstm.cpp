@@ -50,7 +50,9 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const T
   const T* z_c = mask_data<T>(zone_c, x, "zone_c", Tn * B * H);
   Tensor peep = has(peephole) ? peephole->contiguous() : at::zeros({3, H}, opts);
   const LSTMCell<T> cell = lstm_cell<T>(peep.data_ptr<T>(), cell_clip, coupled, acts);
-  const bool plain = !has(peephole) && !clip_on && !coupled && default_acts(cell) && !z_h && !z_c;
+  // the row's form: σ and tanh fused (plain: without peepholes, clipping or coupling), or any
+  // activations in a few passes
+  const bool fused = default_acts(cell), plain = fused && !has(peephole) && !clip_on && !coupled;
 
   Tensor x2 = flat(x);
   Tensor G = saved_empty({Tn * B, 4 * H}, opts);  // gates; the bias joins in the cell
@@ -88,7 +90,7 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const T
     const Units u = unit_slice<T>(H, tid, nt);  // this thread's hidden units, every step
     const Units q = unit_slice<T>(P, tid, nt);  // and its columns of h with a projection
     const int64_t n = u.j1 - u.j0, nq = q.j1 - q.j0;
-    std::vector<T> phi(plain ? 0 : n);
+    std::vector<T> phi(fused ? 0 : n);
     // what the step's product reads next, on this thread's columns of a row: m∘h_t
     auto recurrent_input = [&](int64_t t, int64_t o, int64_t width) {
       if (m_rec && t + 1 < Tn)
@@ -123,16 +125,18 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& x, const Tensor& h0, const T
         }
         T* out = proj ? m_t + o : h_new + o;
         T* gb = g + b * 4 * H + u.j0;
-        if (plain) {
-          lstm_cell_row<T>(gb, bias_ptr + u.j0, c_prev + o, c_new + o, out, n, H);
-        } else {
-          LSTMCell<T> at_units = cell;
-          at_units.peep += u.j0;
-          T* cl = clip_on ? cl_ptr + t * B * H + o : cl_dummy_ptr + o;
-          lstm_cell_row_general<T>(gb, bias_ptr + u.j0, c_prev + o, c_tilde + o, out, n, H,
-                                   at_units, cl, phi.data());
-          if (z_c) zone_row(c_new + o, c_tilde + o, c_prev + o, z_c + t * B * H + o, n);
-        }
+        LSTMCell<T> at_units = cell;
+        at_units.peep += u.j0;
+        T* cl = clip_on ? cl_ptr + t * B * H + o : cl_dummy_ptr + o;
+        const T* bb = bias_ptr + u.j0;
+        if (plain)
+          lstm_cell_row<T, true>(gb, bb, c_prev + o, c_tilde + o, out, n, H, at_units, cl);
+        else if (fused)
+          lstm_cell_row<T, false>(gb, bb, c_prev + o, c_tilde + o, out, n, H, at_units, cl);
+        else
+          lstm_cell_row_general<T>(gb, bb, c_prev + o, c_tilde + o, out, n, H, at_units, cl,
+                                   phi.data());
+        if (z_c) zone_row(c_new + o, c_tilde + o, c_prev + o, z_c + t * B * H + o, n);
         if (!proj) {
           if (z_h) zone_row(h_new + o, h_new + o, h_prev + o, z_h + t * B * P + o, n);
           std::memcpy(y_t + o, h_new + o, n * sizeof(T));
@@ -179,7 +183,8 @@ std::vector<Tensor> lstm_backward_impl(
   const T* z_c = mask_data<T>(zone_c, x, "zone_c", Tn * B * H);
   Tensor peep = has(peephole) ? peephole->contiguous() : at::zeros({3, H}, opts);
   const LSTMCell<T> cell = lstm_cell<T>(peep.data_ptr<T>(), cell_clip, coupled, acts);
-  const bool plain = !has(peephole) && !clip_on && !coupled && default_acts(cell) && !z_h && !z_c;
+  const bool fused = default_acts(cell);  // as in the forward; plain: without any option
+  const bool plain = fused && !has(peephole) && !clip_on && !coupled && !z_h && !z_c;
   // dh_{t-1} goes through a step buffer when a row needs more than the product
   const bool combine = has(mask) || m_rec || z_h;
 
@@ -216,7 +221,7 @@ std::vector<Tensor> lstm_backward_impl(
     const Units u = unit_slice<T>(H, tid, nt);  // hidden units of this thread
     const Units q = unit_slice<T>(P, tid, nt);  // its columns of h (== u without projection)
     const int64_t n = u.j1 - u.j0, nq = q.j1 - q.j0;
-    std::vector<T> cell_scratch(plain ? 0 : 2 * n);
+    std::vector<T> cell_scratch(fused ? 0 : 2 * n);
     for (int64_t t = Tn - 1; t >= 0; --t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
       const T* dy_t = dy_ptr + t * B * P;
@@ -253,19 +258,21 @@ std::vector<Tensor> lstm_backward_impl(
         const T* dh_b = proj ? zero_ptr + u.j0 : dh_ptr + b * P + u.j0;
         const T* g = g_ptr + (t * B + b) * 4 * H + u.j0;
         const T* c_prev = c_ptr + t * B * H + o;
-        if (plain) {
-          lstm_cell_backward_row<T>(g, c_prev, c_ptr + (t + 1) * B * H + o, dh_a, dh_b,
-                                    dc_ptr + o, da, n, H);
-        } else {
-          LSTMCell<T> at_units = cell;
-          at_units.peep += u.j0;
-          const T* c_cur = (z_c ? ct_ptr : c_ptr + B * H) + t * B * H + o;  // c̃_t
-          const T* zh = zh_t && !proj ? zh_t + o : zero_ptr;  // (with W_hr: in dh_out)
-          const T* zc = z_c ? z_c + t * B * H + o : zero_ptr;
-          const T* cl = clip_on ? cl_ptr + t * B * H + o : no_clip_ptr + u.j0;
+        LSTMCell<T> at_units = cell;
+        at_units.peep += u.j0;
+        const T* c_cur = (z_c ? ct_ptr : c_ptr + B * H) + t * B * H + o;  // c̃_t
+        const T* zh = zh_t && !proj ? zh_t + o : zero_ptr;  // (with W_hr: in dh_out)
+        const T* zc = z_c ? z_c + t * B * H + o : zero_ptr;
+        const T* cl = clip_on ? cl_ptr + t * B * H + o : no_clip_ptr + u.j0;
+        if (plain)
+          lstm_cell_backward_row<T, true>(g, c_prev, c_cur, dh_a, dh_b, zh, dc_ptr + o, zc, da,
+                                          n, H, at_units, cl);
+        else if (fused)
+          lstm_cell_backward_row<T, false>(g, c_prev, c_cur, dh_a, dh_b, zh, dc_ptr + o, zc, da,
+                                           n, H, at_units, cl);
+        else
           lstm_cell_backward_row_general<T>(g, c_prev, c_cur, dh_a, dh_b, zh, dc_ptr + o, zc,
                                             da, n, H, at_units, cl, cell_scratch.data());
-        }
       }
       barrier(nt);  // dh_{t-1} needs every unit's da_t
       if (!combine) {

@@ -1,8 +1,8 @@
 // The LSTM's point-wise cell for rnnlab's CPU engine (the math of rnnlab/bptt/lstm.py): one
 // step on n units of one batch row, forward and backward, that lstm.cpp's time loops call
-// after each step's recurrent product. The default cell (σ, tanh, nothing else) is one fused
-// vectorised pass; the general cell -- peepholes, clipping, coupled gates, any activations of
-// activations.h, zoneout of h and c -- a few vectorised passes.
+// after each step's recurrent product. With σ and tanh the cell is one fused vectorised pass
+// (peepholes, clipping, coupled gates and zoneout as branch-free options, compiled out for the
+// plain LSTM); with other activations of activations.h, a few vectorised passes.
 #pragma once
 
 #include "activations.h"
@@ -37,13 +37,16 @@ bool default_acts(const LSTMCell<T>& c) {
   return c.gate.code == kSigmoid && c.cand.code == kTanh && c.out.code == kTanh;
 }
 
-// The default cell on n units of one batch row (pointers offset to the first unit; the gate
-// blocks of g and bias are H apart): `g` holds the pre-activations on entry and the gates
-// i, f, g, o on exit; `out` receives m = o∘tanh(c_t) (h_t, or the input of W_hr).
-template <typename T>
+// The cell with σ and tanh on n units of one batch row (pointers offset to the first unit; the
+// gate blocks of g and bias are H apart): `g` holds the pre-activations on entry and the gates
+// i, f, g, o on exit; c_new receives c_t (c̃_t before zoneout), `out` m = o∘tanh(c_t) (h_t, or
+// the input of W_hr). kPlain: no peepholes, clipping or coupling; otherwise they are options of
+// `cell`, branch-free so that the loop vectorises (peep zeros without peepholes, clip +inf
+// without clipping), and clipped[j] is 1 where c was clamped.
+template <typename T, bool kPlain>
 inline void lstm_cell_row(T* __restrict g, const T* __restrict bias,
                           const T* __restrict c_prev, T* __restrict c_new, T* __restrict out,
-                          int64_t n, int64_t H) {
+                          int64_t n, int64_t H, const LSTMCell<T>& cell, T* __restrict clipped) {
   T* __restrict gi = g;
   T* __restrict gf = g + H;
   T* __restrict gg = g + 2 * H;
@@ -52,21 +55,46 @@ inline void lstm_cell_row(T* __restrict g, const T* __restrict bias,
   const T* __restrict bf = bias + H;
   const T* __restrict bg = bias + 2 * H;
   const T* __restrict bo = bias + 3 * H;
-  RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) {
-    T i = sigmoid_(gi[j] + bi[j]), f = sigmoid_(gf[j] + bf[j]);
-    T gt = tanh_(gg[j] + bg[j]), o = sigmoid_(go[j] + bo[j]);
-    T c = f * c_prev[j] + i * gt;
-    gi[j] = i;
-    gf[j] = f;
-    gg[j] = gt;
-    go[j] = o;
-    c_new[j] = c;
-    out[j] = o * tanh_(c);
+  if constexpr (kPlain) {
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < n; ++j) {
+      T i = sigmoid_(gi[j] + bi[j]), f = sigmoid_(gf[j] + bf[j]);
+      T gt = tanh_(gg[j] + bg[j]), o = sigmoid_(go[j] + bo[j]);
+      T c = f * c_prev[j] + i * gt;
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = gt;
+      go[j] = o;
+      c_new[j] = c;
+      out[j] = o * tanh_(c);
+    }
+  } else {
+    const T* __restrict p_i = cell.peep;
+    const T* __restrict p_f = cell.peep + H;
+    const T* __restrict p_o = cell.peep + 2 * H;
+    const T clip = cell.clip, coupled = cell.coupled ? T(1) : T(0);
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < n; ++j) {
+      T cp = c_prev[j];
+      T f = sigmoid_(gf[j] + bf[j] + p_f[j] * cp);
+      T i = coupled * (T(1) - f) + (T(1) - coupled) * sigmoid_(gi[j] + bi[j] + p_i[j] * cp);
+      T gt = tanh_(gg[j] + bg[j]);
+      T c = f * cp + i * gt;
+      clipped[j] = (c > clip || c < -clip) ? T(1) : T(0);
+      c = c > clip ? clip : c;
+      c = c < -clip ? -clip : c;
+      T o = sigmoid_(go[j] + bo[j] + p_o[j] * c);
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = gt;
+      go[j] = o;
+      c_new[j] = c;
+      out[j] = o * tanh_(c);
+    }
   }
 }
 
-// The general cell, as lstm_cell_row with the options of `cell` (peep already offset):
+// The cell with any activations, as lstm_cell_row<T, false> with those of `cell`:
 //   i, f = φ_g(a + p∘c_{t-1}) (coupled: i = 1 - f), g = φ_c(a_g), c̃ = clip(f∘c_{t-1} + i∘g),
 //   o = φ_g(a_o + p_o∘c̃), out = o∘φ_o(c̃); clipped[j] = 1 where c̃ was clamped.
 // `phi`: n values of scratch.
@@ -113,14 +141,19 @@ inline void lstm_cell_row_general(T* __restrict g, const T* __restrict bias,
   mul_row(out, go, phi, n);
 }
 
-// The default cell's backward on n units of one row (pointers offset to the first unit; gate
-// blocks of g and da are H apart). The gradient reaching m_t = o∘tanh(c_t) (h_t without
-// projection) is dh_a + dh_b; dc: the gradient reaching c_t on entry, c_{t-1} on exit.
-template <typename T>
+// The backward of lstm_cell_row on n units of one row (pointers offset to the first unit;
+// gate blocks of g and da are H apart), c_cur = c̃_t. The gradient reaching m_t = o∘tanh(c_t)
+// (h_t without projection) is dh_a + dh_b; dc: the gradient reaching c_t on entry, c_{t-1} on
+// exit. Not kPlain: the options of `cell` and zoneout -- the gradient entering the step is
+// (dh_a + dh_b)∘(1 - d^h) (z_h: zeros where the caller applied it already) and dc∘(1 - d^c),
+// while dc∘d^c goes straight to c_{t-1}.
+template <typename T, bool kPlain>
 inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_prev,
                                    const T* __restrict c_cur, const T* __restrict dh_a,
-                                   const T* __restrict dh_b, T* __restrict dc,
-                                   T* __restrict da, int64_t n, int64_t H) {
+                                   const T* __restrict dh_b, const T* __restrict z_h,
+                                   T* __restrict dc, const T* __restrict z_c, T* __restrict da,
+                                   int64_t n, int64_t H, const LSTMCell<T>& cell,
+                                   const T* __restrict clipped) {
   const T* __restrict gi = g;
   const T* __restrict gf = g + H;
   const T* __restrict gg = g + 2 * H;
@@ -129,24 +162,46 @@ inline void lstm_cell_backward_row(const T* __restrict g, const T* __restrict c_
   T* __restrict da_f = da + H;
   T* __restrict da_g = da + 2 * H;
   T* __restrict da_o = da + 3 * H;
-  RNNLAB_SIMD
-  for (int64_t j = 0; j < n; ++j) {
-    T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
-    T dh = dh_a[j] + dh_b[j];
-    T tc = tanh_(c_cur[j]);
-    da_o[j] = dh * tc * o * (T(1) - o);
-    T dcn = dc[j] + dh * o * (T(1) - tc * tc);
-    da_g[j] = dcn * i * (T(1) - gt * gt);
-    da_f[j] = dcn * c_prev[j] * f * (T(1) - f);
-    da_i[j] = dcn * gt * i * (T(1) - i);
-    dc[j] = dcn * f;
+  if constexpr (kPlain) {
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < n; ++j) {
+      T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
+      T dh = dh_a[j] + dh_b[j];
+      T tc = tanh_(c_cur[j]);
+      da_o[j] = dh * tc * o * (T(1) - o);
+      T dcn = dc[j] + dh * o * (T(1) - tc * tc);
+      da_g[j] = dcn * i * (T(1) - gt * gt);
+      da_f[j] = dcn * c_prev[j] * f * (T(1) - f);
+      da_i[j] = dcn * gt * i * (T(1) - i);
+      dc[j] = dcn * f;
+    }
+  } else {
+    const T* __restrict p_i = cell.peep;
+    const T* __restrict p_f = cell.peep + H;
+    const T* __restrict p_o = cell.peep + 2 * H;
+    const T coupled = cell.coupled ? T(1) : T(0);
+    RNNLAB_SIMD
+    for (int64_t j = 0; j < n; ++j) {
+      T i = gi[j], f = gf[j], gt = gg[j], o = go[j];
+      T dh = (dh_a[j] + dh_b[j]) * (T(1) - z_h[j]);
+      T tc = tanh_(c_cur[j]);
+      T dao = dh * tc * o * (T(1) - o);
+      da_o[j] = dao;
+      T dc_in = dc[j];
+      T dcn = dc_in * (T(1) - z_c[j]) + dh * o * (T(1) - tc * tc) + dao * p_o[j];
+      dcn = clipped[j] != T(0) ? T(0) : dcn;
+      da_g[j] = dcn * i * (T(1) - gt * gt);
+      T daf = dcn * (c_prev[j] - coupled * gt) * f * (T(1) - f);  // coupled: i = 1 - f
+      T dai = (T(1) - coupled) * dcn * gt * i * (T(1) - i);
+      da_f[j] = daf;
+      da_i[j] = dai;
+      dc[j] = dcn * f + dai * p_i[j] + daf * p_f[j] + dc_in * z_c[j];
+    }
   }
 }
 
-// The general backward, as lstm_cell_backward_row with the options of `cell` (peep offset),
-// c_cur = c̃_t, and zoneout: the gradient entering the step is (dh_a + dh_b)∘(1 - d^h) (z_h:
-// zeros where the caller applied it already) and dc∘(1 - d^c), while dc∘d^c goes straight to
-// c_{t-1}. The derivatives come from the stored outputs (activations.h); `scratch`: 2n values.
+// The backward with any activations, as lstm_cell_backward_row<T, false> with those of
+// `cell`: the derivatives come from the stored outputs (activations.h); `scratch`: 2n values.
 template <typename T>
 inline void lstm_cell_backward_row_general(const T* __restrict g, const T* __restrict c_prev,
                                            const T* __restrict c_cur,

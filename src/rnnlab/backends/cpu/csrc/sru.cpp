@@ -17,15 +17,6 @@ namespace rnnlab {
 
 namespace {
 
-// f(std::true_type{}) with zoneout, f(std::false_type{}) without: one loop, compiled twice.
-template <typename F>
-inline void with_zone(const void* zone, F&& f) {
-  if (zone)
-    f(std::true_type{});
-  else
-    f(std::false_type{});
-}
-
 template <typename T>
 std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Tensor& w_ih,
                                      const Tensor& w_c, const c10::optional<Tensor>& bias,
@@ -86,7 +77,7 @@ std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Te
     }
   };
   const bool parallel = B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1;
-  with_zone(z_c, [&](auto zoned) {
+  with_flag(z_c != nullptr, [&](auto zoned) {  // one loop, with and without zoneout
     if (parallel)
       at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, zoned); });
     else
@@ -176,7 +167,7 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
     }
   };
   const bool parallel = B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1;
-  with_zone(z_c, [&](auto zoned) {
+  with_flag(z_c != nullptr, [&](auto zoned) {  // one loop, with and without zoneout
     if (parallel)
       at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, zoned); });
     else
