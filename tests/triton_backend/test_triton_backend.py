@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from parity import assert_same, loss_of, run_layer
+from parity import assert_same
+from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
 
 import rnnlab
 from rnnlab.backends import BACKENDS, select_backend
 from rnnlab.backends.triton.launch import column_programs
 from rnnlab.layers.sequence import to_batch
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-TOL32 = dict(atol=2e-5, rtol=2e-5)
 
 KERNELS = {  # id: (family, options)
     "lstm": ("LSTM", {}),
@@ -32,54 +30,6 @@ LAYERS = {  # id: (layer options, how the input is given)
     "L2-bi-packed": ({"num_layers": 2, "bidirectional": True}, "packed"),
     "L2-bf-nobias": ({"num_layers": 2, "batch_first": True, "bias": False}, "padded"),
 }
-
-
-def make_pair(family, options, device, dtype=torch.float32, input_size=6, hidden_size=8):
-    """The reference layer (float32) and the triton layer with the same weights in ``dtype``."""
-    reference = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="reference",
-                                        device=device)
-    with torch.no_grad():  # peepholes start at 0: give them values that matter
-        for name, p in reference.named_parameters():
-            if name.startswith("peephole"):
-                p.normal_(0.0, 0.5)
-    layer = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="triton",
-                                    device=device, dtype=dtype)
-    layer.load_state_dict(reference.state_dict())
-    if dtype != torch.float32:  # compare with the reference on the rounded weights
-        reference.load_state_dict(layer.state_dict())
-    return reference, layer
-
-
-def initial_states(layer, B, device):
-    rows = layer.num_layers * (2 if layer.bidirectional else 1)
-    states = [torch.randn(rows, B, size, device=device, requires_grad=True)
-              for size in layer.state_sizes()]
-    return states, states[0] if len(states) == 1 else tuple(states)
-
-
-def assert_matches_reference(reference, layer, x, lengths, how, tol, dtype=torch.float32):
-    """Outputs, final states and the gradients of x, h0/c0 and every parameter."""
-    states, hx = initial_states(layer, x.shape[1], x.device)
-    expected = run_layer(reference, x, hx, lengths, how)
-    x_low = x.detach().to(dtype).requires_grad_()
-    hx_low = tuple(s.detach().to(dtype).requires_grad_() for s in states)
-    actual = run_layer(layer, x_low, hx_low[0] if len(hx_low) == 1 else hx_low, lengths, how)
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        assert_same(a.float(), e, torch.float32, "output" if k == 0 else f"state {k - 1}", tol)
-    names = ["input", *(f"initial state {k}" for k in range(len(states))),
-             *(n for n, _ in layer.named_parameters())]
-    expected_grads = torch.autograd.grad(loss_of(expected),
-                                         [x, *states, *reference.parameters()])
-    actual_grads = torch.autograd.grad(loss_of([a.float() for a in actual]),
-                                       [x_low, *hx_low, *layer.parameters()])
-    for name, a, e in zip(names, actual_grads, expected_grads):
-        assert_same(a.float(), e, torch.float32, f"grad {name}", tol)
-
-
-def lengths_of(B, T):
-    lengths = torch.randint(1, T + 1, (B,))
-    lengths[0] = T
-    return lengths
 
 
 @pytest.mark.parametrize("layer_id", LAYERS)

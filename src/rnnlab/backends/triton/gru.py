@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 
 from rnnlab.backends.triton.gru_kernels import gru_backward_kernel, gru_forward_kernel
-from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
+from rnnlab.backends.triton.launch import (
+    activation_kwargs,
+    float32,
+    grad_needed,
+    launch,
+    lengths_of,
+    masked_output,
+)
 from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.unrolled import gru_unrolled
@@ -23,7 +30,12 @@ def _input_bias(bias_ih, bias_hh, reset_after):
     return bias_ih + torch.cat([bias_hh[:2 * H], bias_hh.new_zeros(H)])
 
 
-def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after, training):
+def _activations(opts: GRUOptions) -> dict:
+    return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act)}
+
+
+def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, training):
+    reset_after = opts.reset_after
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     xp = float32(matmul_t(x, weight_ih, _input_bias(bias_ih, bias_hh, reset_after)))
@@ -38,7 +50,7 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after, t
     substeps = T * (1 if reset_after else 2)
     launch(gru_forward_kernel, B, H, substeps, xp, w_hh, b_hn, lengths, h_all, gates, aux, T, B,
            H, dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
-           HAS_BIAS=bias_hh is not None, TRAINING=training)
+           HAS_BIAS=bias_hh is not None, TRAINING=training, **_activations(opts))
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux)
 
@@ -49,11 +61,11 @@ class GRUFunction(torch.autograd.Function):
     ``dW_hh = dghᵀh_{t-1}`` (reset before: rows n from ``da_nᵀ(r∘h_{t-1})``)."""
 
     @staticmethod
-    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after):
-        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reset_after)
+    def forward(ctx, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts):
+        inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts)
         y, h, saved = _forward(*inputs, training=True)
         save_cache(ctx, (x, weight_ih, *saved), inputs)
-        ctx.has_bias, ctx.reset_after = bias_ih is not None, reset_after
+        ctx.has_bias, ctx.reset_after, ctx.opts = bias_ih is not None, opts.reset_after, opts
         return y, h
 
     @staticmethod
@@ -70,7 +82,7 @@ class GRUFunction(torch.autograd.Function):
         substeps = T * (2 if ctx.reset_after else 3)
         launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
                aux, dgx, dgh, dh_buf, T, B, H, dtype=x.dtype, device=x.device,
-               RESET_AFTER=ctx.reset_after)
+               RESET_AFTER=ctx.reset_after, **_activations(ctx.opts))
         dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
         dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = dgx2.t() @ flat(x)
@@ -87,21 +99,20 @@ class GRUFunction(torch.autograd.Function):
 
 def _twin(*args):
     """The reference engine's autograd twin, for second derivatives."""
-    *tensors, reset_after = args
-    return gru_unrolled(*tensors, GRUOptions(reset_after=bool(reset_after)))
+    return gru_unrolled(*args)
 
 
 def gru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
-    reset_after = layer.options.reset_after
+    opts = layer.options
 
     def sequence(x, state, params, mask, masks):
         args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
                 params.get("bias_hh"))
         if grad_needed(*args):
-            y, h = GRUFunction.apply(*args, mask, reset_after)
+            y, h = GRUFunction.apply(*args, mask, opts)
         else:
-            y, h, _ = _forward(*args, mask, reset_after, training=False)
+            y, h, _ = _forward(*args, mask, opts, training=False)
         return y, (h,)
 
     return sequence
@@ -111,4 +122,6 @@ def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
     if layer.layer_norm:
         return "the triton engine has no layer-normalised GRU"
-    return layer.reference_only_reason()  # non-default activations, regularisers
+    if changes := layer.regularisers.changes(layer.training):
+        return f"the triton engine has no {', '.join(changes)}"
+    return None

@@ -9,6 +9,10 @@ product) is computed for all steps beforehand. Per step, for the program's hidde
                    sub-step B: n = tanh(xp_n + rh W_hnᵀ)                   (reads all of rh)
     h_t = n + z∘(h_{t-1} - n);   padded steps carry h.
 
+(σ of r, z and tanh of n are the activations ``GATE_ACT``, ``CAND_ACT`` of
+:mod:`rnnlab.backends.triton.activations`; the backward reads their derivatives from the
+stored gates.)
+
 ``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
 backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
 The backward runs :mod:`rnnlab.bptt.gru`'s loop in 2 sub-steps per step (3 with the reset
@@ -19,22 +23,22 @@ before the product), with ``dh`` in a two-slot buffer as in
 import triton
 import triton.language as tl
 
+from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    sigmoid,
     substep_end,
-    tanh,
     tile_rows,
 )
 
 
 @triton.jit
 def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, T, B,
-                       H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                       BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
-                       RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
-                       TRAINING: tl.constexpr):
+                       H, S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta,
+                       BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                       PRECISION: tl.constexpr, SYNC: tl.constexpr, RESET_AFTER: tl.constexpr,
+                       HAS_BIAS: tl.constexpr, TRAINING: tl.constexpr, GATE_ACT: tl.constexpr,
+                       CAND_ACT: tl.constexpr):
     """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
     PHASES: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
@@ -59,8 +63,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H,
                                      rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
                                      BLOCK_K, PRECISION)
-                r = sigmoid(a_r)
-                z = sigmoid(a_z)
+                r = activate(a_r, GATE_ACT, gate_alpha, gate_beta)
+                z = activate(a_z, GATE_ACT, gate_alpha, gate_beta)
                 tl.store(gate, r, mask=tile_mask)
                 tl.store(gate + H, z, mask=tile_mask)
                 if RESET_AFTER:
@@ -69,7 +73,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                         gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
                     gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
                                           cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
-                    n = tanh(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n)
+                    n = activate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n,
+                                 CAND_ACT, cand_alpha, cand_beta)
                     tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
                     tl.store(gate + 2 * H, n, mask=tile_mask)
                     tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
@@ -80,7 +85,7 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
                                      aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
                                      cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
-                n = tanh(a_n)
+                n = activate(a_n, CAND_ACT, cand_alpha, cand_beta)
                 z = tl.load(gate + H, mask=tile_mask, other=0.0)
                 tl.store(gate + 2 * H, n, mask=tile_mask)
                 tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
@@ -90,9 +95,11 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
 
 @triton.jit
 def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, dgx_ptr,
-                        dgh_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
-                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr):
+                        dgh_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, gate_alpha, gate_beta,
+                        cand_alpha, cand_beta, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                        BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
+                        RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr,
+                        CAND_ACT: tl.constexpr):
     """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
     recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
     PHASES: tl.constexpr = 2 if RESET_AFTER else 3
@@ -117,13 +124,13 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                 r = tl.load(gate, mask=tile_mask, other=0.0)
                 n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
                 g_run = tl.where(running, g, 0.0)
-                da_n = g_run * (1.0 - z) * (1.0 - n * n)
-                da_z = g_run * (h_old - n) * z * (1.0 - z)
+                da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+                da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
                 tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
                 tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
                 if RESET_AFTER:
                     gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    da_r = da_n * gh_n * r * (1.0 - r)
+                    da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
                     tl.store(dgx_t + at3, da_r, mask=tile_mask)
                     dgh = dgh_ptr + t64 * B * 3 * H + at3
                     tl.store(dgh, da_r, mask=tile_mask)
@@ -146,6 +153,7 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                       w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
                                       PRECISION)
                 r = tl.load(gate, mask=tile_mask, other=0.0)
-                tl.store(dgx_t + at3, d_rh * h_old * r * (1.0 - r), mask=tile_mask)
+                tl.store(dgx_t + at3, d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha,
+                                                                     gate_beta), mask=tile_mask)
                 tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
         substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -71,6 +71,14 @@ def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
         kernel[grid](*args, 0, substeps, counters, **options)
 
 
+def activation_kwargs(role: str, act) -> dict:
+    """A kernel's keyword arguments for one activation (an :class:`rnnlab.activations.Activation`):
+    ``{ROLE}_ACT`` its code (a ``tl.constexpr``), ``{role}_alpha``, ``{role}_beta`` its
+    parameters; ``role`` is "gate", "cand" or "out"."""
+    code, alpha, beta = act.kernel_args
+    return {f"{role.upper()}_ACT": code, f"{role}_alpha": alpha, f"{role}_beta": beta}
+
+
 def float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a contiguous float32 tensor."""
     return t.to(torch.float32).contiguous()

@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import torch
 
-from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
+from rnnlab.backends.triton.launch import (
+    activation_kwargs,
+    float32,
+    grad_needed,
+    launch,
+    lengths_of,
+    masked_output,
+)
 from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forward_kernel
 from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.unrolled import lstm_unrolled
 
 
-def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-             coupled, training):
+def _activations(opts: LSTMOptions) -> dict:
+    return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
+            **activation_kwargs("out", opts.out_act)}
+
+
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts, training):
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     bias = None if bias_ih is None else bias_ih + bias_hh
@@ -23,14 +34,15 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, 
     c_all = torch.empty_like(h_all)
     h_all[0], c_all[0] = h0, c0
     gates = x.new_empty(T, B, 4 * H, dtype=torch.float32) if training else h_all
-    has_clip = cell_clip is not None
+    has_clip = opts.cell_clip is not None
     clipped = x.new_empty(T, B, H, dtype=torch.int8) if has_clip and training else h_all
     peep = float32(peephole) if peephole is not None else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
     launch(lstm_forward_kernel, B, H, T, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
-           float(cell_clip or 0.0), T, B, H, dtype=x.dtype, device=x.device, TRAINING=training,
-           PEEPHOLE=peephole is not None, HAS_CLIP=has_clip, COUPLED=bool(coupled))
+           float(opts.cell_clip or 0.0), T, B, H, dtype=x.dtype, device=x.device,
+           TRAINING=training, PEEPHOLE=peephole is not None, HAS_CLIP=has_clip,
+           COUPLED=opts.coupled, **_activations(opts))
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped)
     return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), saved
@@ -43,14 +55,12 @@ class LSTMFunction(torch.autograd.Function):
     ``dp_i, dp_f, dp_o = Σ da_i∘c_{t-1}, Σ da_f∘c_{t-1}, Σ da_o∘c_t``."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask,
-                cell_clip, coupled):
-        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-                  coupled)
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts):
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts)
         y, h, c, saved = _forward(*inputs, training=True)
         save_cache(ctx, (x, weight_ih, *saved), inputs)
         ctx.has_bias, ctx.has_peephole = bias_ih is not None, peephole is not None
-        ctx.has_clip, ctx.coupled = cell_clip is not None, bool(coupled)
+        ctx.opts = opts
         return y, h, c
 
     @staticmethod
@@ -66,7 +76,8 @@ class LSTMFunction(torch.autograd.Function):
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
         launch(lstm_backward_kernel, B, H, 2 * T, float32(dy), w_hh, peep, lengths, gates, c_all,
                clipped, d_a, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
-               PEEPHOLE=ctx.has_peephole, HAS_CLIP=ctx.has_clip, COUPLED=ctx.coupled)
+               PEEPHOLE=ctx.has_peephole, HAS_CLIP=ctx.opts.cell_clip is not None,
+               COUPLED=ctx.opts.coupled, **_activations(ctx.opts))
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
@@ -79,27 +90,26 @@ class LSTMFunction(torch.autograd.Function):
                                  (d_a[..., H:2 * H] * c_prev).sum((0, 1)),
                                  (d_a[..., 3 * H:] * c_t).sum((0, 1))]).to(x.dtype)
         return (dx, dh_buf[0].to(x.dtype), dc_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, dpeep,
-                None, None, None)
+                None, None)
 
 
-def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-          coupled):
+def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts):
     """The reference engine's autograd twin, for second derivatives."""
     return lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, None, mask,
-                         LSTMOptions(cell_clip, bool(coupled)))
+                         opts)
 
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
-    cell_clip, coupled = layer.options.cell_clip, layer.options.coupled
+    opts = layer.options
 
     def sequence(x, state, params, mask, masks):
         args = (x, state[0], state[1], params["weight_ih"], params["weight_hh"],
                 params.get("bias_ih"), params.get("bias_hh"), params.get("peephole"))
         if grad_needed(*args):
-            y, h, c = LSTMFunction.apply(*args, mask, cell_clip, coupled)
+            y, h, c = LSTMFunction.apply(*args, mask, opts)
         else:
-            y, h, c, _ = _forward(*args, mask, cell_clip, coupled, training=False)
+            y, h, c, _ = _forward(*args, mask, opts, training=False)
         return y, (h, c)
 
     return sequence
@@ -111,4 +121,6 @@ def unsupported(layer) -> str | None:
         return "the triton engine has no layer-normalised LSTM"
     if layer.proj_size:
         return "the triton engine's LSTM has no proj_size"
-    return layer.reference_only_reason()  # non-default activations, regularisers
+    if changes := layer.regularisers.changes(layer.training):
+        return f"the triton engine has no {', '.join(changes)}"
+    return None

@@ -8,8 +8,10 @@ Forward, per step, for the program's sequences and each block of hidden units::
     c_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c_t);   h_t = o∘tanh c_t
     padded steps (t ≥ length) carry h and c.
 
-(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``.) One sub-step
-per step.
+(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``; σ of the
+gates, tanh of ``g`` and tanh of ``c_t`` are the activations ``GATE_ACT``, ``CAND_ACT``,
+``OUT_ACT`` of :mod:`rnnlab.backends.triton.activations`, their derivatives read from the
+stored outputs in the backward.) One sub-step per step.
 Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
 ``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
 ``dh_{t-1} = da_t W_hh``. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and
@@ -19,22 +21,23 @@ writes slot t % 2. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 import triton
 import triton.language as tl
 
+from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    sigmoid,
     substep_end,
-    tanh,
     tile_rows,
 )
 
 
 @triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
-                        clipped_ptr, CLIP, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                        clipped_ptr, CLIP, T, B, H, S0, S1, sync_ptr, gate_alpha, gate_beta,
+                        cand_alpha, cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
-                        HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+                        HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
+                        CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr):
     """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (peepholes, cell clipping, coupled gates); see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
@@ -62,7 +65,7 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                 p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
                 p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
                 a_f += p_f * c_old
-            f = sigmoid(a_f)
+            f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
             if COUPLED:
                 i = 1.0 - f
             else:
@@ -71,8 +74,8 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                                      PRECISION)
                 if PEEPHOLE:
                     a_i += p_i * c_old
-                i = sigmoid(a_i)
-            g = tanh(a_g)
+                i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
+            g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
             c_new = f * c_old + i * g
             if HAS_CLIP:
                 if TRAINING:
@@ -81,8 +84,8 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                 c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
             if PEEPHOLE:
                 a_o += p_o * c_new
-            o = sigmoid(a_o)
-            h_new = o * tanh(c_new)
+            o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
+            h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
             if TRAINING:  # the gates are what the backward reads; inference keeps none
                 tl.store(gate, i, mask=tile_mask)
                 tl.store(gate + H, f, mask=tile_mask)
@@ -95,10 +98,12 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
 
 @triton.jit
 def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
-                         da_ptr, dh_ptr, dc_ptr, T, B, H, S0, S1, sync_ptr,
+                         da_ptr, dh_ptr, dc_ptr, T, B, H, S0, S1, sync_ptr, gate_alpha,
+                         gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
                          BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                          PRECISION: tl.constexpr, SYNC: tl.constexpr, PEEPHOLE: tl.constexpr,
-                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
+                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
+                         CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr):
     """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
@@ -128,26 +133,29 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                     p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
                     p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
                 g_h = tl.where(running, dy + dh, 0.0)
-                tc = tanh(c_t)
-                da_o = g_h * tc * o * (1.0 - o)
-                dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
+                tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
+                da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
+                dc_new = tl.where(running, dc, 0.0) + g_h * o * activation_grad(
+                    tc, OUT_ACT, out_alpha, out_beta)
                 if PEEPHOLE:
                     dc_new += da_o * p_o
                 if HAS_CLIP:  # no gradient through a clipped cell state
                     clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
                     dc_new = tl.where(clipped != 0, 0.0, dc_new)
+                k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
                 if COUPLED:
                     da_i = tl.zeros_like(dc_new)
-                    da_f = dc_new * (c_before - g) * f * (1.0 - f)
+                    da_f = dc_new * (c_before - g) * k_f
                 else:
-                    da_i = dc_new * g * i * (1.0 - i)
-                    da_f = dc_new * c_before * f * (1.0 - f)
+                    da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
+                    da_f = dc_new * c_before * k_f
                 dc_prev = dc_new * f
                 if PEEPHOLE:
                     dc_prev += da_i * p_i + da_f * p_f
                 tl.store(da, da_i, mask=tile_mask)
                 tl.store(da + H, da_f, mask=tile_mask)
-                tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile_mask)
+                tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha,
+                                                                  cand_beta), mask=tile_mask)
                 tl.store(da + 3 * H, da_o, mask=tile_mask)
                 tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
         else:  # phase 2: dh_{t-1} = da_t W_hh
