@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from parity import assert_same
 from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
+
+from rnnlab import regularisers
+from rnnlab.backends.triton.launch import column_programs
 
 ACTS = dict(gate_activation=("hard_sigmoid", 0.3, 0.45), activation=("scaled_tanh", 1.3, 0.8),
             output_activation="softsign")
@@ -20,6 +24,21 @@ VARIANTS = {  # id: (family, options, layers and input form)
                  "L2-bi-packed"),
     "gru-reset-before-acts": ("GRU", dict(ACTS, reset_after=False, output_activation=None),
                               "L2-bf-nobias"),
+    "lstm-regs": ("LSTM", dict(recurrent_dropout=0.3, zoneout=(0.2, 0.4), weight_dropout=0.3),
+                  "L2-bi-packed"),
+    "lstm-zoneout-c-peephole-clip-acts": ("LSTM", dict(ACTS, zoneout=(0.0, 0.5), peephole=True,
+                                                      cell_clip=0.5), "L1-lengths"),
+    "lstm-rec-zoneout-h-coupled": ("LSTM", dict(recurrent_dropout=0.4, zoneout=(0.5, 0.0),
+                                                coupled=True), "L2-bf-nobias"),
+    "gru-regs": ("GRU", dict(recurrent_dropout=0.3, zoneout=0.3, weight_dropout=0.3),
+                 "L2-bi-packed"),
+    "gru-reset-before-regs-acts": ("GRU", dict(reset_after=False, recurrent_dropout=0.4,
+                                               zoneout=0.4, gate_activation="hard_sigmoid"),
+                                   "L1-lengths"),
+    "rnn-regs": ("RNN", dict(recurrent_dropout=0.3, zoneout=0.3, weight_dropout=0.3),
+                 "L2-bf-nobias"),
+    "rnn-relu-zoneout": ("RNN", dict(nonlinearity="relu", zoneout=0.5), "L2-bi-packed"),
+    "sru-zoneout": ("SRU", dict(zoneout=0.4), "L2-bi-packed"),
 }
 LAYERS = {  # id: (layer options, how the input is given)
     "L1-lengths": ({}, "lengths"),
@@ -39,3 +58,66 @@ def test_matches_reference(variant):
     reference, layer = make_pair(family, {**_options(options), **layer_options}, DEVICE, seed=7)
     x = torch.randn(5, 3, 6, device=DEVICE, requires_grad=True)
     assert_matches_reference(reference, layer, x, lengths_of(3, 5), how, TOL32)
+
+
+@pytest.mark.parametrize("family, options", [
+    ("LSTM", dict(zoneout=(0.3, 0.6), peephole=True)), ("GRU", dict(zoneout=0.3)),
+    ("GRU", dict(zoneout=0.3, reset_after=False)), ("RNN", dict(zoneout=0.3)),
+    ("SRU", dict(zoneout=0.3))], ids=["lstm", "gru", "gru-reset-before", "rnn", "sru"])
+def test_zoneout_expectation_in_eval_mode(family, options):
+    """``zoneout_eval="expectation"``: every step keeps ``p`` of the previous state, a constant
+    the kernels read as one value."""
+    reference, layer = make_pair(family, dict(options, zoneout_eval="expectation",
+                                              num_layers=2), DEVICE)
+    reference.eval(), layer.eval()
+    x = torch.randn(5, 3, 6, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 5), "lengths", TOL32)
+
+
+@pytest.mark.parametrize("columns", ["1", "2"])
+@pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs"])
+def test_several_programs_and_blocks(variant, columns, monkeypatch):
+    """B = 20 and H = 80: two tiles, two column blocks, two K blocks; a tile's blocks in one
+    program, or split over two (one launch per sub-step under the interpreter)."""
+    monkeypatch.setenv("RNNLAB_TRITON_COLUMN_PROGRAMS", columns)
+    assert column_programs(20, 80, torch.device(DEVICE))[0] == int(columns)
+    family, options, _ = VARIANTS[variant]
+    reference, layer = make_pair(family, options, DEVICE, input_size=80, hidden_size=80, seed=3)
+    x = torch.randn(3, 20, 80, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(20, 3), "lengths",
+                             dict(atol=5e-5, rtol=5e-5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("variant", ["lstm-regs", "gru-acts", "rnn-regs", "sru-zoneout"])
+def test_half_precision(variant, dtype, monkeypatch):
+    """Half-precision weights and inputs, float32 inside the kernels, against the float32
+    reference on the same rounded weights and the same masks (drawn in float32 for both)."""
+    for name in ("keep_mask", "zone_mask"):
+        draw = getattr(regularisers, name)
+        monkeypatch.setattr(regularisers, name, lambda shape, p, like, generator=None, draw=draw:
+                            draw(shape, p, like.float(), generator).to(like.dtype))
+    family, options, _ = VARIANTS[variant]
+    reference, layer = make_pair(family, options, DEVICE, dtype=dtype, seed=5)
+    x = torch.randn(5, 3, 6, device=DEVICE).to(dtype).float().requires_grad_()
+    tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=3e-3, rtol=3e-3)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 5), "lengths", tol, dtype)
+
+
+@pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs",
+                                     "sru-zoneout"])
+def test_second_derivatives_match_the_reference(variant):
+    """Under ``create_graph=True`` the backward hands over to the reference engine's autograd
+    twin with the same masks: a gradient penalty's gradients equal the reference engine's."""
+    family, options, _ = VARIANTS[variant]
+    reference, layer = make_pair(family, options, DEVICE, seed=11)
+    x = torch.randn(4, 3, 6, device=DEVICE)
+    grads = []
+    for m in (reference, layer):
+        xs = x.clone().requires_grad_()
+        out, _ = m(xs, lengths=torch.tensor([4, 2, 3]))
+        first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
+        penalty = sum(g.square().sum() for g in first)
+        grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
+    for a, b in zip(grads[1], grads[0], strict=True):
+        assert_same(a, b, torch.float32, "second-order gradient", TOL32)

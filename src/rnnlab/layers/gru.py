@@ -39,9 +39,9 @@ class GRU(RecurrentBase):
         gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
             the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
             Activation, see :mod:`rnnlab.activations`. Non-default ones run on the reference
-            engine only.
+            and triton engines.
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
-            inside the recurrence, train-only, reference engine only; see
+            inside the recurrence, train-only, reference and triton engines; see
             :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 

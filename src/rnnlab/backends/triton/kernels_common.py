@@ -56,6 +56,26 @@ def column_block(j, rows, row_mask, H, BLOCK_H: tl.constexpr):
 
 
 @triton.jit
+def zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE: tl.constexpr):
+    """Zoneout keep weights ``d_t`` of a tile (1 keeps the previous state): ``ZONE`` 1 reads
+    them from a (T, B, H) tensor at step ``t64`` and offsets ``at``; 2 reads the one value of an
+    expanded constant (the eval-mode expectation ``p``) and returns it as a scalar."""
+    if ZONE == 1:
+        d = tl.load(zone_ptr + t64 * B * H + at, mask=tile_mask, other=0.0).to(tl.float32)
+    else:
+        d = tl.load(zone_ptr).to(tl.float32)
+    return d
+
+
+@triton.jit
+def lerp(new, old, d):
+    """``new + d∘(old - new)`` as :func:`torch.lerp` computes it (exact at d = 0 and d = 1):
+    zoneout's ``s_t = d_t∘s_{t-1} + (1-d_t)∘s̃_t``."""
+    diff = old - new
+    return tl.where(d < 0.5, new + d * diff, old - diff * (1.0 - d))
+
+
+@triton.jit
 def sigmoid(x):
     """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)

@@ -79,6 +79,30 @@ def activation_kwargs(role: str, act) -> dict:
     return {f"{role.upper()}_ACT": code, f"{role}_alpha": alpha, f"{role}_beta": beta}
 
 
+def recurrent_input(rec, h_all: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Recurrent dropout as the kernels take it: the mask ``m`` as float32 (B, H) and the
+    buffer ``h̄`` (T+1, B, H) of ``m∘h_t`` the forward kernel writes beside the state, its first
+    slot ``m∘h_0`` filled here; without a mask (``rec`` None) ``h_all`` stands in for both."""
+    if rec is None:
+        return h_all, h_all
+    m = float32(rec)
+    hbar = torch.empty_like(h_all)
+    torch.mul(h_all[0], m, out=hbar[0])
+    return m, hbar
+
+
+def zone_input(weights, placeholder: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Zoneout keep weights as the kernels read them, with their ``ZONE`` mode (see
+    :func:`~rnnlab.backends.triton.kernels_common.zone_weights`): 0 none (``placeholder``
+    stands in), 1 a (T, B, H) tensor, 2 one value everywhere (the eval-mode expectation, an
+    expanded constant, read without materialising it)."""
+    if weights is None:
+        return placeholder, 0
+    if all(stride == 0 for stride in weights.stride()):
+        return weights, 2
+    return weights.contiguous(), 1
+
+
 def float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a contiguous float32 tensor."""
     return t.to(torch.float32).contiguous()
