@@ -39,6 +39,9 @@ VARIANTS = {  # id: (family, options, layers and input form)
                  "L2-bf-nobias"),
     "rnn-relu-zoneout": ("RNN", dict(nonlinearity="relu", zoneout=0.5), "L2-bi-packed"),
     "sru-zoneout": ("SRU", dict(zoneout=0.4), "L2-bi-packed"),
+    "lstm-layernorm": ("LSTM", dict(layer_norm=True), "L2-bi-packed"),
+    "lstm-layernorm-weight-dropout": ("LSTM", dict(layer_norm=True, weight_dropout=0.3),
+                                      "L2-bf-nobias"),
 }
 LAYERS = {  # id: (layer options, how the input is given)
     "L1-lengths": ({}, "lengths"),
@@ -75,7 +78,8 @@ def test_zoneout_expectation_in_eval_mode(family, options):
 
 
 @pytest.mark.parametrize("columns", ["1", "2"])
-@pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs"])
+@pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs",
+                                     "lstm-layernorm"])
 def test_several_programs_and_blocks(variant, columns, monkeypatch):
     """B = 20 and H = 80: two tiles, two column blocks, two K blocks; a tile's blocks in one
     program, or split over two (one launch per sub-step under the interpreter)."""

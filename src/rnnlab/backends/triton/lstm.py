@@ -11,11 +11,13 @@ from rnnlab.backends.triton.launch import (
     float32,
     grad_needed,
     launch,
+    layernorm_extras,
     lengths_of,
     masked_output,
     recurrent_input,
     zone_input,
 )
+from rnnlab.backends.triton.layernorm_lstm import layernorm_lstm_sequence
 from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forward_kernel
 from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.lstm import LSTMOptions
@@ -46,11 +48,12 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, 
     c_tilde = torch.empty_like(h_all[1:]) if zone_c_mode and training else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
+    unused = (h_all,) * 4  # the layer norm's buffers
     launch(lstm_forward_kernel, B, H, T, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
-           m, hbar, zone_h, zone_c, c_tilde, float(opts.cell_clip or 0.0), T, B, H,
-           dtype=x.dtype, device=x.device, TRAINING=training, PEEPHOLE=peephole is not None,
+           m, hbar, zone_h, zone_c, c_tilde, *unused, float(opts.cell_clip or 0.0), 0.0, T, B,
+           H, dtype=x.dtype, device=x.device, TRAINING=training, PEEPHOLE=peephole is not None,
            HAS_CLIP=has_clip, COUPLED=opts.coupled, **_activations(opts), REC=rec is not None,
-           ZONE_H=zone_h_mode, ZONE_C=zone_c_mode)
+           ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, LAYER_NORM=False)
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped, m, hbar, zone_h, zone_c, c_tilde)
     return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), saved
@@ -88,11 +91,12 @@ class LSTMFunction(torch.autograd.Function):
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
+        unused = (h_all,) * 4  # the layer norm's buffers
         launch(lstm_backward_kernel, B, H, 2 * T, float32(dy), w_hh, peep, lengths, gates, c_all,
-               clipped, m, zone_h, zone_c, c_tilde, d_a, dh_buf, dc_buf, T, B, H,
-               dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
+               clipped, m, zone_h, zone_c, c_tilde, *unused, d_a, h_all, h_all, dh_buf, dc_buf,
+               T, B, H, dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
                HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,
-               **_activations(ctx.opts), **ctx.modes)
+               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
@@ -118,6 +122,8 @@ def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opt
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_lstm_sequence(layer)
     opts = layer.options
 
     def sequence(x, state, params, mask, masks):
@@ -135,8 +141,8 @@ def lstm_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the triton engine has no layer-normalised LSTM"
+    if layer.layer_norm and (extras := layernorm_extras(layer)):
+        return f"the triton engine's layer-normalised LSTM has no {', '.join(extras)}"
     if layer.proj_size:
         return "the triton engine's LSTM has no proj_size"
     return None
