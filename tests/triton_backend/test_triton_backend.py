@@ -86,7 +86,6 @@ def test_inference_matches_training_forward(kernel):
 
 @pytest.mark.parametrize("layer, what", [
     (lambda: rnnlab.LSTM(4, 5, proj_size=3, backend="triton"), "proj_size"),
-    (lambda: rnnlab.GRU(4, 5, layer_norm=True, backend="triton"), "layer-normalised"),
     (lambda: rnnlab.LSTM(4, 5, backend="triton", dtype=torch.float64), "float64"),
 ])
 def test_unsupported_configuration_is_refused(layer, what):

@@ -42,6 +42,9 @@ VARIANTS = {  # id: (family, options, layers and input form)
     "lstm-layernorm": ("LSTM", dict(layer_norm=True), "L2-bi-packed"),
     "lstm-layernorm-weight-dropout": ("LSTM", dict(layer_norm=True, weight_dropout=0.3),
                                       "L2-bf-nobias"),
+    "gru-layernorm": ("GRU", dict(layer_norm=True), "L2-bi-packed"),
+    "gru-layernorm-weight-dropout": ("GRU", dict(layer_norm=True, weight_dropout=0.3),
+                                     "L1-lengths"),
 }
 LAYERS = {  # id: (layer options, how the input is given)
     "L1-lengths": ({}, "lengths"),
@@ -79,7 +82,7 @@ def test_zoneout_expectation_in_eval_mode(family, options):
 
 @pytest.mark.parametrize("columns", ["1", "2"])
 @pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs",
-                                     "lstm-layernorm"])
+                                     "lstm-layernorm", "gru-layernorm"])
 def test_several_programs_and_blocks(variant, columns, monkeypatch):
     """B = 20 and H = 80: two tiles, two column blocks, two K blocks; a tile's blocks in one
     program, or split over two (one launch per sub-step under the interpreter)."""
@@ -93,10 +96,14 @@ def test_several_programs_and_blocks(variant, columns, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("variant", ["lstm-regs", "gru-acts", "rnn-regs", "sru-zoneout"])
+@pytest.mark.parametrize("variant", ["lstm-regs", "gru-acts", "rnn-regs", "sru-zoneout",
+                                     "lstm-layernorm", "gru-layernorm"])
 def test_half_precision(variant, dtype, monkeypatch):
     """Half-precision weights and inputs, float32 inside the kernels, against the float32
-    reference on the same rounded weights and the same masks (drawn in float32 for both)."""
+    reference on the same rounded weights and the same masks (drawn in float32 for both),
+    within a norm-wise relative error: a few units of the half type's rounding, amplified along
+    the recurrence (the layer-normalised LSTM in bfloat16 reaches 5e-2 at H = 8 here; the
+    reference engine itself computing in bfloat16 is off by up to 1e-1 there)."""
     for name in ("keep_mask", "zone_mask"):
         draw = getattr(regularisers, name)
         monkeypatch.setattr(regularisers, name, lambda shape, p, like, generator=None, draw=draw:
@@ -104,12 +111,12 @@ def test_half_precision(variant, dtype, monkeypatch):
     family, options, _ = VARIANTS[variant]
     reference, layer = make_pair(family, options, DEVICE, dtype=dtype, seed=5)
     x = torch.randn(5, 3, 6, device=DEVICE).to(dtype).float().requires_grad_()
-    tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=3e-3, rtol=3e-3)
-    assert_matches_reference(reference, layer, x, lengths_of(3, 5), "lengths", tol, dtype)
+    rel = 8e-2 if dtype == torch.bfloat16 else 1e-2
+    assert_matches_reference(reference, layer, x, lengths_of(3, 5), "lengths", rel, dtype)
 
 
 @pytest.mark.parametrize("variant", ["lstm-regs", "gru-reset-before-regs-acts", "rnn-regs",
-                                     "sru-zoneout"])
+                                     "sru-zoneout", "lstm-layernorm", "gru-layernorm"])
 def test_second_derivatives_match_the_reference(variant):
     """Under ``create_graph=True`` the backward hands over to the reference engine's autograd
     twin with the same masks: a gradient penalty's gradients equal the reference engine's."""
@@ -123,5 +130,5 @@ def test_second_derivatives_match_the_reference(variant):
         first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
         penalty = sum(g.square().sum() for g in first)
         grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
-    for a, b in zip(grads[1], grads[0], strict=True):
-        assert_same(a, b, torch.float32, "second-order gradient", TOL32)
+    for a, b in zip(grads[1], grads[0], strict=True):  # the first derivative's rounding, twice
+        assert_same(a, b, torch.float32, "second-order gradient", dict(atol=1e-4, rtol=1e-4))

@@ -44,15 +44,31 @@ def initial_states(layer, B, device):
     return states, states[0] if len(states) == 1 else tuple(states)
 
 
+def assert_close_normwise(actual, expected, rel: float, what: str):
+    """``‖actual - expected‖ ≤ rel·‖expected‖``: a relative error of the whole tensor, the
+    measure for half-precision results, whose rounding a layer norm's gradient amplifies in
+    single elements (by cancellation) the same way in every engine."""
+    err = (actual - expected).norm() / expected.norm().clamp_min(1e-12)
+    assert err <= rel, f"{what}: relative error {err:.3g} > {rel}"
+
+
 def assert_matches_reference(reference, layer, x, lengths, how, tol, dtype=torch.float32):
-    """Outputs, final states and the gradients of x, h0/c0 and every parameter."""
+    """Outputs, final states and the gradients of x, h0/c0 and every parameter: element-wise
+    within ``tol`` (a dict of ``atol``, ``rtol``), or norm-wise within ``tol`` (a float, see
+    :func:`assert_close_normwise`)."""
+    def check(a, e, what):
+        if isinstance(tol, float):
+            assert_close_normwise(a, e, tol, what)
+        else:
+            assert_same(a, e, torch.float32, what, tol)
+
     states, hx = initial_states(layer, x.shape[1], x.device)
     expected = run_layer(reference, x, hx, lengths, how)
     x_low = x.detach().to(dtype).requires_grad_()
     hx_low = tuple(s.detach().to(dtype).requires_grad_() for s in states)
     actual = run_layer(layer, x_low, hx_low[0] if len(hx_low) == 1 else hx_low, lengths, how)
     for k, (a, e) in enumerate(zip(actual, expected)):
-        assert_same(a.float(), e, torch.float32, "output" if k == 0 else f"state {k - 1}", tol)
+        check(a.float(), e, "output" if k == 0 else f"state {k - 1}")
     names = ["input", *(f"initial state {k}" for k in range(len(states))),
              *(n for n, _ in layer.named_parameters())]
     expected_grads = torch.autograd.grad(loss_of(expected),
@@ -60,7 +76,7 @@ def assert_matches_reference(reference, layer, x, lengths, how, tol, dtype=torch
     actual_grads = torch.autograd.grad(loss_of([a.float() for a in actual]),
                                        [x_low, *hx_low, *layer.parameters()])
     for name, a, e in zip(names, actual_grads, expected_grads):
-        assert_same(a.float(), e, torch.float32, f"grad {name}", tol)
+        check(a.float(), e, f"grad {name}")
 
 
 def lengths_of(B, T):

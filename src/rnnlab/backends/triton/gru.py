@@ -12,11 +12,13 @@ from rnnlab.backends.triton.launch import (
     float32,
     grad_needed,
     launch,
+    layernorm_extras,
     lengths_of,
     masked_output,
     recurrent_input,
     zone_input,
 )
+from rnnlab.backends.triton.layernorm_gru import layernorm_gru_sequence
 from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.unrolled import gru_unrolled
@@ -53,10 +55,11 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zon
     w_hh = weight_hh.contiguous()
     b_hn = float32(bias_hh[2 * H:]) if bias_hh is not None else h_all
     substeps = T * (1 if reset_after else 2)
+    unused = (h_all,) * 4  # the layer norm's buffers
     launch(gru_forward_kernel, B, H, substeps, xp, w_hh, b_hn, lengths, h_all, gates, aux, m,
-           hbar, zone, T, B, H, dtype=x.dtype, device=x.device, RESET_AFTER=reset_after,
-           HAS_BIAS=bias_hh is not None, TRAINING=training, **_activations(opts),
-           REC=rec is not None, ZONE=zone_mode)
+           hbar, zone, *unused, 0.0, T, B, H, dtype=x.dtype, device=x.device,
+           RESET_AFTER=reset_after, HAS_BIAS=bias_hh is not None, TRAINING=training,
+           **_activations(opts), REC=rec is not None, ZONE=zone_mode, LAYER_NORM=False)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux, m, hbar, zone)
 
@@ -88,9 +91,11 @@ class GRUFunction(torch.autograd.Function):
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
         substeps = T * (2 if ctx.reset_after else 3)
+        unused = (h_all,) * 4  # the layer norm's buffers
         launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
-               aux, m, hbar, zone, dgx, dgh, dh_buf, T, B, H, dtype=x.dtype, device=x.device,
-               RESET_AFTER=ctx.reset_after, **_activations(ctx.opts), **ctx.modes)
+               aux, m, hbar, zone, *unused, dgx, dgh, h_all, dh_buf, T, B, H, dtype=x.dtype,
+               device=x.device, RESET_AFTER=ctx.reset_after, **_activations(ctx.opts),
+               **ctx.modes, LAYER_NORM=False)
         dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
         dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = dgx2.t() @ flat(x)
@@ -107,6 +112,8 @@ class GRUFunction(torch.autograd.Function):
 
 def gru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_gru_sequence(layer)
     opts = layer.options
 
     def sequence(x, state, params, mask, masks):
@@ -124,6 +131,6 @@ def gru_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the triton engine has no layer-normalised GRU"
+    if layer.layer_norm and (extras := layernorm_extras(layer)):
+        return f"the triton engine's layer-normalised GRU has no {', '.join(extras)}"
     return None
