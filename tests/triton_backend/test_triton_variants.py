@@ -132,3 +132,20 @@ def test_second_derivatives_match_the_reference(variant):
         grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
     for a, b in zip(grads[1], grads[0], strict=True):  # the first derivative's rounding, twice
         assert_same(a, b, torch.float32, "second-order gradient", dict(atol=1e-4, rtol=1e-4))
+
+
+@pytest.mark.parametrize("variant", ["lstm-regs", "lstm-zoneout-c-peephole-clip-acts",
+                                     "gru-reset-before-regs-acts", "rnn-regs", "sru-zoneout",
+                                     "lstm-layernorm", "gru-layernorm"])
+def test_inference_matches_training_forward(variant):
+    """Without autograd the kernels keep one step's buffers (or none) for a backward; with
+    the same masks the outputs are the same."""
+    family, options, _ = VARIANTS[variant]
+    _, layer = make_pair(family, dict(options, num_layers=2), DEVICE, seed=2)
+    x = torch.randn(4, 3, 6, device=DEVICE)
+    lengths = torch.tensor([4, 2, 3])
+    y_train, _ = layer(x, lengths=lengths)
+    layer.generator.manual_seed(2)
+    with torch.no_grad():
+        y_infer, _ = layer(x, lengths=lengths)
+    torch.testing.assert_close(y_infer, y_train.detach(), atol=0, rtol=0)
