@@ -77,9 +77,10 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
-                              norms_ptr, shared_ptr, tile, rows, row_mask, length, EPS, B, H,
-                              S0, S1, sync_ptr, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
-                              TRAINING)
+                              norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_ptr, tile, rows,
+                              row_mask, length, EPS, B, H, S0, S1, sync_ptr, gate_alpha,
+                              gate_beta, cand_alpha, cand_beta, BLOCK_B, BLOCK_H, BLOCK_K,
+                              PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
         for s in range(S0, S1):
             t = s // PHASES
@@ -153,9 +154,10 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
-                               norms_ptr, shared_ptr, dgx_ptr, dgh_ptr, du_ptr, dh_ptr, tile,
-                               rows, row_mask, length, T, B, H, S0, S1, sync_ptr, BLOCK_B,
-                               BLOCK_H, BLOCK_K, PRECISION, SYNC)
+                               norms_ptr, shared_ptr, rec_ptr, zone_ptr, dgx_ptr, dgh_ptr,
+                               du_ptr, dh_ptr, tile, rows, row_mask, length, T, B, H, S0, S1,
+                               sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B,
+                               BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
         for s in range(S0, S1):
             t = T - 1 - s // PHASES

@@ -6,15 +6,20 @@ recurrent pre-activations needs the whole row, so a step is two sub-steps, the p
 tile sharing their rows' partial moments as in
 :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`::
 
-    0:  u_t = h_{t-1} W_hhᵀ of the program's columns (stored), moments of u_t
+    0:  u_t = h̄_{t-1} W_hhᵀ of the program's columns (stored), moments of u_t
     1:  û_t = LN(u_t);   gh = û_t∘γ_hh + b_hh;   r, z = σ(xp_r + gh_r), σ(xp_z + gh_z)
-        n = tanh(xp_n + r∘gh_n);   h_t = n + z∘(h_{t-1} - n)        (padded steps carry h)
+        n = tanh(xp_n + r∘gh_n);   h̃_t = n + z∘(h_{t-1} - n);   h_t = d_t∘h_{t-1} + (1-d_t)∘h̃_t
+        (padded steps carry h)
 
 The backward runs three sub-steps per step, with ``g = dy_t + dh``::
 
-    0:  da_n, da_z, da_r as the plain GRU's;   dgh = [da_r, da_z, da_n∘r];  sums of dû = dgh∘γ_hh
+    0:  da_n, da_z, da_r from g∘(1-d_t) as the plain GRU's;   dgh = [da_r, da_z, da_n∘r];
+        sums of dû = dgh∘γ_hh
     1:  du_t = (dû - mean dû - û∘mean(dû∘û))·s                          (stored for dW_hh)
-    2:  dh_{t-1} = g∘z + du_t W_hh
+    2:  dh_{t-1} = g∘(z + d_t∘(1-z)) + (du_t W_hh)∘m
+
+σ and tanh are the activations ``GATE_ACT``, ``CAND_ACT``; recurrent dropout (``h̄ = m∘h``
+from ``hbar``) and zoneout (``d_t``) as in :mod:`rnnlab.backends.triton.gru_kernels`.
 
 Buffers: ``ln`` (6H,) = [γ_hh, b_hh]; ``pre`` (T or 1, B, 3H): u_t, then û_t; ``norms``
 (T or 1, B): ``s`` per row; ``shared`` (programs, B, 3) the partials; ``aux`` keeps ``gh_n``.
@@ -23,17 +28,18 @@ Buffers: ``ln`` (6H,) = [γ_hh, b_hh]; ``pre`` (T or 1, B, 3H): u_t, then û_t; 
 import triton
 import triton.language as tl
 
+from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
+    lerp,
     merge_moments,
     row_statistics,
     row_sums,
     share_rows,
-    sigmoid,
     substep_end,
-    tanh,
     tile_moments,
+    zone_weights,
 )
 
 
@@ -51,10 +57,12 @@ def _normalised(pre, ln_ptr, k: tl.constexpr, cols, col_mask, tile_mask, mean, s
 
 @triton.jit
 def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
-                          norms_ptr, shared_ptr, tile, rows, row_mask, length, EPS, B, H, S0,
-                          S1, sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                          norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_ptr, tile, rows,
+                          row_mask, length, EPS, B, H, S0, S1, sync_ptr, gate_alpha, gate_beta,
+                          cand_alpha, cand_beta, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                           BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
-                          TRAINING: tl.constexpr):
+                          TRAINING: tl.constexpr, GATE_ACT: tl.constexpr,
+                          CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
     """LN-GRU forward over sub-steps ``S0 ≤ s < S1`` (two per step) for one tile."""
     # the tile's rows in one program, which stores their statistics (a tensor: the
     # interpreter cannot combine a scalar condition with a mask)
@@ -68,7 +76,11 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
         else:
             kept = t64 * 0
         h_prev = h_ptr + t64 * B * H
-        if s % 2 == 0:  # u_t = h_{t-1} W_hhᵀ and its moments
+        if s % 2 == 0:  # u_t = h̄_{t-1} W_hhᵀ and its moments
+            if REC:
+                h_in = hbar_ptr + t64 * B * H
+            else:
+                h_in = h_prev
             n = tl.zeros((BLOCK_B,), dtype=tl.float32)
             mean = tl.zeros((BLOCK_B,), dtype=tl.float32)
             m2 = tl.zeros((BLOCK_B,), dtype=tl.float32)
@@ -76,7 +88,7 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 pre = pre_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 for k in tl.static_range(3):
-                    u = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_prev,
+                    u = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_in,
                                        H, rows, row_mask, w_hh_ptr, H, 1, cols + k * H,
                                        col_mask, H, BLOCK_K, PRECISION)
                     tl.store(pre + k * H, u, mask=tile_mask)
@@ -100,26 +112,38 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                                    TRAINING)
                 gh_n = _normalised(pre, ln_ptr, 2, cols, col_mask, tile_mask, mean_u, s_u, H,
                                    TRAINING)
-                r = sigmoid(tl.load(xp, mask=tile_mask, other=0.0) + gh_r)
-                z = sigmoid(tl.load(xp + H, mask=tile_mask, other=0.0) + gh_z)
-                n = tanh(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n)
+                r = activate(tl.load(xp, mask=tile_mask, other=0.0) + gh_r, GATE_ACT, gate_alpha,
+                             gate_beta)
+                z = activate(tl.load(xp + H, mask=tile_mask, other=0.0) + gh_z, GATE_ACT,
+                             gate_alpha, gate_beta)
+                n = activate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n,
+                             CAND_ACT, cand_alpha, cand_beta)
                 if TRAINING:  # what the backward reads
                     tl.store(gate, r, mask=tile_mask)
                     tl.store(gate + H, z, mask=tile_mask)
                     tl.store(gate + 2 * H, n, mask=tile_mask)
                     tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
                 h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-                tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
-                         mask=tile_mask)
+                h_new = n + z * (h_old - n)
+                if ZONE:
+                    h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H,
+                                                            ZONE))
+                h_out = tl.where(running, h_new, h_old)
+                tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
+                if REC:
+                    m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                    tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)
 
 
 @triton.jit
 def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
-                           norms_ptr, shared_ptr, dgx_ptr, dgh_ptr, du_ptr, dh_ptr, tile, rows,
-                           row_mask, length, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                           norms_ptr, shared_ptr, rec_ptr, zone_ptr, dgx_ptr, dgh_ptr, du_ptr,
+                           dh_ptr, tile, rows, row_mask, length, T, B, H, S0, S1, sync_ptr,
+                           gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B: tl.constexpr,
                            BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                           PRECISION: tl.constexpr, SYNC: tl.constexpr):
+                           PRECISION: tl.constexpr, SYNC: tl.constexpr, GATE_ACT: tl.constexpr,
+                           CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
     """LN-GRU BPTT over sub-steps (three per step, from the last step down) for one tile:
     ``dgx`` the gradients of ``xp``, ``dgh`` those of ``gh``, ``du`` those of ``u``."""
     for s in range(S0, S1):
@@ -142,12 +166,14 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
                 n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
                 h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
                 gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                g = tl.where(running, tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask,
-                                              other=0.0)
-                             + tl.load(dh_in + at, mask=tile_mask, other=0.0), 0.0)
-                da_n = g * (1.0 - z) * (1.0 - n * n)
-                da_z = g * (h_old - n) * z * (1.0 - z)
-                da_r = da_n * gh_n * r * (1.0 - r)
+                g = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                     + tl.load(dh_in + at, mask=tile_mask, other=0.0))
+                if ZONE:  # the share of g that enters the step
+                    g = g * (1.0 - zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+                g = tl.where(running, g, 0.0)
+                da_n = g * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+                da_z = g * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
+                da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
                 dgx = dgx_ptr + step3 + offsets
                 tl.store(dgx, da_r, mask=tile_mask)
                 tl.store(dgx + H, da_z, mask=tile_mask)
@@ -180,14 +206,22 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
                                     other=0.0)
                     tl.store(du_ptr + step3 + offsets + k * H,
                              (d_u_hat - mean_d - u_hat * mean_du) * s_u, mask=tile_mask)
-        else:  # dh_{t-1} = g∘z + du_t W_hh
+        else:  # dh_{t-1} = g∘z + (du_t W_hh)∘m
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 z = tl.load(gates_ptr + step3 + rows[:, None] * 3 * H + H + cols[None, :],
                             mask=tile_mask, other=0.0)
+                if ZONE:  # g∘z̃ = g∘(1-d)∘z + g∘d
+                    z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
                 dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
                 g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-                acc = dot_accumulate(g * z, du_ptr + step3, 3 * H, rows, row_mask, w_hh_ptr, 1,
-                                     H, cols, col_mask, 3 * H, BLOCK_K, PRECISION)
+                if REC:
+                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                         du_ptr + step3, 3 * H, rows, row_mask, w_hh_ptr, 1, H,
+                                         cols, col_mask, 3 * H, BLOCK_K, PRECISION)
+                    acc = acc * tl.load(rec_ptr + at, mask=tile_mask, other=0.0) + g * z
+                else:
+                    acc = dot_accumulate(g * z, du_ptr + step3, 3 * H, rows, row_mask, w_hh_ptr,
+                                         1, H, cols, col_mask, 3 * H, BLOCK_K, PRECISION)
                 tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)

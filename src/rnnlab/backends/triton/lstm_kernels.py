@@ -63,9 +63,11 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pre_ptr,
-                               norms_ptr, shared_ptr, tile, rows, row_mask, length, EPS, B, H,
-                               S0, S1, sync_ptr, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
-                               TRAINING)
+                               norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr,
+                               c_tilde_ptr, tile, rows, row_mask, length, EPS, B, H, S0, S1,
+                               sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta,
+                               out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
+                               TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
     else:
         for t in range(S0, S1):
             running = (t < length)[:, None]
@@ -154,9 +156,12 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr, norms_ptr,
-                                shared_ptr, da_ptr, dq_ptr, dn_ptr, dh_ptr, dc_ptr, tile, rows,
-                                row_mask, length, T, B, H, S0, S1, sync_ptr, BLOCK_B, BLOCK_H,
-                                BLOCK_K, PRECISION, SYNC)
+                                shared_ptr, rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, da_ptr,
+                                dq_ptr, dn_ptr, dh_ptr, dc_ptr, tile, rows, row_mask, length, T,
+                                B, H, S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
+                                cand_beta, out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K,
+                                PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
+                                ZONE_C)
     else:
         for s in range(S0, S1):
             t = T - 1 - s // 2
