@@ -12,7 +12,6 @@ from rnnlab.backends.triton.launch import (
     float32,
     grad_needed,
     launch,
-    layernorm_extras,
     lengths_of,
     masked_output,
     recurrent_input,
@@ -131,6 +130,4 @@ def gru_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm and (extras := layernorm_extras(layer)):
-        return f"the triton engine's layer-normalised GRU has no {', '.join(extras)}"
     return None

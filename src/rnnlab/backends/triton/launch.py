@@ -103,13 +103,6 @@ def zone_input(weights, placeholder: torch.Tensor) -> tuple[torch.Tensor, int]:
     return weights.contiguous(), 1
 
 
-def layernorm_extras(layer) -> list[str]:
-    """What a layer-normalised layer asks beyond the kernels' layer norm (σ, tanh and weight
-    dropout): its non-default activations and its other regularisers."""
-    changes = layer.regularisers.changes(layer.training)
-    return layer.activation_options() + [c for c in changes if c != "weight_dropout"]
-
-
 def float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a contiguous float32 tensor."""
     return t.to(torch.float32).contiguous()

@@ -11,7 +11,6 @@ from rnnlab.backends.triton.launch import (
     float32,
     grad_needed,
     launch,
-    layernorm_extras,
     lengths_of,
     masked_output,
     recurrent_input,
@@ -141,8 +140,6 @@ def lstm_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm and (extras := layernorm_extras(layer)):
-        return f"the triton engine's layer-normalised LSTM has no {', '.join(extras)}"
     if layer.proj_size:
         return "the triton engine's LSTM has no proj_size"
     return None
