@@ -274,7 +274,7 @@ def main():
     engines = ENGINES[device.type]
 
     started = time.time()
-    sections = []
+    sections, total = [], 2 * len(dtypes)
     for dtype_name in dtypes:
         torch.manual_seed(0)
         x, baselines, layers = build(device, DTYPES[dtype_name], B, H, T)
@@ -288,9 +288,19 @@ def main():
                                                     for name in baselines), "",
                          *table(times, picks, engines), ""]
             print(f"{dtype_name} {mode}: {len(times)} timings", flush=True)
+            write_report(out, sections, total, args, device, (B, H, T), started)
+    print(f"wrote {out}")
+
+
+def write_report(out: Path, sections: list[str], total: int, args, device, sizes,
+                 started: float) -> None:
+    """The report so far (rewritten after every section: a run cut short keeps them)."""
+    done = sum(line.startswith("## ") for line in sections)
+    progress = "" if done == total else f", cut short: {done} of {total} sections"
+    B, H, T = sizes
     lines = ["# rnnlab variants vs torch.nn", "",
              f"Command: `python benchmarks/variants.py {' '.join(sys.argv[1:])}`"
-             f" ({(time.time() - started) / 60:.1f} min)  ",
+             f" ({(time.time() - started) / 60:.1f} min{progress})  ",
              f"Machine: {machine(device)}  ",
              f"Sizes: B={B}, I=H={H}, T={T}; median of {args.rounds} interleaved rounds after "
              f"{max(1, args.warmup)} warm-up call(s).", "",
@@ -300,7 +310,6 @@ def main():
              "inference call a forward under no_grad in eval mode.", "", *sections]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
