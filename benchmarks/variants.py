@@ -67,7 +67,6 @@ ENGINES = {"cpu": ["auto", "reference", "native", "cpu"],
 SIZES = {"cpu": (16, 128, 100), "cuda": (64, 512, 100), "quick": (2, 8, 5)}  # B, I = H, T
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TOLERATED = 1.05  # auto within 5 % of the fastest engine of its row
-UNAVAILABLE: dict[tuple[str, str], str] = {}  # variants the layer itself refuses: why
 
 
 def cell_loop(cell, x):
@@ -110,14 +109,14 @@ def is_refusal(error: Exception) -> bool:
 
 
 def build(device, dtype, B, H, T):
-    """The input, the baselines and every (variant, engine) layer an engine accepts, with the
-    same draws for every engine's layer."""
+    """The input, the baselines, every (variant, engine) layer an engine accepts (the same
+    draws for every engine's layer), and why the layer itself refuses a variant, if it does."""
     kw = dict(device=device, dtype=dtype)
     x = torch.randn(T, B, H, **kw)
     baselines = {"torch.nn.LSTM": torch.nn.LSTM(H, H, **kw),
                  "torch.nn.GRU": torch.nn.GRU(H, H, **kw),
                  "LSTMCell loop": torch.nn.LSTMCell(H, H, **kw)}
-    layers = {}
+    layers, unavailable = {}, {}
     for k, (family, variant, options) in enumerate(VARIANTS):
         for engine in ENGINES[device.type]:
             torch.manual_seed(k)
@@ -126,8 +125,8 @@ def build(device, dtype, B, H, T):
                     H, H, **options, backend=engine, **kw)
             except ValueError as error:  # refused when built, by an engine or the layer
                 if not is_refusal(error):
-                    UNAVAILABLE[family, variant] = str(error)
-    return x, baselines, layers
+                    unavailable[family, variant] = str(error)
+    return x, baselines, layers, unavailable
 
 
 def runs(x, baselines, layers, training: bool) -> dict:
@@ -171,13 +170,13 @@ def auto_picks(x, layers, training: bool) -> dict:
     with torch.set_grad_enabled(training):
         batch = to_batch(x, None, False)[0]
         for (family, variant, engine), layer in layers.items():
-            if engine == "auto" and (family, variant) not in UNAVAILABLE:
+            if engine == "auto":
                 layer.train(training)
                 picks[family, variant] = select_backend(layer, batch).name
     return picks
 
 
-def table(times: dict, picks: dict, engines: list[str]) -> list[str]:
+def table(times: dict, picks: dict, unavailable: dict, engines: list[str]) -> list[str]:
     """One markdown table of a mode: ms (× torch.nn.LSTM · × LSTMCell loop · × own plain)."""
     plain = {}
     for family, variant, _ in VARIANTS:
@@ -208,7 +207,7 @@ def table(times: dict, picks: dict, engines: list[str]) -> list[str]:
             verdict = "yes" if ratio <= TOLERATED else \
                 f"**no**: {fastest} {ratio:.2f}× faster"
         picked = picks.get((family, variant)) or \
-            f"— (rnnlab refuses: {UNAVAILABLE[family, variant]})"
+            f"— (rnnlab refuses: {unavailable[family, variant]})"
         lines.append(f"| {family} | {variant} | " + " | ".join(cells)
                      + f" | {versus_gru} | {picked} | {verdict} |")
     return lines
@@ -277,7 +276,7 @@ def main():
     sections, total = [], 2 * len(dtypes)
     for dtype_name in dtypes:
         torch.manual_seed(0)
-        x, baselines, layers = build(device, DTYPES[dtype_name], B, H, T)
+        x, baselines, layers, unavailable = build(device, DTYPES[dtype_name], B, H, T)
         for training in (True, False):
             mode = "training step" if training else "inference call"
             times = measure(runs(x, baselines, layers, training), device, args.rounds,
@@ -286,7 +285,7 @@ def main():
             sections += [f"## {dtype_name}, {mode}", "",
                          "Baselines: " + " · ".join(f"{name} {times[name]:.2f} ms"
                                                     for name in baselines), "",
-                         *table(times, picks, engines), ""]
+                         *table(times, picks, unavailable, engines), ""]
             print(f"{dtype_name} {mode}: {len(times)} timings", flush=True)
             write_report(out, sections, total, args, device, (B, H, T), started)
     print(f"wrote {out}")
