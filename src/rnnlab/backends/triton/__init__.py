@@ -15,15 +15,15 @@ The GEMMs around the loop are torch matmuls and follow torch's matmul setting
 
 Covered: LSTM (with peepholes, cell clipping, coupled gates, layer norm; not ``proj_size``),
 GRU (both reset forms, layer norm), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with
-variable lengths; any
-gate, candidate and output activations of :mod:`rnnlab.activations` (``tl.constexpr``
-choices), and the regularisers of :mod:`rnnlab.regularisers` (recurrent dropout, zoneout and
-its eval-mode expectation, weight dropout) with the masks the layer draws, so equal generators
-give the reference engine's result. ``backend="auto"`` keeps torch's fused op (cuDNN) first
-where it applies and uses this engine on CUDA for what cuDNN cannot run (SRU, the LSTM
-variants, GRU with ``reset_after=False``, activations, regularisers). The layer norms reduce
-over a whole row each step: their kernels add sub-steps in which a tile's programs share
-partial row statistics (see :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`).
+variable lengths; any gate, candidate and output activations of :mod:`rnnlab.activations`
+(``tl.constexpr`` choices of each family's kernel), and the regularisers of
+:mod:`rnnlab.regularisers` (recurrent dropout, zoneout and its eval-mode expectation, weight
+dropout) with the masks the layer draws, so equal generators give the reference engine's
+result. ``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this
+engine on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with
+``reset_after=False``, layer norm, activations, regularisers). The layer norms reduce over a
+whole row each step: their kernels add sub-steps in which a tile's programs share partial row
+statistics (see :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`).
 On the CPU the engine runs only when forced and only under the Triton interpreter
 (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 
