@@ -135,3 +135,30 @@ def test_second_derivatives_match_the_reference(kernel):
         grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
     for a, b in zip(grads[1], grads[0], strict=True):
         assert_same(a, b, torch.float32, "second-order gradient", TOL32)
+
+
+@pytest.mark.parametrize("batch, hidden, expected", [
+    (8, 1024, (16, "grid")),  # one tile: every block of 64 columns its own program
+    (64, 256, (4, "grid")),  # one tile of 64 sequences, 4 blocks
+    (512, 1024, (16, "grid")),  # 8 tiles × 16 = 128 programs on 132 SMs
+    (4096, 1024, (2, "grid")),  # 64 tiles: 2 programs each fit
+    (16384, 1024, (1, "cta")),  # 256 tiles: no room to split
+    (8, 16, (1, "cta")),  # one block of columns
+])
+def test_default_column_split_fills_the_gpu_and_stays_resident(batch, hidden, expected,
+                                                               monkeypatch):
+    """The default on CUDA: as many column programs per tile as blocks, never more programs
+    than multiprocessors (so the grid barrier cannot deadlock); an H200's 132 SMs."""
+    monkeypatch.delenv("RNNLAB_TRITON_COLUMN_PROGRAMS", raising=False)
+    monkeypatch.delenv("RNNLAB_TRITON_SYNC", raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: type("Props", (), {"multi_processor_count": 132}))
+    columns, sync = column_programs(batch, hidden, torch.device("cuda"))
+    assert (columns, sync) == expected
+    if sync == "grid":
+        assert -(-batch // 64) * columns <= 132  # tiles × columns: all resident
+
+
+def test_default_is_one_program_per_tile_off_the_gpu(monkeypatch):
+    monkeypatch.delenv("RNNLAB_TRITON_COLUMN_PROGRAMS", raising=False)
+    assert column_programs(20, 1024, torch.device("cpu")) == (1, "cta")

@@ -27,9 +27,12 @@ statistics (see :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`).
 On the CPU the engine runs only when forced and only under the Triton interpreter
 (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 
-Environment: ``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` splits each tile's hidden units over ``n``
-programs (default 1), synchronised by a grid barrier on CUDA, or by one launch per sub-step
-with ``RNNLAB_TRITON_SYNC=launch`` (see :mod:`rnnlab.backends.triton.launch`).
+On CUDA each tile's hidden units are split over as many programs as the GPU has
+multiprocessors for it, synchronised by a grid barrier (see
+:func:`rnnlab.backends.triton.launch.column_programs`). Environment:
+``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` asks for ``n`` programs per tile instead (1 under the
+interpreter by default); ``RNNLAB_TRITON_SYNC=launch`` synchronises them with one launch per
+sub-step.
 """
 
 from __future__ import annotations
