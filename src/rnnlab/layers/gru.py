@@ -38,10 +38,11 @@ class GRU(RecurrentBase):
             Requires ``reset_after=True``.
         gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
             the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
-            Activation, see :mod:`rnnlab.activations`. Non-default ones are not torch's
-            (``backend="native"`` refuses them).
+            Activation, see :mod:`rnnlab.activations`. Non-default ones run on the reference,
+            cpu and triton engines (``backend="native"`` refuses them).
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
-            inside the recurrence, train-only, not torch's; see :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
+            inside the recurrence, train-only, reference, cpu and triton engines; see
+            :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
