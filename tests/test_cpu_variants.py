@@ -65,6 +65,21 @@ def test_activation_formulas_match_python(act, dtype):
                                act.grad(y_ref), **tol)
 
 
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["f64", "f32"])
+def test_activation_relative_accuracy_of_small_values(dtype):
+    """Where φ or φ' is tiny (elu near 0⁻, softplus far below 0 and its φ' near 0), the
+    formulas keep their relative accuracy (expm1, log1p without cancellation)."""
+    ops = _build.load()
+    a = torch.tensor([-1e-7, -1e-4, -0.3, -0.6, -20.0, -60.0], dtype=dtype)
+    rtol = 1e-14 if dtype == F64 else 1e-6
+    for act in (activations.get("elu"), activations.get("softplus")):
+        y = ops.activation_forward(a, *act.kernel_args)
+        torch.testing.assert_close(y, act(a.double()).to(dtype), atol=0, rtol=rtol)
+    softplus, y = activations.get("softplus"), torch.tensor([1e-7, 1e-4, 0.3], dtype=dtype)
+    torch.testing.assert_close(ops.activation_backward(y, *softplus.kernel_args),
+                               softplus.grad(y.double()).to(dtype), atol=0, rtol=rtol)
+
+
 def test_activation_code_checked():
     with pytest.raises(RuntimeError, match="code 11"):
         _build.load().activation_forward(torch.zeros(3), 11, 0.0, 0.0)

@@ -19,8 +19,8 @@
 // `act_apply<K>` / `act_grad<K>` are the branch-free scalar formulas of code K, for loops that
 // know their activation at compile time (`with_code` turns a run-time code into one); the row
 // functions `activate` and `activation_grad` pick the formula once per row and run one `omp
-// simd` loop of it. Every formula is built from vecmath.h's exp_ and tanh_ and a log1p on
-// [0, 1] below, so each loop vectorises.
+// simd` loop of it. Every formula is built from vecmath.h's exp_ and tanh_ and the expm1 and
+// log1p below, so each loop vectorises.
 #pragma once
 
 #include <cstdint>
@@ -59,15 +59,15 @@ inline Act<T> act_at(const double* args) {
   return {static_cast<int>(args[0]), static_cast<T>(args[1]), static_cast<T>(args[2])};
 }
 
-// log(1 + u) for 0 ≤ u ≤ 1: m = 1 + u scaled into [√½, √2] (m/2 and + log 2 above √2), then
-// log m = 2 atanh(s) = 2 (s + s³/3 + s⁵/5 + …) with s = (m - 1)/(m + 1), |s| ≤ 0.1716; the
-// series to s²³ (double) or s¹³ (float) is below the type's rounding. Absolute error ~1 ulp of 1.
+// log(1 + u) for 0 ≤ u ≤ 1, to a few ulp of the result (tiny u included): log(1 + u) =
+// 2 atanh(s) = 2 (s + s³/3 + s⁵/5 + …) with s = u/(2 + u), or, above u = √2 - 1, log 2 plus the
+// same series of m = (1 + u)/2 ∈ (√½, 1], s = (m - 1)/(m + 1); |s| ≤ 0.1716, and the series to
+// s²³ (double) or s¹³ (float) is below the type's rounding.
 template <typename T>
 RNNLAB_INLINE T log1p_unit_(T u) {
-  T m = T(1) + u;
-  const bool high = m > T(1.41421356237309504880);
-  m = high ? m * T(0.5) : m;
-  const T s = (m - T(1)) / (m + T(1));
+  const bool high = u > T(0.41421356237309504880);
+  const T m = (T(1) + u) * T(0.5);
+  const T s = high ? (m - T(1)) / (m + T(1)) : u / (T(2) + u);
   const T s2 = s * s;
   T p;
   if constexpr (std::is_same_v<T, double>) {
@@ -89,6 +89,19 @@ RNNLAB_INLINE T log1p_unit_(T u) {
   p = p * s2 + T(1) / T(3);
   p = p * s2 + T(1);
   return T(2) * s * p + (high ? T(0.693147180559945309417) : T(0));
+}
+
+// e^x - 1 to a few ulp of the result (tiny x included): below |x| = 1/2 its Taylor series (to
+// x¹⁶ in double, x¹⁰ in float: below the type's rounding), above it exp(x) - 1, which cancels no
+// digits there (|e^x - 1| > 0.39).
+template <typename T>
+RNNLAB_INLINE T expm1_(T x) {
+  constexpr int kTerms = std::is_same_v<T, double> ? 16 : 10;
+  T p = T(1);  // 1 + x/2 + x²/6 + … = (e^x - 1)/x, by Horner from the last term
+  for (int k = kTerms; k >= 2; --k) p = p * (x * (T(1) / T(k))) + T(1);
+  const T series = x * p;
+  const T direct = exp_(x) - T(1);
+  return (x < T(0.5) && x > T(-0.5)) ? series : direct;
 }
 
 // y = φ(a) for the activation of code K, parameters al, be.
@@ -113,7 +126,7 @@ RNNLAB_INLINE T act_apply(T a, T al, T be) {
   } else if constexpr (K == kAffine) {
     return a * al + be;
   } else if constexpr (K == kElu) {
-    return a > T(0) ? a : al * (exp_(a) - T(1));
+    return a > T(0) ? a : al * expm1_(a);
   } else if constexpr (K == kSoftsign) {
     return a / (T(1) + (a < T(0) ? -a : a));
   } else {
@@ -150,7 +163,7 @@ RNNLAB_INLINE T act_grad(T y, T al, T be) {
     return r * r;
   } else {
     static_assert(K == kSoftplus, "unknown activation code");
-    return T(1) - exp_(-y);
+    return -expm1_(-y);
   }
 }
 
