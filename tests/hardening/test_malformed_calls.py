@@ -503,7 +503,7 @@ REFUSED_CALLS = [
     ("LSTM", {"backend": "cpu", "layer_norm": True}, {}),
     ("GRU", {"backend": "cpu", "layer_norm": True}, {}),
     ("MinGRU", {"backend": "cpu"}, {}), ("MinLSTM", {"backend": "cpu"}, {}),
-    ("RNN", {"backend": "cpu", "recurrent_dropout": 0.1}, {}),
+    ("RNN", {"backend": "cpu", "dtype": torch.float16}, {"dtype": torch.float16}),
     ("GRU", {"backend": "cpu", "dtype": torch.float16}, {"dtype": torch.float16}),
     ("SRU", {"backend": "cpu", "dtype": torch.bfloat16}, {"dtype": torch.bfloat16}),
     ("LSTM", {"backend": "cpu", "device": "meta"}, {"device": "meta"}),

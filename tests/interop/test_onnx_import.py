@@ -352,7 +352,9 @@ def test_reverse_arguments():
 def test_activations(op, D, attrs):
     """ONNX's activations and their alpha/beta, read as onnxruntime reads them."""
     model = build(op, D=D, lengths=True, init="input", **attrs)
-    layer = check(model, op, D, atol=5e-6)
+    # float32 on both sides; the leaky-gated GRU grows to |y| ~ 2e3, where the two runtimes'
+    # rounding (each ~3e-4 from float64 there) reaches 7e-6 on elements near 0
+    layer = check(model, op, D, atol=1e-5)
     assert layer.options.gate_act.onnx_name == attrs["activations"][0]
 
 
