@@ -496,8 +496,6 @@ def cell_call_cases(draw) -> Case:
 
 # a backend forced at construction that cannot run a call: (family, options, input options)
 REFUSED_CALLS = [
-    ("LSTM", {"backend": "cpu", "layer_norm": True}, {}),
-    ("GRU", {"backend": "cpu", "layer_norm": True}, {}),
     ("MinGRU", {"backend": "cpu"}, {}), ("MinLSTM", {"backend": "cpu"}, {}),
     ("RNN", {"backend": "cpu", "recurrent_dropout": 0.1}, {}),
     ("GRU", {"backend": "cpu", "dtype": torch.float16}, {"dtype": torch.float16}),

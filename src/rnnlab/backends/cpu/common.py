@@ -34,3 +34,16 @@ def regularised_unsupported(layer) -> str | None:
     """The layer's options this engine's kernels do not compute yet (non-default activations,
     regularisers that change the function), or None."""
     return layer.reference_only_reason()
+
+
+def kernel_activations(*acts) -> list[float]:
+    """Activations as the C++ loops take them: ``(code, alpha, beta)`` triples, flattened
+    (:attr:`rnnlab.activations.Activation.kernel_args`)."""
+    return [float(v) for act in acts for v in act.kernel_args]
+
+
+def mask_tensors(masks, names: tuple[str, ...]) -> tuple:
+    """The regulariser masks ``names`` of a :class:`rnnlab.regularisers.Masks` (or None) as
+    the C++ loops read them: contiguous (the eval expectation is an expanded constant), or
+    None."""
+    return tuple(None if masks is None else contiguous(getattr(masks, name)) for name in names)

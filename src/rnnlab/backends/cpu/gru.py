@@ -16,6 +16,7 @@ from rnnlab.backends.cpu.common import (
     none_if_empty,
     regularised_unsupported,
 )
+from rnnlab.backends.cpu.layernorm_gru import layernorm_gru_sequence
 from rnnlab.bptt.common import differentiate_twin, save_cache, saved_cache
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.unrolled import gru_unrolled
@@ -53,6 +54,8 @@ def _gru_twin(*args):
 
 def gru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_gru_sequence(layer)
     reset_after = layer.options.reset_after
 
     def sequence(x, state, params, mask, masks):
@@ -70,6 +73,6 @@ def gru_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why this engine cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the cpu engine has no layer-normalised GRU"
+    if layer.layer_norm:  # its kernel computes every option the layer accepts
+        return None
     return regularised_unsupported(layer)

@@ -16,6 +16,7 @@ from rnnlab.backends.cpu.common import (
     none_if_empty,
     regularised_unsupported,
 )
+from rnnlab.backends.cpu.layernorm_lstm import layernorm_lstm_sequence
 from rnnlab.bptt.common import differentiate_twin, save_cache, saved_cache
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.unrolled import lstm_unrolled
@@ -61,6 +62,8 @@ def _lstm_twin(*args):
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_lstm_sequence(layer)
     clip, coupled = layer.options.cell_clip, layer.options.coupled
 
     def sequence(x, state, params, mask, masks):
@@ -81,6 +84,6 @@ def lstm_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why this engine cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the cpu engine has no layer-normalised LSTM"
+    if layer.layer_norm:  # its kernel computes every option the layer accepts
+        return None
     return regularised_unsupported(layer)
