@@ -98,16 +98,19 @@ def test_matches_reference_two_layers_both_directions(family, options, form):
     check(ref, cpu, x, leaf, hx, leaves)
 
 
+@pytest.mark.parametrize("batch", [6, 10], ids=["units", "rows"])
 @pytest.mark.parametrize("family", ["LSTM", "GRU"])
-def test_matches_reference_with_a_team_of_threads(family):
-    """Sizes where the loops split the hidden units over threads (uneven slices), padded."""
+def test_matches_reference_with_a_team_of_threads(family, batch):
+    """Sizes where two threads split the hidden units of every row (uneven slices) or the rows
+    of the batch, packed."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         torch.manual_seed(1)
         ref, cpu = pair(family, hidden_size=72, **ACTS[family], **REGS[family])
-        x, leaf = make_input("packed", 5, 6, I, False, F64, lengths=torch.tensor([5, 3, 5, 1, 4, 2]))
-        hx, leaves = states(cpu, batch=6)
+        lengths = torch.tensor([5, 3, 5, 1, 4, 2, 5, 2, 3, 4][:batch])
+        x, leaf = make_input("packed", 5, batch, I, False, F64, lengths=lengths)
+        hx, leaves = states(cpu, batch=batch)
         check(ref, cpu, x, leaf, hx, leaves)
     finally:
         torch.set_num_threads(threads)

@@ -5,9 +5,12 @@
 //   ẑ = (z - mean z)·s,  s = 1/sqrt(var z + eps)  (biased variance, eps = 1e-5)
 //   dz = (dẑ - mean(dẑ) - ẑ∘mean(dẑ∘ẑ))·s
 //
-// for whole rows (the input side, all T·B rows at once) and as partial sums of a row's slice,
-// which the threads of a time loop -- each owning some of a row's units -- add up.
+// for whole rows (the input side's forward, all T·B rows at once) and as partial sums of a
+// row's slice, which the threads of a time loop -- each owning some of a row's units -- add up.
 #pragma once
+
+#include <ATen/ops/ones.h>
+#include <ATen/ops/sum.h>
 
 #include "activations.h"
 #include "common.h"
@@ -81,23 +84,27 @@ void layer_norm_rows(T* z, int64_t rows, int64_t n, const T* gain, const T* shif
   });
 }
 
-// Every row r < rows of d (rows × n), the gradient on ẑ∘gain on entry: the gradient on z on
-// exit, dz = LN_backward(d∘gain, ẑ, s).
+// A thread's share of a layer-normalised time loop: batch rows [b0, b1) and hidden units
+// [j0, j1) of every gate. With enough rows each thread takes whole rows: their moments and
+// norms are its own, and a step needs no barrier. Otherwise the threads split the units of
+// every row, as the plain loops do, and meet at a barrier (`sync`) before each row-wide
+// reduction; `rank` then numbers a thread among those sharing a row.
+struct Share {
+  int64_t b0, b1, j0, j1;
+  int rank, sharing;
+
+  void sync(int nt) const {
+    if (sharing > 1) barrier(nt);
+  }
+};
+
+constexpr int64_t kMinRowsPerThread = 4;
+
 template <typename T>
-void layer_norm_backward_rows(T* d, int64_t rows, int64_t n, const T* gain, const T* z_hat,
-                              const T* s) {
-  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)),
-                   [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      T* __restrict dr = d + r * n;
-      const T* __restrict zr = z_hat + r * n;
-      RNNLAB_SIMD
-      for (int64_t j = 0; j < n; ++j) dr[j] *= gain[j];
-      T s1 = T(0), s2 = T(0);
-      backward_sums(dr, zr, n, s1, s2);
-      backward_apply(dr, zr, n, s1 / static_cast<T>(n), s2 / static_cast<T>(n), s[r]);
-    }
-  });
+inline Share share_of(int64_t B, int64_t H, int tid, int nt) {
+  if (B >= kMinRowsPerThread * nt) return {B * tid / nt, B * (tid + 1) / nt, 0, H, 0, 1};
+  const Units u = unit_slice<T>(H, tid, nt);
+  return {0, B, u.j0, u.j1, tid, nt};
 }
 
 // A mask's contiguous data in x's dtype with `numel` values, or nullptr when absent.

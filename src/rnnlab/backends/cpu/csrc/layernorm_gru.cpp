@@ -5,9 +5,10 @@
 //
 // Forward: V = x W_ihᵀ for all steps in one GEMM, normalised row by row into v̂ and the gate
 // buffer G = gx = v̂∘γ_ih + b_ih. Per step, a team of threads (common.h), each owning some
-// hidden units of every gate:
+// batch rows, or -- for a small batch -- some hidden units of every gate of every row, and
+// then meeting at the barriers below (layernorm.h's Share):
 //   1. u = (m∘h_{t-1}) W_hhᵀ, each thread its columns;                                barrier
-//   2. the moments of each row of u (every thread, the whole row); û into Uhat;
+//   2. the moments of each row of u (every thread sharing it, the whole row); û into Uhat;
 //      gh = û∘γ_hh + b_hh (gh_n kept); r, z = σ(gx + gh); n = φ(gx_n + r∘gh_n);
 //      h̃ = n + z∘(h_{t-1} - n); h_t = h̃ + d∘(h_{t-1} - h̃);                           barrier
 // Padded steps carry the state and output 0.
@@ -15,11 +16,12 @@
 // Backward, per step from T-1 down, each thread on its units (dh reaches h_t):
 //   1. g = dy + dh, g̃ = g∘(1-d); da_n = g̃∘(1-z)∘φ'(n); da_z = g̃∘(h_{t-1} - n)∘σ'(z);
 //      da_r = da_n∘gh_n∘σ'(r); dgx = [da_r, da_z, da_n]; dgh = [da_r, da_z, da_n∘r];
-//      dû = dgh∘γ_hh and its row sums; the sums of the bias and gain gradients;      barrier
-//   2. du = LN_backward(dû) into DU;                                                    barrier
+//      dû = dgh∘γ_hh, dv̂ = dgx∘γ_ih and their row sums; the sums of the bias and gain
+//      gradients;                                                                      barrier
+//   2. du = LN_backward(dû) into DU, dv = LN_backward(dv̂) in place of dgx;            barrier
 //   3. dh_{t-1} = g̃∘z + g∘d + (du W_hh)∘m, each thread its columns.
-// After the loop, over all T·B rows: dv = LN_backward(dgx∘γ_ih), dx = dv W_ih,
-// dW_ih = dvᵀ x, dW_hh = duᵀ (m∘h_{t-1}).
+// A missing mask reads ones (m) or zeros (d), so the loops have no branches. After the loop,
+// over all T·B rows: dx = dv W_ih, dW_ih = dvᵀ x, dW_hh = duᵀ (m∘h_{t-1}).
 #include "layernorm.h"
 
 #include <vector>
@@ -75,15 +77,16 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, 3, H, H);
   team(team_size<T>(B * G3 * H, H), [&](int tid, int nt) {
-    const Units u = unit_slice<T>(H, tid, nt);
-    const int64_t n = u.j1 - u.j0;
+    const Share u = share_of<T>(B, H, tid, nt);
+    const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
     for (int64_t t = 0; t < Tn; ++t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
       const T* h_prev = h_ptr + t * B * H;
       const T* h_in = hin_ptr ? hin_ptr + t * B * H : h_prev;
-      W_hh.apply_units(B, h_in, H, false, ur_ptr, G3, u.j0, u.j1);  // u = h̄ W_hhᵀ
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {
+      W_hh.apply_units(rows, h_in + u.b0 * H, H, false, ur_ptr + u.b0 * G3, G3, u.j0,
+                       u.j1);  // u = h̄ W_hhᵀ
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {
         const int64_t row = t * B + b, o = b * H + u.j0;
         const T* __restrict hp = h_prev + o;
         T* __restrict hn = h_ptr + (t + 1) * B * H + o;
@@ -95,7 +98,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
           const T* ur = ur_ptr + b * G3;
           T mean, rstd;
           row_moments(ur, G3, mean, rstd);
-          if (tid == 0) shh_ptr[row] = rstd;
+          if (u.rank == 0) shh_ptr[row] = rstd;
           T* g = g_ptr + row * G3;
           T* uh = uh_ptr + row * G3;
           for (int k = 0; k < 2; ++k) {  // r, z: a = gx + û∘γ_hh + b_hh
@@ -139,7 +142,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
           for (int64_t j = 0; j < n; ++j) hi[j] = m[j] * hn[j];
         }
       }
-      barrier(nt);  // the next step reads all of h_t
+      u.sync(nt);  // the next step reads all of h_t
     }
   });
   return {y, hs[Tn].clone(), G, Vhat, s_ih, Uhat, s_hh, ghn, hs, hin};
@@ -162,15 +165,18 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
   const T* m_ptr = optional_data<T>(rec, x, "recurrent mask", B * H);
   const T* z_ptr = optional_data<T>(zone, x, "zone", Tn * B * H);
 
-  Tensor DGX = scratch(kGradA, {Tn, B, G3}, opts);  // dgx, then dv (after the loop)
+  Tensor DGX = scratch(kGradA, {Tn, B, G3}, opts);  // dgx, then dv (step 2)
   Tensor DU = scratch(kGradOut, {Tn, B, G3}, opts);  // du
   Tensor dh = dh_T.clone();
   Tensor prod = at::empty({B, H}, opts);    // du W_hh of a step
   Tensor direct = at::empty({B, H}, opts);  // g̃∘z + g∘d of a step
   const int nth = team_size<T>(B * G3 * H, H);
-  Tensor sums = at::zeros({nth, B, 2}, opts);  // per thread, row: (Σ dû, Σ dû∘û)
-  Tensor db_ih = at::zeros({G3}, opts), db_hh = at::zeros({G3}, opts);
-  Tensor dg_ih = at::zeros({G3}, opts), dg_hh = at::zeros({G3}, opts);
+  // per thread and row: (Σ d, Σ d∘ẑ) of the norms of u and v
+  Tensor sums = at::zeros({2, nth, B, 2}, opts);
+  // a missing mask reads ones (recurrent dropout) or zeros (zoneout): loops without branches
+  Tensor ones = at::ones({H}, opts), zeros = at::zeros({H}, opts);
+  // per thread: the sums over its rows of db_ih, db_hh, dγ_ih, dγ_hh (3H each)
+  Tensor acc = at::zeros({nth, 4 * G3}, opts);
 
   T* dgx_ptr = DGX.data_ptr<T>();
   T* du_ptr = DU.data_ptr<T>();
@@ -178,10 +184,11 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
   T* prod_ptr = prod.data_ptr<T>();
   T* dir_ptr = direct.data_ptr<T>();
   T* sum_ptr = sums.data_ptr<T>();
-  T* dbih_ptr = db_ih.data_ptr<T>();
-  T* dbhh_ptr = db_hh.data_ptr<T>();
-  T* dgih_ptr = dg_ih.data_ptr<T>();
-  T* dghh_ptr = dg_hh.data_ptr<T>();
+  T* sum_v = sum_ptr + nth * B * 2;
+  const T* one_ptr = ones.data_ptr<T>();
+  const T* zero_ptr = zeros.data_ptr<T>();
+  const T* sih_ptr = s_ih.data_ptr<T>();
+  const T* g_ih = ln_ih.data_ptr<T>();
   const T* dy_ptr = dy.data_ptr<T>();
   const T* g_ptr = G.data_ptr<T>();
   const T* vh_ptr = Vhat.data_ptr<T>();
@@ -194,15 +201,20 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, 1, H, G3);  // du W_hh
   team(nth, [&](int tid, int nt) {
-    const Units u = unit_slice<T>(H, tid, nt);
-    const int64_t n = u.j1 - u.j0;
+    const Share u = share_of<T>(B, H, tid, nt);
+    const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
+    T* dbih_ptr = acc.data_ptr<T>() + tid * 4 * G3;
+    T* dbhh_ptr = dbih_ptr + G3;
+    T* dgih_ptr = dbih_ptr + 2 * G3;
+    T* dghh_ptr = dbih_ptr + 3 * G3;
     std::vector<T> k_buf(static_cast<size_t>(std::max<int64_t>(3 * n, 1)));  // σ'(r), σ'(z), φ'(n)
     for (int64_t t = Tn - 1; t >= 0; --t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
-      for (int64_t b = 0; b < B; ++b) {  // 1. the gate gradients, dû
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 1. the gate gradients, dû
         const int64_t row = t * B + b, o = b * H + u.j0;
-        T* s = sum_ptr + (tid * B + b) * 2;
-        s[0] = s[1] = T(0);
+        T* s = sum_ptr + (u.rank * B + b) * 2;
+        T* sv = sum_v + (u.rank * B + b) * 2;
+        s[0] = s[1] = sv[0] = sv[1] = T(0);
         T* dgx = dgx_ptr + row * G3;
         T* du = du_ptr + row * G3;
         if (run && !run[b]) {  // no gradient enters a padded step
@@ -226,7 +238,7 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
         const T* __restrict hp = h_ptr + t * B * H + o;
         const T* __restrict dyt = dy_ptr + row * H + u.j0;
         const T* __restrict dhb = dh_ptr + o;
-        const T* __restrict d = z_ptr ? z_ptr + row * H + u.j0 : nullptr;
+        const T* __restrict d = z_ptr ? z_ptr + row * H + u.j0 : zero_ptr + u.j0;
         const T* __restrict gh_n = ghn_ptr + row * H + u.j0;
         T* __restrict dir = dir_ptr + o;
         T* __restrict dxr = dgx + u.j0;
@@ -234,7 +246,7 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
         RNNLAB_SIMD
         for (int64_t j = 0; j < n; ++j) {
           const T gs = dyt[j] + dhb[j];
-          const T gt = d ? gs * (T(1) - d[j]) : gs;
+          const T gt = gs * (T(1) - d[j]);
           const T da_n = gt * (T(1) - z_[j]) * kn[j];
           const T da_z = gt * (hp[j] - n_[j]) * kz[j];
           const T da_r = da_n * gh_n[j] * kr[j];
@@ -244,7 +256,7 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
           dur[j] = da_r;  // dgh, turned into dû below
           dur[H + j] = da_z;
           dur[2 * H + j] = da_n * r_[j];
-          dir[j] = d ? gt * z_[j] + gs * d[j] : gs * z_[j];
+          dir[j] = gt * z_[j] + gs * d[j];
         }
         const T* vh = vh_ptr + row * G3;
         const T* uh = uh_ptr + row * G3;
@@ -256,57 +268,60 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
             dgih_ptr[j] += dgx[j] * vh[j];
             dbhh_ptr[j] += du[j];
             dghh_ptr[j] += du[j] * uh[j];
-            du[j] *= g_hh[j];
+            du[j] *= g_hh[j];  // dû and dv̂: normalised back in 2.
+            dgx[j] *= g_ih[j];
           }
           backward_sums(du + c0, uh + c0, n, s[0], s[1]);
+          backward_sums(dgx + c0, vh + c0, n, sv[0], sv[1]);
         }
       }
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {  // 2. du = LN_backward(dû)
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 2. du = LN_backward(dû), dv = LN_backward(dv̂)
         if (run && !run[b]) continue;
         const int64_t row = t * B + b;
-        T m1 = T(0), m2 = T(0);
-        for (int r = 0; r < nt; ++r) {
-          m1 += sum_ptr[(r * B + b) * 2];
-          m2 += sum_ptr[(r * B + b) * 2 + 1];
-        }
-        m1 /= static_cast<T>(G3);
-        m2 /= static_cast<T>(G3);
+        T m[4] = {T(0), T(0), T(0), T(0)};
+        for (int r = 0; r < u.sharing; ++r)
+          for (int i = 0; i < 2; ++i) {
+            m[i] += sum_ptr[(r * B + b) * 2 + i];
+            m[2 + i] += sum_v[(r * B + b) * 2 + i];
+          }
+        for (T& v : m) v /= static_cast<T>(G3);
         for (int kb = 0; kb < 3; ++kb) {
           const int64_t c0 = row * G3 + kb * H + u.j0;
-          backward_apply(du_ptr + c0, uh_ptr + c0, n, m1, m2, shh_ptr[row]);
+          backward_apply(du_ptr + c0, uh_ptr + c0, n, m[0], m[1], shh_ptr[row]);
+          backward_apply(dgx_ptr + c0, vh_ptr + c0, n, m[2], m[3], sih_ptr[row]);
         }
       }
-      barrier(nt);  // the product needs every column of du
-      W_hh.apply_units(B, du_ptr + t * B * G3, G3, false, prod_ptr, H, u.j0, u.j1);
-      for (int64_t b = 0; b < B; ++b) {  // 3. dh_{t-1} = g̃∘z + g∘d + (du W_hh)∘m
+      u.sync(nt);  // the product needs every column of du
+      W_hh.apply_units(rows, du_ptr + (t * B + u.b0) * G3, G3, false, prod_ptr + u.b0 * H, H,
+                       u.j0, u.j1);
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 3. dh_{t-1} = g̃∘z + g∘d + (du W_hh)∘m
         if (run && !run[b]) continue;  // dh passes through a padded step
         const int64_t o = b * H + u.j0;
         const T* __restrict p = prod_ptr + o;
-        const T* __restrict m = m_ptr ? m_ptr + o : nullptr;
+        const T* __restrict m = m_ptr ? m_ptr + o : one_ptr + u.j0;
         const T* __restrict dir = dir_ptr + o;
         T* __restrict dhb = dh_ptr + o;
         RNNLAB_SIMD
-        for (int64_t j = 0; j < n; ++j) dhb[j] = dir[j] + (m ? p[j] * m[j] : p[j]);
+        for (int64_t j = 0; j < n; ++j) dhb[j] = dir[j] + p[j] * m[j];
       }
     }
   });
 
-  Tensor dgx2 = DGX.view({Tn * B, G3});
-  layer_norm_backward_rows<T>(dgx_ptr, Tn * B, G3, ln_ih.data_ptr<T>(), Vhat.data_ptr<T>(),
-                              s_ih.data_ptr<T>());  // DGX now holds dv
+  Tensor dgx2 = DGX.view({Tn * B, G3});  // dv
   Tensor dx = need_dx ? matmul<T>(dgx2, false, w_ih, false).view({Tn, B, I}) : Tensor();
   Tensor h_in = has(hin) ? flat(*hin) : flat(hs.narrow(0, 0, Tn));
   Tensor dw_ih = weight_grads<T>(dgx2, {flat(x)})[0];
   Tensor dw_hh = weight_grads<T>(DU.view({Tn * B, G3}), {h_in})[0];
+  Tensor sum = acc.sum(0);
   return {dx,
           dh,
           dw_ih,
           dw_hh,
-          has_bias ? db_ih : Tensor(),
-          has_bias ? db_hh : Tensor(),
-          dg_ih,
-          dg_hh};
+          has_bias ? sum.narrow(0, 0, G3) : Tensor(),
+          has_bias ? sum.narrow(0, G3, G3) : Tensor(),
+          sum.narrow(0, 2 * G3, G3),
+          sum.narrow(0, 3 * G3, G3)};
 }
 
 }  // namespace

@@ -4,10 +4,11 @@
 // keep weights d^h, d^c (T, B, H).
 //
 // Forward: P = x W_ihᵀ for all steps in one GEMM, normalised row by row into p̂ and the gate
-// buffer G = p̂∘γ_ih + b. Per step, a team of threads (common.h), each owning some hidden units
-// of every gate:
+// buffer G = p̂∘γ_ih + b. Per step, a team of threads (common.h), each owning some batch rows,
+// or -- for a small batch -- some hidden units of every gate of every row, and then meeting at
+// the barriers below (layernorm.h's Share):
 //   1. q = (m∘h_{t-1}) W_hhᵀ, each thread its columns;                                barrier
-//   2. the moments of each row of q (every thread, the whole row); q̂ into Qhat; the gates
+//   2. the moments of each row of q (every thread sharing it, the whole row); q̂ into Qhat; the gates
 //      i, f, g, o = φ(q̂∘γ_hh + G) into G; c̃ = f∘c_{t-1} + i∘g;                       barrier
 //   3. the moments of c̃; ĉ into Chat; φ(n) = φ(ĉ∘γ_c + β_c) into PhiN; h̃ = o∘φ(n);
 //      c_t = c̃ + d^c∘(c_{t-1} - c̃), h_t = h̃ + d^h∘(h_{t-1} - h̃);                    barrier
@@ -17,11 +18,12 @@
 //   1. g = dy + dh, kept share k_h = g∘d^h, g -= k_h; da_o = g∘φ(n)∘σ'(o);
 //      dn = g∘o∘φ'(n); dĉ = dn∘γ_c and its row sums;                                 barrier
 //   2. dc̃ = dc∘(1-d^c) + LN_backward(dĉ); da_i, da_f, da_g; dc_{t-1} = dc̃∘f + dc∘d^c;
-//      dû = da∘γ_hh and its row sums; the sums of db, dγ_ih, dγ_hh, dγ_c, dβ_c;       barrier
-//   3. dq = LN_backward(dû) into DQ;                                                    barrier
+//      dû = da∘γ_hh, dp̂ = da∘γ_ih and their row sums; the sums of db, dγ_ih, dγ_hh, dγ_c,
+//      dβ_c;                                                                           barrier
+//   3. dq = LN_backward(dû) into DQ, dp = LN_backward(dp̂) in place of da;             barrier
 //   4. dh_{t-1} = (dq W_hh)∘m + k_h, each thread its columns.
-// After the loop, over all T·B rows: dp = LN_backward(da∘γ_ih), dx = dp W_ih,
-// dW_ih = dpᵀ x, dW_hh = dqᵀ (m∘h_{t-1}).
+// A missing mask reads ones (m) or zeros (d), so the loops have no branches. After the loop,
+// over all T·B rows: dx = dp W_ih, dW_ih = dpᵀ x, dW_hh = dqᵀ (m∘h_{t-1}).
 #include "layernorm.h"
 
 #include <vector>
@@ -89,21 +91,22 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, 4, H, H);
   team(team_size<T>(B * G4 * H, H), [&](int tid, int nt) {
-    const Units u = unit_slice<T>(H, tid, nt);
-    const int64_t n = u.j1 - u.j0;
+    const Share u = share_of<T>(B, H, tid, nt);
+    const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
     for (int64_t t = 0; t < Tn; ++t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
       const T* h_prev = h_ptr + t * B * H;
       const T* c_prev = c_ptr + t * B * H;
       const T* h_in = hin_ptr ? hin_ptr + t * B * H : h_prev;
-      W_hh.apply_units(B, h_in, H, false, qr_ptr, G4, u.j0, u.j1);  // q = h̄ W_hhᵀ
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {
+      W_hh.apply_units(rows, h_in + u.b0 * H, H, false, qr_ptr + u.b0 * G4, G4, u.j0,
+                       u.j1);  // q = h̄ W_hhᵀ
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {
         if (run && !run[b]) continue;
         const T* q = qr_ptr + b * G4;
         T mean, rstd;
         row_moments(q, G4, mean, rstd);
-        if (tid == 0) shh_ptr[t * B + b] = rstd;
+        if (u.rank == 0) shh_ptr[t * B + b] = rstd;
         T* g = g_ptr + (t * B + b) * G4;
         T* qh = qh_ptr + (t * B + b) * G4;
         for (int k = 0; k < 4; ++k) {
@@ -128,8 +131,8 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
         RNNLAB_SIMD
         for (int64_t j = 0; j < n; ++j) ct[j] = gf[j] * cp[j] + gi[j] * gg[j];
       }
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {
         const int64_t o = b * H + u.j0;
         const T* __restrict hp = h_prev + o;
         const T* __restrict cp = c_prev + o;
@@ -144,7 +147,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
           const T* ct_row = ct_ptr + b * H;
           T mean, rstd;
           row_moments(ct_row, H, mean, rstd);
-          if (tid == 0) sc_ptr[t * B + b] = rstd;
+          if (u.rank == 0) sc_ptr[t * B + b] = rstd;
           const T* __restrict ct = ct_row + u.j0;
           T* __restrict ch = ch_ptr + t * B * H + o;
           T* __restrict phi = phi_ptr + t * B * H + o;
@@ -177,7 +180,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
           for (int64_t j = 0; j < n; ++j) hi[j] = m[j] * hn[j];
         }
       }
-      barrier(nt);  // the next step reads all of h_t
+      u.sync(nt);  // the next step reads all of h_t
     }
   });
   return {y,    hs[Tn].clone(), cs[Tn].clone(), G,  Phat, s_ih, Qhat,
@@ -202,7 +205,7 @@ std::vector<Tensor> backward_impl(
   const T* zh_ptr = optional_data<T>(zone_h, x, "zone_h", Tn * B * H);
   const T* zc_ptr = optional_data<T>(zone_c, x, "zone_c", Tn * B * H);
 
-  Tensor dA = scratch(kGradA, {Tn, B, G4}, opts);   // da, then dp (after the loop)
+  Tensor dA = scratch(kGradA, {Tn, B, G4}, opts);   // da, then dp (step 3)
   Tensor DQ = scratch(kGradOut, {Tn, B, G4}, opts);  // dq
   Tensor dh = dh_T.clone();
   Tensor dc = dc_T.clone();
@@ -210,9 +213,12 @@ std::vector<Tensor> backward_impl(
   Tensor keep = at::empty({B, H}, opts);  // g∘d^h of a step
   Tensor dch = at::empty({B, H}, opts);   // dĉ of a step
   const int nth = team_size<T>(B * G4 * H, H);
-  Tensor sums = at::zeros({2, nth, B, 2}, opts);  // per thread, row: (Σ d, Σ d∘ẑ) of c, of q
-  Tensor db = at::zeros({G4}, opts), dg_ih = at::zeros({G4}, opts), dg_hh = at::zeros({G4}, opts);
-  Tensor dg_c = at::zeros({H}, opts), db_c = at::zeros({H}, opts);
+  // per thread and row: (Σ d, Σ d∘ẑ) of the norms of c, q and p
+  Tensor sums = at::zeros({3, nth, B, 2}, opts);
+  // a missing mask reads ones (recurrent dropout) or zeros (zoneout): loops without branches
+  Tensor ones = at::ones({H}, opts), zeros = at::zeros({H}, opts);
+  // per thread: the sums over its rows of db, dγ_ih, dγ_hh (4H each), dγ_c, dβ_c (H each)
+  Tensor acc = at::zeros({nth, 3 * G4 + 2 * H}, opts);
 
   T* da_ptr = dA.data_ptr<T>();
   T* dq_ptr = DQ.data_ptr<T>();
@@ -223,14 +229,14 @@ std::vector<Tensor> backward_impl(
   T* dch_ptr = dch.data_ptr<T>();
   T* sum_c = sums.data_ptr<T>();
   T* sum_q = sum_c + nth * B * 2;
-  T* db_ptr = db.data_ptr<T>();
-  T* dgih_ptr = dg_ih.data_ptr<T>();
-  T* dghh_ptr = dg_hh.data_ptr<T>();
-  T* dgc_ptr = dg_c.data_ptr<T>();
-  T* dbc_ptr = db_c.data_ptr<T>();
+  T* sum_p = sum_q + nth * B * 2;
+  const T* one_ptr = ones.data_ptr<T>();
+  const T* zero_ptr = zeros.data_ptr<T>();
   const T* dy_ptr = dy.data_ptr<T>();
   const T* g_ptr = G.data_ptr<T>();
   const T* ph_ptr = Phat.data_ptr<T>();
+  const T* sih_ptr = s_ih.data_ptr<T>();
+  const T* g_ih = ln_ih.data_ptr<T>();
   const T* qh_ptr = Qhat.data_ptr<T>();
   const T* shh_ptr = s_hh.data_ptr<T>();
   const T* ch_ptr = Chat.data_ptr<T>();
@@ -243,16 +249,21 @@ std::vector<Tensor> backward_impl(
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, 1, H, G4);  // dq W_hh
   team(nth, [&](int tid, int nt) {
-    const Units u = unit_slice<T>(H, tid, nt);
-    const int64_t n = u.j1 - u.j0;
+    const Share u = share_of<T>(B, H, tid, nt);
+    const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
+    T* db_ptr = acc.data_ptr<T>() + tid * (3 * G4 + 2 * H);
+    T* dgih_ptr = db_ptr + G4;
+    T* dghh_ptr = db_ptr + 2 * G4;
+    T* dgc_ptr = db_ptr + 3 * G4;
+    T* dbc_ptr = dgc_ptr + H;
     // φ'(i), φ'(f), φ'(g), φ'(o), φ'(n) of this thread's units, for every row of a step
     std::vector<T> k_buf(static_cast<size_t>(std::max<int64_t>(B * 5 * n, 1)));
     for (int64_t t = Tn - 1; t >= 0; --t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
-      for (int64_t b = 0; b < B; ++b) {  // 1. the gradient reaching h̃_t, and dĉ
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 1. the gradient reaching h̃_t, and dĉ
         const int64_t row = t * B + b, o = b * H + u.j0;
         T* da = da_ptr + row * G4 + u.j0;
-        T* s = sum_c + (tid * B + b) * 2;
+        T* s = sum_c + (u.rank * B + b) * 2;
         s[0] = s[1] = T(0);
         if (run && !run[b]) {  // no gradient enters a padded step
           for (int k = 0; k < 4; ++k) {
@@ -274,7 +285,7 @@ std::vector<Tensor> backward_impl(
         const T* __restrict kn = k + 4 * n;
         const T* __restrict dyt = dy_ptr + row * H + u.j0;
         const T* __restrict dhb = dh_ptr + o;
-        const T* __restrict zh = zh_ptr ? zh_ptr + row * H + u.j0 : nullptr;
+        const T* __restrict zh = zh_ptr ? zh_ptr + row * H + u.j0 : zero_ptr + u.j0;
         const T* __restrict ch = ch_ptr + row * H + u.j0;
         const T* __restrict gcj = g_c + u.j0;
         T* __restrict kh = keep_ptr + o;
@@ -285,7 +296,7 @@ std::vector<Tensor> backward_impl(
         RNNLAB_SIMD
         for (int64_t j = 0; j < n; ++j) {
           T gh = dyt[j] + dhb[j];
-          const T kept = zh ? gh * zh[j] : T(0);
+          const T kept = gh * zh[j];
           gh -= kept;
           kh[j] = kept;
           dao[j] = gh * phi[j] * ko[j];
@@ -296,14 +307,15 @@ std::vector<Tensor> backward_impl(
         }
         backward_sums(dcb, ch, n, s[0], s[1]);
       }
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {  // 2. dc̃, da_i, da_f, da_g, dc_{t-1}; dû
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 2. dc̃, da_i, da_f, da_g, dc_{t-1}; dû, dp̂
         const int64_t row = t * B + b, o = b * H + u.j0;
-        T* s = sum_q + (tid * B + b) * 2;
-        s[0] = s[1] = T(0);
+        T* s = sum_q + (u.rank * B + b) * 2;
+        T* sp = sum_p + (u.rank * B + b) * 2;
+        s[0] = s[1] = sp[0] = sp[1] = T(0);
         if (run && !run[b]) continue;
         T m1 = T(0), m2 = T(0);
-        for (int r = 0; r < nt; ++r) {
+        for (int r = 0; r < u.sharing; ++r) {
           m1 += sum_c[(r * B + b) * 2];
           m2 += sum_c[(r * B + b) * 2 + 1];
         }
@@ -320,21 +332,21 @@ std::vector<Tensor> backward_impl(
         const T* __restrict ch = ch_ptr + row * H + u.j0;
         const T* __restrict dcb = dch_ptr + o;
         const T* __restrict cp = c_ptr + t * B * H + o;
-        const T* __restrict zc = zc_ptr ? zc_ptr + row * H + u.j0 : nullptr;
+        const T* __restrict zc = zc_ptr ? zc_ptr + row * H + u.j0 : zero_ptr + u.j0;
         T* __restrict dcs = dc_ptr + o;
         T* __restrict dai = da_ptr + row * G4 + u.j0;
         T* __restrict daf = dai + H;
         T* __restrict dag = dai + 2 * H;
         RNNLAB_SIMD
         for (int64_t j = 0; j < n; ++j) {
-          const T kept = zc ? dcs[j] * zc[j] : T(0);
+          const T kept = dcs[j] * zc[j];
           const T dct = dcs[j] - kept + (dcb[j] - m1 - ch[j] * m2) * sc;
           dai[j] = dct * gg[j] * ki[j];
           daf[j] = dct * cp[j] * kf[j];
           dag[j] = dct * gi[j] * kg[j];
           dcs[j] = dct * gf[j] + kept;
         }
-        const T* da = da_ptr + row * G4;
+        T* da = da_ptr + row * G4;
         const T* ph = ph_ptr + row * G4;
         const T* qh = qh_ptr + row * G4;
         T* dq = dq_ptr + row * G4;
@@ -345,53 +357,64 @@ std::vector<Tensor> backward_impl(
             db_ptr[j] += da[j];
             dgih_ptr[j] += da[j] * ph[j];
             dghh_ptr[j] += da[j] * qh[j];
-            dq[j] = da[j] * g_hh[j];  // dû, normalised back in 3.
+            dq[j] = da[j] * g_hh[j];  // dû and dp̂: normalised back in 3.
+            da[j] *= g_ih[j];
           }
           backward_sums(dq + c0, qh + c0, n, s[0], s[1]);
+          backward_sums(da + c0, ph + c0, n, sp[0], sp[1]);
         }
       }
-      barrier(nt);
-      for (int64_t b = 0; b < B; ++b) {  // 3. dq = LN_backward(dû)
+      u.sync(nt);
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 3. dq = LN_backward(dû), dp = LN_backward(dp̂)
         if (run && !run[b]) continue;
         const int64_t row = t * B + b;
-        T m1 = T(0), m2 = T(0);
-        for (int r = 0; r < nt; ++r) {
-          m1 += sum_q[(r * B + b) * 2];
-          m2 += sum_q[(r * B + b) * 2 + 1];
-        }
-        m1 /= static_cast<T>(G4);
-        m2 /= static_cast<T>(G4);
+        T m[4] = {T(0), T(0), T(0), T(0)};
+        for (int r = 0; r < u.sharing; ++r)
+          for (int i = 0; i < 2; ++i) {
+            m[i] += sum_q[(r * B + b) * 2 + i];
+            m[2 + i] += sum_p[(r * B + b) * 2 + i];
+          }
+        for (T& v : m) v /= static_cast<T>(G4);
         for (int kb = 0; kb < 4; ++kb) {
           const int64_t c0 = row * G4 + kb * H + u.j0;
-          backward_apply(dq_ptr + c0, qh_ptr + c0, n, m1, m2, shh_ptr[row]);
+          backward_apply(dq_ptr + c0, qh_ptr + c0, n, m[0], m[1], shh_ptr[row]);
+          backward_apply(da_ptr + c0, ph_ptr + c0, n, m[2], m[3], sih_ptr[row]);
         }
       }
-      barrier(nt);  // the product needs every column of dq
-      W_hh.apply_units(B, dq_ptr + t * B * G4, G4, false, prod_ptr, H, u.j0, u.j1);
-      for (int64_t b = 0; b < B; ++b) {  // 4. dh_{t-1} = (dq W_hh)∘m + g∘d^h
+      u.sync(nt);  // the product needs every column of dq
+      W_hh.apply_units(rows, dq_ptr + (t * B + u.b0) * G4, G4, false, prod_ptr + u.b0 * H, H,
+                       u.j0, u.j1);
+      for (int64_t b = u.b0; b < u.b1; ++b) {  // 4. dh_{t-1} = (dq W_hh)∘m + g∘d^h
         if (run && !run[b]) continue;  // dh passes through a padded step
         const int64_t o = b * H + u.j0;
         const T* __restrict p = prod_ptr + o;
-        const T* __restrict m = m_ptr ? m_ptr + o : nullptr;
+        const T* __restrict m = m_ptr ? m_ptr + o : one_ptr + u.j0;
         const T* __restrict kh = keep_ptr + o;
         T* __restrict d = dh_ptr + o;
         RNNLAB_SIMD
         for (int64_t j = 0; j < n; ++j) {
-          const T v = m ? p[j] * m[j] : p[j];
-          d[j] = zh_ptr ? v + kh[j] : v;
+          d[j] = p[j] * m[j] + kh[j];
         }
       }
     }
   });
 
-  Tensor dA2 = dA.view({Tn * B, G4});
-  layer_norm_backward_rows<T>(da_ptr, Tn * B, G4, ln_ih.data_ptr<T>(), Phat.data_ptr<T>(),
-                              s_ih.data_ptr<T>());  // dA now holds dp
+  Tensor dA2 = dA.view({Tn * B, G4});  // dp
   Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
   Tensor h_in = has(hin) ? flat(*hin) : flat(hs.narrow(0, 0, Tn));
   Tensor dw_ih = weight_grads<T>(dA2, {flat(x)})[0];
   Tensor dw_hh = weight_grads<T>(DQ.view({Tn * B, G4}), {h_in})[0];
-  return {dx, dh, dc, dw_ih, dw_hh, has_bias ? db : Tensor(), dg_ih, dg_hh, dg_c, db_c};
+  Tensor sum = acc.sum(0);
+  return {dx,
+          dh,
+          dc,
+          dw_ih,
+          dw_hh,
+          has_bias ? sum.narrow(0, 0, G4) : Tensor(),
+          sum.narrow(0, G4, G4),
+          sum.narrow(0, 2 * G4, G4),
+          sum.narrow(0, 3 * G4, H),
+          sum.narrow(0, 3 * G4 + H, H)};
 }
 
 }  // namespace
