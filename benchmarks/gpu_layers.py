@@ -1,29 +1,34 @@
 """Benchmark of rnnlab's Triton engine (``backend="triton"``) against torch.nn (cuDNN) on a GPU.
 
-For each family (LSTM, GRU, RNN-tanh), batch B, hidden size H (= input size) and length T,
+For each family (LSTM, GRU, RNN-tanh, SRU), batch B, hidden size H (= input size) and length T,
 times in one process, interleaved round by round with CUDA events:
 
-  * ``triton``     the rnnlab layer on the Triton engine, in ``--dtype``,
-  * ``torch.nn``   the torch layer in ``--dtype`` (cuDNN),
-  * ``torch fp16`` the torch layer in float16 (cuDNN's persistent kernels need a half type),
+  * ``triton <dtype>`` the rnnlab layer on the Triton engine, for each of ``--dtypes``,
+  * ``torch bf16``, ``torch fp16``, ``torch fp32`` the torch layer (cuDNN) in each dtype, with
+    the same weights (float16 is where cuDNN has its persistent kernels),
 
 for inference (forward under ``torch.no_grad``) and training (forward + backward of
-``output.sum()``; the input is data). SRU rows time ``rnnlab.SRU`` on the Triton engine
-against ``torch.nn.LSTM`` of the same size (the SRU paper's claim). Named configurations:
-B=16, T=1024, I=H=768 and B=64, T=100, I=H=512. Reports the median µs per time step, the
-achieved TFLOP/s of the rnnlab layer and its speed-up over each torch column, the machine,
-and the acceptance targets of the Triton engine's issue; writes a markdown report.
+``output.sum()``; the input is data). float32 runs under torch's TF32 settings as found: by
+default cuDNN's RNNs and the triton kernels both use TF32 (``torch.backends.cudnn.allow_tf32``).
+SRU rows time ``rnnlab.SRU`` on the Triton engine against ``torch.nn.LSTM`` of the same size
+(the SRU paper's claim). Named configurations: B=16, T=1024, I=H=768 and B=64, T=100, I=H=512.
+Reports, per triton dtype, the median µs per time step of every column, the speed-up of the
+triton layer over each torch column, its achieved TFLOP/s, the machine, and the acceptance
+targets of the Triton engine's issue. The markdown report is rewritten after every
+configuration, so a run cut short keeps what it measured.
 
-    python benchmarks/gpu_layers.py                    # full grid, bf16
+    python benchmarks/gpu_layers.py                    # full grid, triton bf16 and fp32
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
     python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
-    TRITON_INTERPRET=1 python benchmarks/gpu_layers.py --smoke   # tiny, on the CPU: checks
-                                                                 # the script, times nothing
+    python benchmarks/gpu_layers.py --smoke       # tiny: on the GPU, or on the CPU under
+                                                  # TRITON_INTERPRET=1; checks the script,
+                                                  # times nothing
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import os
 import platform
@@ -37,10 +42,15 @@ import torch
 import rnnlab
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+TORCH_COLUMNS = {"torch bf16": torch.bfloat16, "torch fp16": torch.float16,
+                 "torch fp32": torch.float32}
 TORCH_LAYERS = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN,
                 "SRU": torch.nn.LSTM}
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "SRU": 3}
 NAMED = [(16, 768, 1024), (64, 512, 100)]  # (B, H, T)
+PEAK = {"bfloat16": 989.0, "float16": 989.0, "float32": 494.0}  # H100 SXM dense TFLOP/s
+                                                               # (bf16/fp16; tf32)
 
 
 def flops_per_step(family: str, B: int, H: int, training: bool) -> int:
@@ -52,14 +62,19 @@ def flops_per_step(family: str, B: int, H: int, training: bool) -> int:
     return 2 * B * n * H * (5 if training else 2)
 
 
-def make_layers(family: str, H: int, dtype, device):
-    torch_layer = TORCH_LAYERS[family](H, H, device=device, dtype=dtype)
-    ours = getattr(rnnlab, family)(H, H, backend="triton", device=device, dtype=dtype)
-    if family != "SRU":
-        ours.load_state_dict(torch_layer.state_dict())
-    layers = {"triton": ours, "torch.nn": torch_layer}
-    if dtype != torch.float16:
-        layers["torch fp16"] = TORCH_LAYERS[family](H, H, device=device, dtype=torch.float16)
+def make_layers(family: str, H: int, dtypes: list[str], device) -> dict:
+    """The triton layer in each of ``dtypes`` and the torch layer in each torch column's dtype,
+    all with the torch layer's weights (SRU: its own)."""
+    torch_layer = TORCH_LAYERS[family](H, H, device=device)
+    layers = {}
+    for name in dtypes:
+        ours = getattr(rnnlab, family)(H, H, backend="triton", device=device,
+                                       dtype=DTYPES[name])
+        if family != "SRU":
+            ours.load_state_dict(torch_layer.state_dict())
+        layers[f"triton {SHORT[name]}"] = ours
+    for column, dtype in TORCH_COLUMNS.items():
+        layers[column] = copy.deepcopy(torch_layer).to(dtype)
     return layers
 
 
@@ -88,9 +103,10 @@ def elapsed_ms(fn, device) -> float:
     return begin.elapsed_time(end)
 
 
-def measure(family, B, H, T, training, dtype, device, rounds, warmup):
-    """Median µs per step of each column and the median (over rounds) of the paired ratios."""
-    layers = make_layers(family, H, dtype, device)
+def measure(family, B, H, T, training, dtypes, device, rounds, warmup) -> list[dict]:
+    """One row per triton dtype: the median µs per step of every column and the median (over
+    rounds) of the paired ratios torch time / triton time."""
+    layers = make_layers(family, H, dtypes, device)
     x = torch.randn(T, B, H, device=device)
     fns = {name: step_fn(layer, x, training) for name, layer in layers.items()}
     for fn in fns.values():
@@ -101,16 +117,29 @@ def measure(family, B, H, T, training, dtype, device, rounds, warmup):
         for name, fn in fns.items():
             samples[name].append(elapsed_ms(fn, device) * 1e3 / T)
     med = {name: statistics.median(v) for name, v in samples.items()}
-    speedup = {name: statistics.median(a / b for a, b in zip(samples[name], samples["triton"]))
-               for name in samples if name != "triton"}
-    return med, speedup
+    rows = []
+    for name in dtypes:
+        ours = f"triton {SHORT[name]}"
+        rows.append(dict(
+            family=family, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
+            triton=med[ours], torch={c: med[c] for c in TORCH_COLUMNS},
+            speedup={c: statistics.median(a / b for a, b in zip(samples[c], samples[ours]))
+                     for c in TORCH_COLUMNS},
+            tflops=flops_per_step(family, B, H, training) / med[ours] / 1e6))
+    return rows
 
 
 def machine(device) -> list[str]:
+    from rnnlab.backends.triton.launch import cudnn_rnn_tf32
+
     lines = [f"- {platform.platform()}, Python {platform.python_version()}, "
              f"torch {torch.__version__}",
              f"- triton engine: {os.environ.get('RNNLAB_TRITON_COLUMN_PROGRAMS', '1')} "
-             f"program(s) per tile of sequences, sync {os.environ.get('RNNLAB_TRITON_SYNC', 'auto')}"]
+             f"program(s) per tile of sequences, sync {os.environ.get('RNNLAB_TRITON_SYNC', 'auto')}",
+             f"- float32: cuDNN's RNNs and the triton kernels in "
+             f"{'TF32' if cudnn_rnn_tf32() else 'IEEE float32'} (torch.backends.cudnn.allow_tf32), "
+             f"torch matmuls in {'TF32' if torch.backends.cuda.matmul.allow_tf32 else 'IEEE float32'}"
+             " (torch.backends.cuda.matmul.allow_tf32)"]
     try:
         import triton
         lines.append(f"- Triton {triton.__version__}")
@@ -126,52 +155,75 @@ def machine(device) -> list[str]:
     return lines
 
 
-def acceptance(rows, dtype_name) -> list[str]:
-    """The issue's targets, checked on the rows they name."""
-    def verdict(selected, key, target, better):
-        if not selected:
+def acceptance(rows) -> list[str]:
+    """The issue's targets, checked per triton dtype on the rows they name."""
+    def verdict(values, target, better):
+        if not values:
             return "not measured"
-        values = [r[key] for r in selected]
         worst = min(values) if better == "higher" else max(values)
         met = sum((v >= target) if better == "higher" else (v <= target) for v in values)
         return f"{met}/{len(values)} met, worst {worst:.2f}"
 
-    def rows_where(pred):
-        return [r for r in rows if pred(r)]
+    lines = ["| dtype | target | result |", "| --- | --- | --- |"]
+    for name in dict.fromkeys(r["dtype"] for r in rows):
+        mine = [r for r in rows if r["dtype"] == name]
+        same = f"torch {SHORT[name]}"
+        half = name in ("bfloat16", "float16")
+        persistent = [r for r in mine if half and r["family"] == "LSTM" and 8 <= r["B"] <= 32
+                      and r["T"] == 1024]
+        time_vs_fp16 = {m: [1 / r["speedup"]["torch fp16"] for r in persistent
+                            if r["mode"] == m] for m in ("infer", "train")}
+        # cuDNN's persistent kernels: the float16 LSTM from B = 8
+        non_persistent = [r["speedup"][same] for r in mine if r["family"] != "SRU" and (
+            r["family"] != "LSTM" or r["B"] < 8 or name != "float16")]
+        big = [r["tflops"] / PEAK[name] for r in mine if r["B"] >= 256 and r["family"] != "SRU"]
+        sru = [r["speedup"][same] for r in mine if r["family"] == "SRU" and r["mode"] == "train"]
+        d = SHORT[name]
+        lines += [
+            f"| {d} | half LSTM, B 8–32, T = 1024: forward ≤ 0.67× torch.nn fp16 time | "
+            + verdict(time_vs_fp16["infer"], 0.67, "lower") + " |",
+            f"| {d} | same, training ≤ 0.8× | " + verdict(time_vs_fp16["train"], 0.8, "lower")
+            + " |",
+            f"| {d} | no persistent cuDNN kernel: ≥ 5× torch.nn, same dtype | "
+            + verdict(non_persistent, 5.0, "higher") + " |",
+            f"| {d} | B ≥ 256: ≥ 50 % of dense tensor peak ({PEAK[name]:.0f} TFLOP/s) | "
+            + verdict(big, 0.5, "higher") + " |",
+            f"| {d} | SRU training ≥ 5× torch.nn.LSTM, same dtype | "
+            + verdict(sru, 5.0, "higher") + " |",
+        ]
+    return lines
 
-    half = dtype_name in ("bfloat16", "float16")
-    lstm_persistent = rows_where(lambda r: half and r["family"] == "LSTM" and 8 <= r["B"] <= 32
-                                 and r["T"] == 1024)
+
+def report(rows, done: int, total: int, args, device, started: float) -> str:
+    columns = list(TORCH_COLUMNS)
+    progress = "" if done == total else f" (cut short: {done} of {total} configurations)"
+    lines = ["# rnnlab Triton engine vs torch.nn (cuDNN)", "",
+             "Generated by `python benchmarks/gpu_layers.py "
+             f"{' '.join(sys.argv[1:])}` in {(time.time() - started) / 60:.1f} min{progress}.",
+             "", "## Machine", "", *machine(device), "",
+             "## Acceptance", "", *acceptance(rows), "",
+             "## Results", "",
+             "µs per time step (median over rounds); speed-up = torch time / triton time (median "
+             "of paired rounds, > 1: triton faster); torch columns are the same measurements for "
+             "every triton dtype of a configuration; SRU rows compare with torch.nn.LSTM of the "
+             "same size.", "",
+             "| family | dtype | B | H | T | mode | triton µs | "
+             + " | ".join(f"{c} µs" for c in columns) + " | "
+             + " | ".join(f"× vs {c}" for c in columns) + " | TFLOP/s |",
+             "|" + " --- |" * (8 + 2 * len(columns))]
     for r in rows:
-        r["time_vs_fp16"] = 1 / r["speedup"].get("torch fp16", r["speedup"]["torch.nn"])
-    non_persistent = rows_where(lambda r: r["family"] != "SRU" and (
-        r["family"] != "LSTM" or r["B"] < 8 or dtype_name != "float16"))
-    big = rows_where(lambda r: r["B"] >= 256 and r["family"] != "SRU")
-    peak = 989.0 if half else 494.0  # H100 SXM dense bf16 / tf32 tensor TFLOP/s
-    for r in big:
-        r["peak_share"] = r["tflops"] / peak
-    sru = rows_where(lambda r: r["family"] == "SRU" and r["mode"] == "train")
-    return [
-        "| target | result |", "| --- | --- |",
-        "| half LSTM, B 8–32, T = 1024: forward ≤ 0.67× torch.nn fp16 time | "
-        + verdict([r for r in lstm_persistent if r["mode"] == "infer"], "time_vs_fp16", 0.67,
-                  "lower") + " |",
-        "| same, training ≤ 0.8× | "
-        + verdict([r for r in lstm_persistent if r["mode"] == "train"], "time_vs_fp16", 0.8,
-                  "lower") + " |",
-        "| no persistent cuDNN kernel: ≥ 5× torch.nn, same dtype | "
-        + verdict([dict(s=r["speedup"]["torch.nn"]) for r in non_persistent], "s", 5.0,
-                  "higher") + " |",
-        f"| B ≥ 256: ≥ 50 % of dense tensor peak ({peak:.0f} TFLOP/s) | "
-        + verdict(big, "peak_share", 0.5, "higher") + " |",
-        "| SRU training ≥ 5× torch.nn.LSTM | "
-        + verdict([dict(s=r["speedup"]["torch.nn"]) for r in sru], "s", 5.0, "higher") + " |",
-    ]
+        lines.append(f"| {r['family']} | {SHORT[r['dtype']]} | {r['B']} | {r['H']} | {r['T']} | "
+                     f"{r['mode']} | {r['triton']:.2f} | "
+                     + " | ".join(f"{r['torch'][c]:.2f}" for c in columns) + " | "
+                     + " | ".join(f"{r['speedup'][c]:.2f}" for c in columns)
+                     + f" | {r['tflops']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtype", choices=DTYPES, default="bfloat16")
+    parser.add_argument("--dtypes", default="bfloat16,float32",
+                        help=f"triton dtypes, comma-separated, of {', '.join(DTYPES)}")
     parser.add_argument("--families", default="LSTM,GRU,RNN,SRU")
     parser.add_argument("--batches", default="1,8,32,128,512")
     parser.add_argument("--hiddens", default="128,256,512,1024")
@@ -182,15 +234,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes on the CPU under TRITON_INTERPRET=1: checks the script")
+                        help="tiny sizes, to check the script: on the GPU, or without one on "
+                             "the CPU under TRITON_INTERPRET=1")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    dtypes = args.dtypes.split(",")
+    if unknown := [d for d in dtypes if d not in DTYPES]:
+        parser.error(f"--dtypes: expected names of {', '.join(DTYPES)}, got {', '.join(unknown)}")
     if args.columns:
         os.environ["RNNLAB_TRITON_COLUMN_PROGRAMS"] = str(args.columns)
-    device = torch.device("cpu" if args.smoke else "cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda" and not (args.smoke and os.environ.get("TRITON_INTERPRET") == "1"):
         raise SystemExit("gpu_layers.py needs a CUDA GPU (or --smoke under TRITON_INTERPRET=1)")
-    dtype = DTYPES[args.dtype]
     ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
     grid = list(itertools.product(args.families.split(","), ints(args.batches),
                                   ints(args.hiddens), ints(args.lengths)))
@@ -200,38 +255,21 @@ def main():
         grid, args.rounds, args.warmup = [("LSTM", 2, 16, 3), ("SRU", 2, 16, 3)], 1, 0
     out = args.out or Path(__file__).with_name("results") / (
         "gpu_layers_smoke.md" if args.smoke
-        else f"gpu_layers_{args.dtype}{f'_columns{args.columns}' if args.columns else ''}.md")
+        else f"gpu_layers_{'_'.join(dtypes)}{f'_columns{args.columns}' if args.columns else ''}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     started, rows = time.time(), []
-    for (family, B, H, T), training in itertools.product(grid, (False, True)):
-        med, speedup = measure(family, B, H, T, training, dtype, device, args.rounds, args.warmup)
-        tflops = flops_per_step(family, B, H, training) / med["triton"] / 1e6
-        rows.append(dict(family=family, B=B, H=H, T=T, mode="train" if training else "infer",
-                         med=med, speedup=speedup, tflops=tflops))
-        print(f"{family:4} B={B:3} H={H:4} T={T:4} {rows[-1]['mode']:5} "
-              + "  ".join(f"{n} {v:9.2f}" for n, v in med.items())
-              + f"  µs/step  ×{speedup['torch.nn']:.2f} vs torch.nn", flush=True)
-
-    columns = list(rows[0]["med"])
-    lines = [f"# rnnlab Triton engine vs torch.nn (cuDNN), {args.dtype}", "",
-             "Generated by `python benchmarks/gpu_layers.py "
-             f"{' '.join(sys.argv[1:])}` in "
-             f"{(time.time() - started) / 60:.1f} min.", "", "## Machine", "",
-             *machine(device), "",
-             "## Acceptance", "", *acceptance(rows, args.dtype), "",
-             "## Results", "",
-             "µs per time step (median over rounds); speed-up = torch time / triton time (median "
-             "of paired rounds); SRU rows compare with torch.nn.LSTM of the same size.", "",
-             "| family | B | H | T | mode | " + " | ".join(f"{c} µs" for c in columns)
-             + " | " + " | ".join(f"× vs {c}" for c in columns[1:]) + " | TFLOP/s |",
-             "|" + " --- |" * (5 + 2 * len(columns))]
-    for r in rows:
-        lines.append(f"| {r['family']} | {r['B']} | {r['H']} | {r['T']} | {r['mode']} | "
-                     + " | ".join(f"{r['med'][c]:.2f}" for c in columns) + " | "
-                     + " | ".join(f"{r['speedup'][c]:.2f}" for c in columns[1:])
-                     + f" | {r['tflops']:.2f} |")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    cases = list(itertools.product(grid, (False, True)))
+    for done, ((family, B, H, T), training) in enumerate(cases, 1):
+        new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup)
+        rows += new
+        for r in new:
+            print(f"{family:4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
+                  f"triton {r['triton']:9.2f} "
+                  + "  ".join(f"{c} {v:9.2f}" for c, v in r["torch"].items())
+                  + "  µs/step  " + "  ".join(f"×{r['speedup'][c]:.2f} vs {c}"
+                                               for c in TORCH_COLUMNS), flush=True)
+        out.write_text(report(rows, done, len(cases), args, device, started))
     print(f"wrote {out}")
 
 

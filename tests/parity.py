@@ -86,7 +86,7 @@ def loss_of(tensors):
     """A loss that weights every element differently, so every gradient path is exercised."""
     total = 0
     for k, t in enumerate(tensors):
-        w = torch.linspace(-1, 1, t.numel(), dtype=t.dtype).view_as(t)
+        w = torch.linspace(-1, 1, t.numel(), dtype=t.dtype, device=t.device).view_as(t)
         total = total + ((t * w).sin() * (k + 1)).sum()
     return total
 

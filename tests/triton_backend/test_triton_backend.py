@@ -5,6 +5,8 @@ under the Triton interpreter on the CPU (see conftest.py); with one, compiled on
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from parity import assert_same, loss_of, run_layer
@@ -134,15 +136,38 @@ def test_inference_matches_training_forward(kernel):
     torch.testing.assert_close(y_infer, y_train.detach(), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("layer, what", [
-    (lambda: rnnlab.LSTM(4, 5, proj_size=3, backend="triton"), "proj_size"),
-    (lambda: rnnlab.GRU(4, 5, layer_norm=True, backend="triton"), "layer-normalised"),
-    (lambda: rnnlab.LSTM(4, 5, zoneout=0.1, backend="triton"), "zoneout"),
-    (lambda: rnnlab.LSTM(4, 5, backend="triton", dtype=torch.float64), "float64"),
-])
-def test_unsupported_configuration_is_refused(layer, what):
-    with pytest.raises(ValueError, match=f"backend.*{what}"):
-        layer()(torch.randn(3, 2, 4, dtype=next(layer().parameters()).dtype))
+@pytest.mark.parametrize("make, what", [
+    (lambda: rnnlab.LSTM(4, 5, proj_size=3, backend="triton", device=DEVICE), "proj_size"),
+    (lambda: rnnlab.GRU(4, 5, backend="triton", dtype=torch.float64, device=DEVICE), "float64"),
+], ids=["proj_size", "float64"])
+def test_unsupported_configuration_is_refused(make, what):
+    """Configurations the engine has no kernel for: a ValueError naming the engine and why."""
+    layer = make()
+    x = torch.randn(3, 2, 4, dtype=next(layer.parameters()).dtype, device=DEVICE)
+    with pytest.raises(ValueError, match=f"^backend: 'triton' cannot run this call: .*{what}"):
+        layer(x)
+
+
+@pytest.mark.parametrize("family, options, what", [
+    ("LSTM", {"layer_norm": True}, "layer.norm"),
+    ("GRU", {"layer_norm": True}, "layer.norm"),
+    ("LSTM", {"zoneout": 0.1}, "zoneout"),
+    ("GRU", {"recurrent_dropout": 0.25}, "recurrent_dropout"),
+    ("LSTM", {"gate_activation": "hard_sigmoid"}, "gate_activation"),
+], ids=["lstm-layer_norm", "gru-layer_norm", "lstm-zoneout", "gru-recurrent_dropout",
+        "lstm-hard_sigmoid"])
+def test_refusal_states_the_engines_reason(family, options, what):
+    """Options the engine is gaining kernels for: while its family module gives a reason, a
+    call is refused with exactly that reason, which names the option."""
+    layer = getattr(rnnlab, family)(4, 5, **options, backend="triton", device=DEVICE)
+    x = torch.randn(3, 2, 4, device=DEVICE)
+    reason = BACKENDS["triton"].unsupported(layer, to_batch(x, None, False)[0])
+    if reason is None:
+        pytest.skip("the triton engine computes this configuration")
+    assert re.search(what, reason), reason
+    with pytest.raises(ValueError) as info:
+        layer(x)
+    assert str(info.value) == f"backend: 'triton' cannot run this call: {reason}"
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])

@@ -7,6 +7,7 @@ import torch
 
 
 def contiguous(t):
+    """``t`` contiguous, None kept."""
     return None if t is None else t.contiguous()
 
 

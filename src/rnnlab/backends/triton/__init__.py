@@ -5,8 +5,13 @@ A Triton kernel then runs the whole time loop: each program owns a tile of seque
 T steps, fuses the recurrent product with the point-wise cell and writes the gates and states
 once for the backward (see :mod:`rnnlab.backends.triton.kernels_common`). The backward kernel
 runs the recurrent chain with ``W_hhᵀ``; the weight gradients are GEMMs over all steps.
-Kernels compute in float32 and read float32, float16 or bfloat16 weights (tensor cores for
-the half types; TF32 for float32 where ``torch.backends.cuda.matmul.allow_tf32`` allows it).
+Kernels compute in float32 and read float32, float16 or bfloat16 weights. Precision follows
+torch.nn's rule for its cuDNN RNNs: the float32 recurrent products run in TF32 exactly when
+``torch.backends.cudnn.allow_tf32`` is true (the default; ``torch.backends.cudnn.rnn.fp32_precision``
+where torch sets it per operator), in IEEE float32 otherwise; float16 and bfloat16 products run
+on the tensor cores and accumulate in float32 (:func:`rnnlab.backends.triton.launch.precision`).
+The GEMMs around the loop are torch matmuls and follow torch's matmul setting
+(``torch.backends.cuda.matmul.allow_tf32``, False by default).
 
 Covered: LSTM (with peepholes, cell clipping, coupled gates; not ``proj_size``), GRU (both
 reset forms), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with variable lengths.

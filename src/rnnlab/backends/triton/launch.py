@@ -19,13 +19,26 @@ def lengths_of(mask, x) -> torch.Tensor:
     return mask.reshape(T, B).sum(0, dtype=torch.int32)
 
 
+def cudnn_rnn_tf32() -> bool:
+    """Whether torch.nn's cuDNN RNNs compute float32 with TF32 now: ``torch.backends.cudnn.allow_tf32``
+    (True by default), read per operator where torch sets it per operator (torch ≥ 2.9:
+    ``torch.backends.cudnn.rnn.fp32_precision`` is ``"tf32"``)."""
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if hasattr(rnn, "fp32_precision"):
+        return rnn.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
 def precision(dtype: torch.dtype, device: torch.device) -> str:
-    """The kernels' ``PRECISION`` (see :func:`~rnnlab.backends.triton.kernels_common.dot_accumulate`):
-    TF32 for float32 where torch allows it for its own GEMMs, else exact float32 ("ieee", which
-    half types ignore); bfloat16 on the interpreter widens the weights ("float32")."""
+    """The kernels' ``PRECISION`` (see :func:`~rnnlab.backends.triton.kernels_common.dot_accumulate`),
+    torch.nn's rule for its cuDNN RNNs: float32 products in TF32 exactly when
+    :func:`cudnn_rnn_tf32` (``torch.backends.cudnn.allow_tf32``), else exact float32 ("ieee");
+    float16 and bfloat16 products run on the tensor cores' half path, accumulating in float32
+    (the setting is "ieee", which half operands ignore). On the interpreter bfloat16 widens the
+    weights ("float32")."""
     if device.type != "cuda":
         return "float32" if dtype == torch.bfloat16 else "ieee"
-    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+    if dtype == torch.float32 and cudnn_rnn_tf32():
         return "tf32"
     return "ieee"
 
