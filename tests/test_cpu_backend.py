@@ -29,6 +29,9 @@ from rnnlab.backends.cpu import gru as cpu_gru
 from rnnlab.backends.cpu import lstm as cpu_lstm
 from rnnlab.backends.cpu import rnn as cpu_rnn
 from rnnlab.backends.cpu import sru as cpu_sru
+from rnnlab.bptt.gru import GRUOptions
+from rnnlab.bptt.lstm import LSTMOptions
+from rnnlab.bptt.rnn import RNNOptions
 
 T, B, I, H = 6, 4, 3, 5
 DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -177,7 +180,7 @@ def test_gradcheck_lstm_function():
                 small(4 * Hs, P), small(4 * Hs), small(4 * Hs), small(3, Hs) if peep else None,
                 small(P, Hs) if proj else None)
         def fn(*a, m=m, clip=clip, coupled=coupled):
-            return cpu_lstm.LSTMFunction.apply(*a, m, clip, coupled)
+            return cpu_lstm.LSTMFunction.apply(*a, m, LSTMOptions(clip, coupled))
 
         assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
 
@@ -190,7 +193,8 @@ def test_gradcheck_gru_function(reset_after, masked):
             small(3 * Hs), small(3 * Hs))
     m = MASK if masked else None
     assert torch.autograd.gradcheck(
-        lambda *a: cpu_gru.GRUFunction.apply(*a, m, reset_after), args, eps=1e-6, atol=1e-7)
+        lambda *a: cpu_gru.GRUFunction.apply(*a, m, GRUOptions(reset_after)), args, eps=1e-6,
+        atol=1e-7)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -201,7 +205,8 @@ def test_gradcheck_rnn_function(relu, masked):
             small(Hs))
     m = MASK if masked else None
     assert torch.autograd.gradcheck(
-        lambda *a: cpu_rnn.RNNFunction.apply(*a, m, relu), args, eps=1e-6, atol=1e-7)
+        lambda *a: cpu_rnn.RNNFunction.apply(*a, m, RNNOptions("relu" if relu else "tanh")),
+        args, eps=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("highway_proj", [False, True])

@@ -142,14 +142,15 @@ class RecurrentBase(nn.Module):
         return []
 
     def reference_only_reason(self, training: bool | None = None) -> str | None:
-        """Why only the reference engine can compute this layer in this mode (``training``,
-        default ``self.training``): non-default activations, and regularisers that change the
-        function (recurrent dropout, zoneout, weight dropout while training; the zoneout
-        expectation in eval mode). None when any engine may run it. Every engine other than
-        ``reference`` refuses a layer for which this is not None."""
+        """What torch's fused op lacks to compute this layer in this mode (``training``,
+        default ``self.training``) beyond :meth:`native_unsupported`: non-default activations,
+        and regularisers that change the function (recurrent dropout, zoneout, weight dropout
+        while training; the zoneout expectation in eval mode). None when torch's op may run it.
+        The ``native`` engine and :meth:`to_torch` refuse a layer for which this is not None;
+        rnnlab's own engines say in their ``unsupported`` what they compute."""
         training = self.training if training is None else training
         extras = self.activation_options() + self.regularisers.changes(training)
-        return f"only the reference engine computes {', '.join(extras)}" if extras else None
+        return f"torch's fused op does not compute {', '.join(extras)}" if extras else None
 
     def extra_repr_options(self) -> list[str]:
         return []

@@ -38,11 +38,10 @@ class GRU(RecurrentBase):
             Requires ``reset_after=True``; combines with the activations and regularisers.
         gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
             the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
-            Activation, see :mod:`rnnlab.activations`. Non-default ones run on the reference
-            engine only (and on the cpu engine with ``layer_norm``).
+            Activation, see :mod:`rnnlab.activations`. Non-default ones are not torch's
+            (``backend="native"`` refuses them).
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
-            inside the recurrence, train-only, reference engine only (and the cpu engine with
-            ``layer_norm``); see :mod:`rnnlab.regularisers`.
+            inside the recurrence, train-only, not torch's; see :mod:`rnnlab.regularisers`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,

@@ -36,7 +36,7 @@ class SRU(RecurrentBase):
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional:
             as :class:`torch.nn.GRU`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`. torch has no
-            SRU, so ``backend="auto"`` runs the reference engine.
+            SRU, so ``backend="auto"`` runs rnnlab's own engines (``cpu`` on the CPU).
         zoneout, zoneout_eval, generator: zoneout of the cell state ``c`` (its only state),
             train-only: ``c_t = d_t∘c_{t-1} + (1-d_t)∘c̃_t``, ``d_t ~ Bernoulli(zoneout)``,
             and ``h_t`` reads the zoned ``c_t``; see :mod:`rnnlab.regularisers`. (The SRU has

@@ -81,9 +81,9 @@ def prefer(layer, batch) -> bool:
     Faster than torch's op in training for every family and size measured, and in inference
     for GRU, RNN and small LSTMs; an LSTM's inference at B·H ≥ 16·256 is GEMM-bound for both
     engines (within noise of each other), so it stays with oneDNN there. Configurations
-    ``native`` cannot run (SRU, peepholes, …) always come here.
+    ``native`` cannot run (SRU, peepholes, activations, regularisers, …) always come here.
     """
-    if layer.native_unsupported() is not None:
+    if layer.native_unsupported() is not None or layer.reference_only_reason() is not None:
         return True
     if layer.family == "LSTM" and not layer.proj_size and not _grad_needed(layer, batch):
         return batch.x.shape[1] * layer.hidden_size < 16 * 256

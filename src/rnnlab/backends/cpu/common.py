@@ -1,5 +1,6 @@
 """What the cpu engine's per-family autograd Functions share: contiguous arguments, the C++
-loops' (T, B) masks, and the empty tensors that stand for outputs a configuration lacks."""
+loops' (T, B) masks, the empty tensors that stand for outputs a configuration lacks, and the
+activations and regulariser masks as the C++ ops take them."""
 
 from __future__ import annotations
 
@@ -31,20 +32,12 @@ def needs_graph(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def regularised_unsupported(layer) -> str | None:
-    """The layer's options this engine's kernels do not compute yet (non-default activations,
-    regularisers that change the function), or None."""
-    return layer.reference_only_reason()
-
-
-def kernel_activations(*acts) -> list[float]:
-    """Activations as the C++ loops take them: ``(code, alpha, beta)`` triples, flattened
-    (:attr:`rnnlab.activations.Activation.kernel_args`)."""
+def kernel_acts(*acts) -> list[float]:
+    """Activations (:class:`rnnlab.activations.Activation`) as the C++ ops take them: the
+    ``(code, alpha, beta)`` of each in one list (``csrc/activations.h``)."""
     return [float(v) for act in acts for v in act.kernel_args]
 
 
-def mask_tensors(masks, names: tuple[str, ...]) -> tuple:
-    """The regulariser masks ``names`` of a :class:`rnnlab.regularisers.Masks` (or None) as
-    the C++ loops read them: contiguous (the eval expectation is an expanded constant), or
-    None."""
-    return tuple(None if masks is None else contiguous(getattr(masks, name)) for name in names)
+def mask_args(masks, *names: str) -> tuple:
+    """The fields ``names`` of a :class:`rnnlab.regularisers.Masks` (None when ``masks`` is)."""
+    return tuple(None if masks is None else getattr(masks, name) for name in names)

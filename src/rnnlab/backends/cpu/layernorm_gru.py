@@ -12,10 +12,10 @@ import torch
 from rnnlab.backends.cpu._build import load
 from rnnlab.backends.cpu.common import (
     contiguous,
-    kernel_activations,
+    kernel_acts,
     mask2d,
     mask3d,
-    mask_tensors,
+    mask_args,
     needs_graph,
     none_if_empty,
 )
@@ -29,7 +29,7 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_
     return load().layernorm_gru_forward(
         x, *map(contiguous, (h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
                              ln_hh_weight)),
-        mask, kernel_activations(opts.gate_act, opts.cand_act), rec, zone)
+        mask, kernel_acts(opts.gate_act, opts.cand_act), rec, zone)
 
 
 class LayerNormGRUFunction(torch.autograd.Function):
@@ -59,7 +59,7 @@ class LayerNormGRUFunction(torch.autograd.Function):
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh, *dln = load().layernorm_gru_backward(
             dy.contiguous(), dh.contiguous(), x,
             *map(contiguous, (weight_ih, weight_hh, ln_ih_weight, ln_hh_weight)), mask,
-            kernel_activations(o.gate_act, o.cand_act), rec, zone, *saved, none_if_empty(hin),
+            kernel_acts(o.gate_act, o.cand_act), rec, zone, *saved, none_if_empty(hin),
             ctx.needs_input_grad[0], ctx.has_bias)
         return (none_if_empty(dx), dh0, dw_ih, dw_hh, none_if_empty(db_ih), none_if_empty(db_hh),
                 *dln, None, None, None, None)
@@ -78,7 +78,7 @@ def layernorm_gru_sequence(layer):
     def sequence(x, state, params, mask, masks):
         args = (x, state[0], params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
                 params.get("bias_hh"), params["ln_ih_weight"], params["ln_hh_weight"])
-        regs = mask_tensors(masks, ("recurrent", "zone_h"))
+        regs = tuple(map(contiguous, mask_args(masks, "recurrent", "zone_h")))
         mask = mask2d(mask)
         if needs_graph(*args):
             y, h = LayerNormGRUFunction.apply(*args, mask, opts, *regs)

@@ -12,10 +12,10 @@ import torch
 from rnnlab.backends.cpu._build import load
 from rnnlab.backends.cpu.common import (
     contiguous,
-    kernel_activations,
+    kernel_acts,
     mask2d,
     mask3d,
-    mask_tensors,
+    mask_args,
     needs_graph,
     none_if_empty,
 )
@@ -27,7 +27,7 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln
              ln_c_weight, ln_c_bias, mask, opts, rec, zone_h, zone_c):
     """The C++ forward: ``[y, h_T, c_T, *saved]``."""
     bias = None if bias_ih is None else bias_ih + bias_hh
-    acts = kernel_activations(opts.gate_act, opts.cand_act, opts.out_act)
+    acts = kernel_acts(opts.gate_act, opts.cand_act, opts.out_act)
     return load().layernorm_lstm_forward(
         x, *map(contiguous, (h0, c0, weight_ih, weight_hh)), bias,
         *map(contiguous, (ln_ih_weight, ln_hh_weight, ln_c_weight, ln_c_bias)), mask, acts,
@@ -61,7 +61,7 @@ class LayerNormLSTMFunction(torch.autograd.Function):
         dx, dh0, dc0, dw_ih, dw_hh, db, *dln = load().layernorm_lstm_backward(
             dy.contiguous(), dh.contiguous(), dc.contiguous(), x,
             *map(contiguous, (weight_ih, weight_hh, ln_ih_weight, ln_hh_weight, ln_c_weight)),
-            mask, kernel_activations(o.gate_act, o.cand_act, o.out_act), rec, zone_h, zone_c,
+            mask, kernel_acts(o.gate_act, o.cand_act, o.out_act), rec, zone_h, zone_c,
             *saved, none_if_empty(hin), ctx.needs_input_grad[0], ctx.has_bias)
         db = none_if_empty(db)
         return (none_if_empty(dx), dh0, dc0, dw_ih, dw_hh, db, db, *dln,
@@ -82,7 +82,7 @@ def layernorm_lstm_sequence(layer):
         args = (x, *state, params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
                 params.get("bias_hh"), params["ln_ih_weight"], params["ln_hh_weight"],
                 params["ln_c_weight"], params["ln_c_bias"])
-        regs = mask_tensors(masks, ("recurrent", "zone_h", "zone_c"))
+        regs = tuple(map(contiguous, mask_args(masks, "recurrent", "zone_h", "zone_c")))
         mask = mask2d(mask)
         if needs_graph(*args):
             y, h, c = LayerNormLSTMFunction.apply(*args, mask, opts, *regs)

@@ -4,7 +4,12 @@
 // loop is element-wise only: per step and unit, f, r = σ(u + v∘c_{t-1} + b),
 // c_t = x̃ + f∘(c_{t-1} - x̃) and h_t = x' + r∘(c_t - x'), all in one pass. The backward
 // loop carries dc and writes du once; then dx = du W_ih and dW_ih = duᵀ x.
+//
+// Zoneout of c (regularisers.h): the update above gives c̃_t and the state is
+// c_t = c̃_t + d_t∘(c_{t-1} - c̃_t), which h_t reads; in the backward the gradient reaching c_t
+// sends dc∘d_t to c_{t-1} and dc∘(1-d_t) into the update.
 #include "common.h"
+#include "regularisers.h"
 
 #include <ATen/ops/sum.h>
 
@@ -12,10 +17,20 @@ namespace rnnlab {
 
 namespace {
 
+// f(std::true_type{}) with zoneout, f(std::false_type{}) without: one loop, compiled twice.
+template <typename F>
+inline void with_zone(const void* zone, F&& f) {
+  if (zone)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
 template <typename T>
 std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Tensor& w_ih,
                                      const Tensor& w_c, const c10::optional<Tensor>& bias,
-                                     const c10::optional<Tensor>& mask) {
+                                     const c10::optional<Tensor>& mask,
+                                     const c10::optional<Tensor>& zone) {
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w_c.size(1);
   const int64_t R = w_ih.size(0);  // 3H, or 4H with a highway projection
   const bool proj = R == 4 * H;
@@ -33,10 +48,11 @@ std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Te
   const T* v_ptr = w_c.data_ptr<T>();
   const T* b_ptr = b_all.data_ptr<T>();
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  const T* z_c = mask_data<T>(zone, x, "zone", Tn * B * H);
   (void)I;
 
   // rows are independent: split the batch over threads once for the whole loop
-  auto rows = [&](int64_t b0, int64_t b1) {
+  auto rows = [&](int64_t b0, int64_t b1, auto zoned) {
     for (int64_t t = 0; t < Tn; ++t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
       for (int64_t b = b0; b < b1; ++b) {
@@ -53,12 +69,14 @@ std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Te
         T* __restrict uf = u + H;
         T* __restrict ur = u + 2 * H;
         const T* __restrict xh = proj ? u + 3 * H : x_ptr + (t * B + b) * H;  // x'
+        const T* __restrict zd = zoned ? z_c + (t * B + b) * H : nullptr;
         RNNLAB_SIMD
         for (int64_t j = 0; j < H; ++j) {
           T c_old = cp[j];
           T f = sigmoid_(uf[j] + v_ptr[j] * c_old + b_ptr[j]);
           T r = sigmoid_(ur[j] + v_ptr[H + j] * c_old + b_ptr[H + j]);
           T c = xt[j] + f * (c_old - xt[j]);
+          if constexpr (decltype(zoned)::value) c += zd[j] * (c_old - c);
           uf[j] = f;
           ur[j] = r;
           cn[j] = c;
@@ -67,17 +85,21 @@ std::vector<Tensor> sru_forward_impl(const Tensor& x, const Tensor& c0, const Te
       }
     }
   };
-  if (B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1)
-    at::parallel_for(0, B, 1, rows);
-  else
-    rows(0, B);
+  const bool parallel = B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1;
+  with_zone(z_c, [&](auto zoned) {
+    if (parallel)
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, zoned); });
+    else
+      rows(0, B, zoned);
+  });
   return {y, cs[Tn].clone(), U, cs};
 }
 
 template <typename T>
 std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, const Tensor& x,
                                       const Tensor& w_ih, const Tensor& w_c,
-                                      const c10::optional<Tensor>& mask, const Tensor& U,
+                                      const c10::optional<Tensor>& mask,
+                                      const c10::optional<Tensor>& zone, const Tensor& U,
                                       const Tensor& cs, bool need_dx, bool has_bias) {
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w_c.size(1);
   const int64_t R = w_ih.size(0);
@@ -98,8 +120,9 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
   const T* x_ptr = x.data_ptr<T>();
   const T* v_ptr = w_c.data_ptr<T>();
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
+  const T* z_c = mask_data<T>(zone, x, "zone", Tn * B * H);
 
-  auto rows = [&](int64_t b0, int64_t b1) {
+  auto rows = [&](int64_t b0, int64_t b1, auto zoned) {
     for (int64_t t = Tn - 1; t >= 0; --t) {
       const bool* run = mask_ptr ? mask_ptr + t * B : nullptr;
       for (int64_t b = b0; b < b1; ++b) {
@@ -123,17 +146,23 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
         T* __restrict s_vr = s_ptr + (B + b) * H;
         T* __restrict s_bf = s_ptr + (2 * B + b) * H;
         T* __restrict s_br = s_ptr + (3 * B + b) * H;
+        const T* __restrict zd = zoned ? z_c + (t * B + b) * H : nullptr;
         RNNLAB_SIMD
         for (int64_t j = 0; j < H; ++j) {
           T f = f_[j], r = r_[j], c_old = cp[j], c = cn[j];
           T da_r = g[j] * (c - xh[j]) * r * (T(1) - r);
-          T dc_new = dcb[j] + g[j] * r;
+          T dc_new = dcb[j] + g[j] * r;  // reaching c_t
+          T keep = T(0);  // zoneout: the share d of it goes to c_{t-1} directly
+          if constexpr (decltype(zoned)::value) {
+            keep = dc_new * zd[j];
+            dc_new -= keep;
+          }
           T k_f = (c_old - xt[j]) * f * (T(1) - f);
           T da_f = dc_new * k_f;
           du[j] = dc_new * (T(1) - f);
           du[H + j] = da_f;
           du[2 * H + j] = da_r;
-          dcb[j] = dc_new * (f + k_f * v_ptr[j]) + da_r * v_ptr[H + j];
+          dcb[j] = dc_new * (f + k_f * v_ptr[j]) + da_r * v_ptr[H + j] + keep;
           s_vf[j] += da_f * c_old;
           s_vr[j] += da_r * c_old;
           s_bf[j] += da_f;
@@ -146,10 +175,13 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
       }
     }
   };
-  if (B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1)
-    at::parallel_for(0, B, 1, rows);
-  else
-    rows(0, B);
+  const bool parallel = B > 1 && B * H * Tn >= (1 << 16) && at::get_num_threads() > 1;
+  with_zone(z_c, [&](auto zoned) {
+    if (parallel)
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, zoned); });
+    else
+      rows(0, B, zoned);
+  });
 
   Tensor du2 = dU.view({Tn * B, R});
   if (need_dx) {
@@ -169,21 +201,24 @@ std::vector<Tensor> sru_backward_impl(const Tensor& dy, const Tensor& dc_T, cons
 
 std::vector<Tensor> sru_forward(const Tensor& x, const Tensor& c0, const Tensor& w_ih,
                                 const Tensor& w_c, const c10::optional<Tensor>& bias,
-                                const c10::optional<Tensor>& mask) {
+                                const c10::optional<Tensor>& mask,
+                                const c10::optional<Tensor>& zone) {
   std::vector<Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_sru_forward", [&] {
-    out = sru_forward_impl<scalar_t>(x, c0, w_ih, w_c, bias, mask);
+    out = sru_forward_impl<scalar_t>(x, c0, w_ih, w_c, bias, mask, zone);
   });
   return out;
 }
 
 std::vector<Tensor> sru_backward(const Tensor& dy, const Tensor& dc_T, const Tensor& x,
                                  const Tensor& w_ih, const Tensor& w_c,
-                                 const c10::optional<Tensor>& mask, const Tensor& U,
+                                 const c10::optional<Tensor>& mask,
+                                 const c10::optional<Tensor>& zone, const Tensor& U,
                                  const Tensor& cs, bool need_dx, bool has_bias) {
   std::vector<Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_sru_backward", [&] {
-    out = sru_backward_impl<scalar_t>(dy, dc_T, x, w_ih, w_c, mask, U, cs, need_dx, has_bias);
+    out = sru_backward_impl<scalar_t>(dy, dc_T, x, w_ih, w_c, mask, zone, U, cs, need_dx,
+                                      has_bias);
   });
   return out;
 }
