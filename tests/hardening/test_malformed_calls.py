@@ -497,7 +497,6 @@ def cell_call_cases(draw) -> Case:
 # a backend forced at construction that cannot run a call: (family, options, input options)
 REFUSED_CALLS = [
     ("MinGRU", {"backend": "cpu"}, {}), ("MinLSTM", {"backend": "cpu"}, {}),
-    ("RNN", {"backend": "cpu", "recurrent_dropout": 0.1}, {}),
     ("GRU", {"backend": "cpu", "dtype": torch.float16}, {"dtype": torch.float16}),
     ("SRU", {"backend": "cpu", "dtype": torch.bfloat16}, {"dtype": torch.bfloat16}),
     ("LSTM", {"backend": "cpu", "device": "meta"}, {"device": "meta"}),
