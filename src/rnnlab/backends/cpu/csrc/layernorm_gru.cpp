@@ -13,7 +13,8 @@
 //      h̃ = n + z∘(h_{t-1} - n); h_t = h̃ + d∘(h_{t-1} - h̃);                           barrier
 // Padded steps carry the state and output 0.
 //
-// Backward, per step from T-1 down, each thread on its units (dh reaches h_t):
+// Backward, per step from T-1 down, each thread on its share (dh reaches h_t; the row sums of
+// a shared row add up the threads' parts):
 //   1. g = dy + dh, g̃ = g∘(1-d); da_n = g̃∘(1-z)∘φ'(n); da_z = g̃∘(h_{t-1} - n)∘σ'(z);
 //      da_r = da_n∘gh_n∘σ'(r); dgx = [da_r, da_z, da_n]; dgh = [da_r, da_z, da_n∘r];
 //      dû = dgh∘γ_hh, dv̂ = dgx∘γ_ih and their row sums; the sums of the bias and gain

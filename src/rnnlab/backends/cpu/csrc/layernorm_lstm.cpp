@@ -8,13 +8,14 @@
 // or -- for a small batch -- some hidden units of every gate of every row, and then meeting at
 // the barriers below (layernorm.h's Share):
 //   1. q = (m∘h_{t-1}) W_hhᵀ, each thread its columns;                                barrier
-//   2. the moments of each row of q (every thread sharing it, the whole row); q̂ into Qhat; the gates
-//      i, f, g, o = φ(q̂∘γ_hh + G) into G; c̃ = f∘c_{t-1} + i∘g;                       barrier
+//   2. the moments of each row of q (every thread sharing it, the whole row); q̂ into Qhat;
+//      the gates i, f, g, o = φ(q̂∘γ_hh + G) into G; c̃ = f∘c_{t-1} + i∘g;             barrier
 //   3. the moments of c̃; ĉ into Chat; φ(n) = φ(ĉ∘γ_c + β_c) into PhiN; h̃ = o∘φ(n);
 //      c_t = c̃ + d^c∘(c_{t-1} - c̃), h_t = h̃ + d^h∘(h_{t-1} - h̃);                    barrier
 // Padded steps carry the state and output 0.
 //
-// Backward, per step from T-1 down, each thread on its units (dh, dc reach h_t, c_t):
+// Backward, per step from T-1 down, each thread on its share (dh, dc reach h_t, c_t; the row
+// sums of a shared row add up the threads' parts):
 //   1. g = dy + dh, kept share k_h = g∘d^h, g -= k_h; da_o = g∘φ(n)∘σ'(o);
 //      dn = g∘o∘φ'(n); dĉ = dn∘γ_c and its row sums;                                 barrier
 //   2. dc̃ = dc∘(1-d^c) + LN_backward(dĉ); da_i, da_f, da_g; dc_{t-1} = dc̃∘f + dc∘d^c;
