@@ -12,6 +12,7 @@ import copy
 import pytest
 import torch
 from parity import loss_of, make_input, output_tensors
+from torch.func import functional_call
 
 import rnnlab
 from rnnlab import activations, regularisers
@@ -191,3 +192,24 @@ def test_gradcheck(masked):
             r(3 * Hg), r(3 * Hg))
     assert torch.autograd.gradcheck(
         lambda *a: LayerNormGRUFunction.apply(*a, mask, opts, rec, zone_h), args)
+
+
+@pytest.mark.parametrize("family", ["LSTM", "GRU"])
+def test_second_derivatives(family):
+    """Under create_graph=True the backward differentiates the reference engine's twin."""
+    smooth = {"LSTM": dict(gate_activation="softsign", output_activation="softplus"),
+              "GRU": dict(activation=("scaled_tanh", 1.5, 0.7))}[family]
+    layer = getattr(rnnlab, family)(I, 3, layer_norm=True, backend="cpu", dtype=F64,
+                                    recurrent_dropout=0.3, zoneout=0.2,
+                                    generator=torch.Generator(), **smooth)
+    torch.manual_seed(5)
+    x = torch.randn(3, 2, I, dtype=F64, requires_grad=True)
+    names = [n for n, _ in layer.named_parameters()]
+
+    def f(x, *params):
+        layer.generator.manual_seed(0)
+        out = functional_call(layer, dict(zip(names, params)), (x,),
+                              {"lengths": torch.tensor([3, 2])})
+        return tuple(output_tensors(out))
+
+    assert torch.autograd.gradgradcheck(f, (x, *layer.parameters()), atol=1e-6)
