@@ -13,6 +13,7 @@ from torch.func import functional_call
 
 import rnnlab
 from rnnlab import activations
+from rnnlab.activations import get as activation
 from rnnlab.backends import select_backend
 from rnnlab.backends.cpu import _build
 from rnnlab.layers.sequence import Batch
@@ -225,19 +226,21 @@ def fixed(*shape, p=0.5, scale=1.0):
 Ts, Bs, Is, Hs = 4, 3, 2, 3
 MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
 EXPECT = torch.full((1, 1, 1), 0.3, dtype=F64)  # the eval expectation, an expanded constant
-act = activations.get
 
 LSTM_GRADCHECK = [  # (options, proj, peephole, padding mask, masks (rec, zone_h, zone_c))
-    (LSTMOptions(gate_act=act("hard_sigmoid"), cand_act=act(("scaled_tanh", 1.7, 0.67)),
-                 out_act=act("softsign")), False, False, None, "none"),
-    (LSTMOptions(cell_clip=0.6, gate_act=act("softplus"), cand_act=act("elu"),
-                 out_act=act(("affine", 0.7, 0.1))), True, True, MASK, "all"),
-    (LSTMOptions(coupled=True, cand_act=act(("leaky_relu", 0.2))), False, True, MASK, "zone"),
+    (LSTMOptions(gate_act=activation("hard_sigmoid"),
+                 cand_act=activation(("scaled_tanh", 1.7, 0.67)),
+                 out_act=activation("softsign")), False, False, None, "none"),
+    (LSTMOptions(cell_clip=0.6, gate_act=activation("softplus"), cand_act=activation("elu"),
+                 out_act=activation(("affine", 0.7, 0.1))), True, True, MASK, "all"),
+    (LSTMOptions(coupled=True, cand_act=activation(("leaky_relu", 0.2))), False, True, MASK,
+     "zone"),
     (LSTMOptions(), True, False, None, "expect"),
 ]
 
 
 def lstm_masks(kind, P):
+    """(rec, zone_h, zone_c) of an LSTM's Function for a gradcheck case."""
     if kind == "none":
         return ()
     if kind == "expect":
@@ -259,16 +262,18 @@ def test_gradcheck_lstm_function(case):
 
 
 GRU_GRADCHECK = [  # (options, padding mask, masks (rec, zone))
-    (GRUOptions(gate_act=act("hard_sigmoid"), cand_act=act("softsign")), MASK, ()),
-    (GRUOptions(reset_after=False, gate_act=act(("scaled_tanh", 0.5, 1.3)),
-                cand_act=act("softplus")), None, ()),
-    (GRUOptions(cand_act=act("elu")), MASK, "all"),
+    (GRUOptions(gate_act=activation("hard_sigmoid"), cand_act=activation("softsign")), MASK,
+     "none"),
+    (GRUOptions(reset_after=False, gate_act=activation(("scaled_tanh", 0.5, 1.3)),
+                cand_act=activation("softplus")), None, "none"),
+    (GRUOptions(cand_act=activation("elu")), MASK, "all"),
     (GRUOptions(reset_after=False), MASK, "all"),
     (GRUOptions(reset_after=False), None, "expect"),
 ]
 
 
 def hidden_masks(kind):
+    """(rec, zone) of a GRU's or RNN's Function for a gradcheck case."""
     if kind == "all":
         return fixed(Bs, Hs, scale=2.0), fixed(Ts, Bs, Hs, p=0.3)
     if kind == "expect":
