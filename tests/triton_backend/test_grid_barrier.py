@@ -113,7 +113,11 @@ def layer_results(layer, x, lengths) -> dict[str, torch.Tensor]:
     ("LSTM", {"peephole": True, "cell_clip": 0.5}, 130, 256, 4),
     ("GRU", {"reset_after": False}, 384, 1024, 16),
     ("RNN", {"nonlinearity": "relu"}, 64, 512, 8),
-], ids=["lstm-3tiles-4columns", "gru-6tiles-16columns", "rnn-1tile-8columns"])
+    # the layer norms: row statistics shared between a tile's programs at every barrier
+    ("LSTM", {"layer_norm": True}, 130, 256, 4),
+    ("GRU", {"layer_norm": True}, 64, 512, 8),
+], ids=["lstm-3tiles-4columns", "gru-6tiles-16columns", "rnn-1tile-8columns",
+        "layernorm-lstm-3tiles-4columns", "layernorm-gru-1tile-8columns"])
 def test_layers_under_the_grid_barrier_match_one_launch_per_substep(family, options, B, H,
                                                                    columns, monkeypatch):
     """Forward and BPTT kernels of a layer, with variable lengths, float32 (IEEE): the grid

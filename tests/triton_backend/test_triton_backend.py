@@ -5,19 +5,15 @@ under the Triton interpreter on the CPU (see conftest.py); with one, compiled on
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
-from parity import assert_same, loss_of, run_layer
+from parity import assert_same
+from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
 
 import rnnlab
 from rnnlab.backends import BACKENDS, select_backend
 from rnnlab.backends.triton.launch import column_programs
 from rnnlab.layers.sequence import to_batch
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-TOL32 = dict(atol=2e-5, rtol=2e-5)
 
 KERNELS = {  # id: (family, options)
     "lstm": ("LSTM", {}),
@@ -34,54 +30,6 @@ LAYERS = {  # id: (layer options, how the input is given)
     "L2-bi-packed": ({"num_layers": 2, "bidirectional": True}, "packed"),
     "L2-bf-nobias": ({"num_layers": 2, "batch_first": True, "bias": False}, "padded"),
 }
-
-
-def make_pair(family, options, device, dtype=torch.float32, input_size=6, hidden_size=8):
-    """The reference layer (float32) and the triton layer with the same weights in ``dtype``."""
-    reference = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="reference",
-                                        device=device)
-    with torch.no_grad():  # peepholes start at 0: give them values that matter
-        for name, p in reference.named_parameters():
-            if name.startswith("peephole"):
-                p.normal_(0.0, 0.5)
-    layer = getattr(rnnlab, family)(input_size, hidden_size, **options, backend="triton",
-                                    device=device, dtype=dtype)
-    layer.load_state_dict(reference.state_dict())
-    if dtype != torch.float32:  # compare with the reference on the rounded weights
-        reference.load_state_dict(layer.state_dict())
-    return reference, layer
-
-
-def initial_states(layer, B, device):
-    rows = layer.num_layers * (2 if layer.bidirectional else 1)
-    states = [torch.randn(rows, B, size, device=device, requires_grad=True)
-              for size in layer.state_sizes()]
-    return states, states[0] if len(states) == 1 else tuple(states)
-
-
-def assert_matches_reference(reference, layer, x, lengths, how, tol, dtype=torch.float32):
-    """Outputs, final states and the gradients of x, h0/c0 and every parameter."""
-    states, hx = initial_states(layer, x.shape[1], x.device)
-    expected = run_layer(reference, x, hx, lengths, how)
-    x_low = x.detach().to(dtype).requires_grad_()
-    hx_low = tuple(s.detach().to(dtype).requires_grad_() for s in states)
-    actual = run_layer(layer, x_low, hx_low[0] if len(hx_low) == 1 else hx_low, lengths, how)
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        assert_same(a.float(), e, torch.float32, "output" if k == 0 else f"state {k - 1}", tol)
-    names = ["input", *(f"initial state {k}" for k in range(len(states))),
-             *(n for n, _ in layer.named_parameters())]
-    expected_grads = torch.autograd.grad(loss_of(expected),
-                                         [x, *states, *reference.parameters()])
-    actual_grads = torch.autograd.grad(loss_of([a.float() for a in actual]),
-                                       [x_low, *hx_low, *layer.parameters()])
-    for name, a, e in zip(names, actual_grads, expected_grads):
-        assert_same(a.float(), e, torch.float32, f"grad {name}", tol)
-
-
-def lengths_of(B, T):
-    lengths = torch.randint(1, T + 1, (B,))
-    lengths[0] = T
-    return lengths
 
 
 @pytest.mark.parametrize("layer_id", LAYERS)
@@ -148,27 +96,6 @@ def test_unsupported_configuration_is_refused(make, what):
         layer(x)
 
 
-@pytest.mark.parametrize("family, options, what", [
-    ("LSTM", {"layer_norm": True}, "layer.norm"),
-    ("GRU", {"layer_norm": True}, "layer.norm"),
-    ("LSTM", {"zoneout": 0.1}, "zoneout"),
-    ("GRU", {"recurrent_dropout": 0.25}, "recurrent_dropout"),
-    ("LSTM", {"gate_activation": "hard_sigmoid"}, "gate_activation"),
-], ids=["lstm-layer_norm", "gru-layer_norm", "lstm-zoneout", "gru-recurrent_dropout",
-        "lstm-hard_sigmoid"])
-def test_refusal_states_the_engines_reason(family, options, what):
-    """Options the engine is gaining kernels for: while its family module gives a reason, a
-    call is refused with exactly that reason, which names the option."""
-    layer = getattr(rnnlab, family)(4, 5, **options, backend="triton", device=DEVICE)
-    x = torch.randn(3, 2, 4, device=DEVICE)
-    reason = BACKENDS["triton"].unsupported(layer, to_batch(x, None, False)[0])
-    if reason is None:
-        pytest.skip("the triton engine computes this configuration")
-    assert re.search(what, reason), reason
-    with pytest.raises(ValueError) as info:
-        layer(x)
-    assert str(info.value) == f"backend: 'triton' cannot run this call: {reason}"
-
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_bad_column_programs_setting_is_named(value, monkeypatch):
@@ -208,3 +135,30 @@ def test_second_derivatives_match_the_reference(kernel):
         grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
     for a, b in zip(grads[1], grads[0], strict=True):
         assert_same(a, b, torch.float32, "second-order gradient", TOL32)
+
+
+@pytest.mark.parametrize("batch, hidden, expected", [
+    (8, 1024, (16, "grid")),  # one tile: every block of 64 columns its own program
+    (64, 256, (4, "grid")),  # one tile of 64 sequences, 4 blocks
+    (512, 1024, (16, "grid")),  # 8 tiles × 16 = 128 programs on 132 SMs
+    (4096, 1024, (2, "grid")),  # 64 tiles: 2 programs each fit
+    (16384, 1024, (1, "cta")),  # 256 tiles: no room to split
+    (8, 16, (1, "cta")),  # one block of columns
+])
+def test_default_column_split_fills_the_gpu_and_stays_resident(batch, hidden, expected,
+                                                               monkeypatch):
+    """The default on CUDA: as many column programs per tile as blocks, never more programs
+    than multiprocessors (so the grid barrier cannot deadlock); an H200's 132 SMs."""
+    monkeypatch.delenv("RNNLAB_TRITON_COLUMN_PROGRAMS", raising=False)
+    monkeypatch.delenv("RNNLAB_TRITON_SYNC", raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: type("Props", (), {"multi_processor_count": 132}))
+    columns, sync = column_programs(batch, hidden, torch.device("cuda"))
+    assert (columns, sync) == expected
+    if sync == "grid":
+        assert -(-batch // 64) * columns <= 132  # tiles × columns: all resident
+
+
+def test_default_is_one_program_per_tile_off_the_gpu(monkeypatch):
+    monkeypatch.delenv("RNNLAB_TRITON_COLUMN_PROGRAMS", raising=False)
+    assert column_programs(20, 1024, torch.device("cpu")) == (1, "cta")

@@ -39,9 +39,11 @@ class GRU(RecurrentBase):
         gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
             the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
             Activation, see :mod:`rnnlab.activations`. Non-default ones are not torch's
-            (``backend="native"`` refuses them).
+            (``backend="native"`` refuses them); the reference, cpu and triton engines compute
+            them.
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
-            inside the recurrence, train-only, not torch's; see :mod:`rnnlab.regularisers`.
+            inside the recurrence, train-only, not torch's (the reference, cpu and triton
+            engines compute them); see :mod:`rnnlab.regularisers`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,

@@ -48,10 +48,10 @@ class LSTM(RecurrentBase):
             ``c_t`` in ``h_t = o_t∘φ(c_t)`` (default: ``activation``, as Keras; ONNX's third
             activation). A name, ``(name, alpha[, beta])`` or an Activation, see
             :mod:`rnnlab.activations`. Non-default ones are not torch's (``backend="native"``
-            refuses them).
+            refuses them); the reference, cpu and triton engines compute them.
         recurrent_dropout, zoneout (``p`` or ``(p_h, p_c)``), weight_dropout, zoneout_eval,
-            generator: regularisers inside the recurrence, train-only, not torch's; see
-            :mod:`rnnlab.regularisers`.
+            generator: regularisers inside the recurrence, train-only, not torch's (the
+            reference, cpu and triton engines compute them); see :mod:`rnnlab.regularisers`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, (h_0, c_0)`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a

@@ -13,16 +13,26 @@ on the tensor cores and accumulate in float32 (:func:`rnnlab.backends.triton.lau
 The GEMMs around the loop are torch matmuls and follow torch's matmul setting
 (``torch.backends.cuda.matmul.allow_tf32``, False by default).
 
-Covered: LSTM (with peepholes, cell clipping, coupled gates; not ``proj_size``), GRU (both
-reset forms), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with variable lengths.
-``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this engine
-on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with ``reset_after=False``).
+Covered: LSTM (with peepholes, cell clipping, coupled gates, layer norm; not ``proj_size``),
+GRU (both reset forms, layer norm), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with
+variable lengths; any gate, candidate and output activations of :mod:`rnnlab.activations`
+(``tl.constexpr`` choices of each family's kernel), and the regularisers of
+:mod:`rnnlab.regularisers` (recurrent dropout, zoneout and its eval-mode expectation, weight
+dropout) with the masks the layer draws, so equal generators give the reference engine's
+result. ``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this
+engine on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with
+``reset_after=False``, layer norm, activations, regularisers). The layer norms reduce over a
+whole row each step: their kernels add sub-steps in which a tile's programs share partial row
+statistics (see :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`).
 On the CPU the engine runs only when forced and only under the Triton interpreter
 (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 
-Environment: ``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` splits each tile's hidden units over ``n``
-programs (default 1), synchronised by a grid barrier on CUDA, or by one launch per sub-step
-with ``RNNLAB_TRITON_SYNC=launch`` (see :mod:`rnnlab.backends.triton.launch`).
+On CUDA each tile's hidden units are split over as many programs as the GPU has
+multiprocessors for it, synchronised by a grid barrier (see
+:func:`rnnlab.backends.triton.launch.column_programs`). Environment:
+``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` asks for ``n`` programs per tile instead (1 under the
+interpreter by default); ``RNNLAB_TRITON_SYNC=launch`` synchronises them with one launch per
+sub-step.
 """
 
 from __future__ import annotations

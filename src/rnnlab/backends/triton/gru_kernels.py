@@ -1,151 +1,228 @@
-"""Triton kernels of the GRU in both reset forms; the math is :mod:`rnnlab.bptt.gru`'s.
+"""Triton kernels of the GRU in both reset forms, with any activations and the regularisers;
+the math is :mod:`rnnlab.bptt.gru`'s.
 
 ``xp_t = W_ih x_t + b_ih`` (+ ``b_hr, b_hz``; + ``b_hn`` too when the reset comes before the
 product) is computed for all steps beforehand. Per step, for the program's hidden units::
 
-    reset_after:   gh = h_{t-1} W_hhᵀ (+ b_hn on the n rows)                 (one sub-step)
+    reset_after:   gh = h̄_{t-1} W_hhᵀ (+ b_hn on the n rows)                 (one sub-step)
                    r, z = σ(xp_r + gh_r), σ(xp_z + gh_z);   n = tanh(xp_n + r∘gh_n)
-    reset before:  sub-step A: r, z as above;   rh = r∘h_{t-1}
+    reset before:  sub-step A: r, z as above;   rh = r∘h̄_{t-1}
                    sub-step B: n = tanh(xp_n + rh W_hnᵀ)                   (reads all of rh)
-    h_t = n + z∘(h_{t-1} - n);   padded steps carry h.
+    h̃_t = n + z∘(h_{t-1} - n);   h_t = d_t∘h_{t-1} + (1-d_t)∘h̃_t;   padded steps carry h.
+
+σ of r, z and tanh of n are the activations ``GATE_ACT``, ``CAND_ACT`` of
+:mod:`rnnlab.backends.triton.activations`; the backward reads their derivatives from the
+stored gates. Regularisers as in :mod:`rnnlab.backends.triton.lstm_kernels`: with ``REC`` the
+recurrent products read ``h̄ = m∘h`` from ``hbar`` (written beside the state in the
+epilogue), else ``h̄ = h``; ``ZONE`` gives the zoneout keep weights ``d_t`` (else ``d = 0``).
 
 ``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
 backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
 The backward runs :mod:`rnnlab.bptt.gru`'s loop in 2 sub-steps per step (3 with the reset
 before the product), with ``dh`` in a two-slot buffer as in
-:mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` run in one launch.
+:mod:`rnnlab.backends.triton.lstm_kernels`::
+
+    g = dy_t + dh;   g̃ = g∘(1-d_t) (0 if padded);   da_n, da_z, da_r from g̃ as without zoneout
+    dh_{t-1} = g∘(z + d_t∘(1-z)) + (dgh W_hh)∘m     (reset before: (d(rh)∘r + …)∘m)
+
+Sub-steps ``S0 ≤ s < S1`` run in one launch. ``LAYER_NORM`` computes the layer-normalised GRU
+instead (:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward,
+three backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
+otherwise).
 """
 
 import triton
 import triton.language as tl
 
+from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    sigmoid,
+    lerp,
     substep_end,
-    tanh,
     tile_rows,
+    zone_weights,
+)
+from rnnlab.backends.triton.layernorm_gru_kernels import (
+    layernorm_gru_backward,
+    layernorm_gru_forward,
 )
 
 
 @triton.jit
-def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, T, B,
-                       H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                       BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
-                       RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
-                       TRAINING: tl.constexpr):
-    """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
-    PHASES: tl.constexpr = 1 if RESET_AFTER else 2
-    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    for s in range(S0, S1):
-        t = s // PHASES
-        running = (t < length)[:, None]
-        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-        if TRAINING:
-            kept = t64  # the step's slot of gates and aux
-        else:
-            kept = 0
-        h_prev = h_ptr + t64 * B * H
-        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-            xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-            gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-            h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-            if s % PHASES == 0:  # r, z (and n, h_t with reset_after)
-                a_r = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_prev, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H,
-                                     rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
-                                     BLOCK_K, PRECISION)
-                r = sigmoid(a_r)
-                z = sigmoid(a_z)
-                tl.store(gate, r, mask=tile_mask)
-                tl.store(gate + H, z, mask=tile_mask)
-                if RESET_AFTER:
-                    gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    if HAS_BIAS:
-                        gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                    gh_n = dot_accumulate(gh_n, h_prev, H, rows, row_mask, w_hh_ptr, H, 1,
-                                          cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
-                    n = tanh(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n)
-                    tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
-                    tl.store(gate + 2 * H, n, mask=tile_mask)
-                    tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
-                             mask=tile_mask)
-                else:
-                    tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile_mask)
-            else:  # reset before: n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
-                a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
-                                     aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
-                                     cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
-                n = tanh(a_n)
-                z = tl.load(gate + H, mask=tile_mask, other=0.0)
-                tl.store(gate + 2 * H, n, mask=tile_mask)
-                tl.store(h_prev + B * H + at, tl.where(running, n + z * (h_old - n), h_old),
-                         mask=tile_mask)
-        substep_end(sync_ptr, tile, s - S0, SYNC)
+def _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64, at, tile_mask,
+                 B, H, REC: tl.constexpr, ZONE: tl.constexpr):
+    """``h_t`` (and ``h̄_t = m∘h_t``): ``h̃_t = n + z∘(h_{t-1} - n)``, zoned, carried if padded."""
+    h_new = n + z * (h_old - n)
+    if ZONE:
+        h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+    h_out = tl.where(running, h_new, h_old)
+    tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
+    if REC:
+        m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+        tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
 
 
 @triton.jit
-def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, dgx_ptr,
-                        dgh_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr,
+                       rec_ptr, hbar_ptr, zone_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, EPS,
+                       T, B, H, S0, S1, sync_ptr, gate_alpha,
+                       gate_beta, cand_alpha, cand_beta, BLOCK_B: tl.constexpr,
+                       BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                       SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       TRAINING: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
+                       REC: tl.constexpr, ZONE: tl.constexpr, LAYER_NORM: tl.constexpr):
+    """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
+    PHASES: tl.constexpr = 1 if RESET_AFTER else 2
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
+    if LAYER_NORM:
+        layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
+                              norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_ptr, tile, rows,
+                              row_mask, length, EPS, B, H, S0, S1, sync_ptr, gate_alpha,
+                              gate_beta, cand_alpha, cand_beta, BLOCK_B, BLOCK_H, BLOCK_K,
+                              PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE)
+    else:
+        for s in range(S0, S1):
+            t = s // PHASES
+            running = (t < length)[:, None]
+            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+            if TRAINING:
+                kept = t64  # the step's slot of gates and aux
+            else:
+                kept = 0
+            h_prev = h_ptr + t64 * B * H
+            if REC:  # the recurrent products read m∘h_{t-1}
+                h_in = hbar_ptr + t64 * B * H
+            else:
+                h_in = h_prev
+            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+                gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
+                h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+                if s % PHASES == 0:  # r, z (and n, h_t with reset_after)
+                    a_r = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
+                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
+                                         PRECISION)
+                    a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H,
+                                         rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
+                                         BLOCK_K, PRECISION)
+                    r = activate(a_r, GATE_ACT, gate_alpha, gate_beta)
+                    z = activate(a_z, GATE_ACT, gate_alpha, gate_beta)
+                    tl.store(gate, r, mask=tile_mask)
+                    tl.store(gate + H, z, mask=tile_mask)
+                    if RESET_AFTER:
+                        gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                        if HAS_BIAS:
+                            gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                        gh_n = dot_accumulate(gh_n, h_in, H, rows, row_mask, w_hh_ptr, H, 1,
+                                              cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                        n = activate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n,
+                                     CAND_ACT, cand_alpha, cand_beta)
+                        tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
+                        tl.store(gate + 2 * H, n, mask=tile_mask)
+                        _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64,
+                                     at, tile_mask, B, H, REC, ZONE)
+                    else:
+                        if REC:
+                            h_old = tl.load(h_in + at, mask=tile_mask, other=0.0)  # m∘h_{t-1}
+                        tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile_mask)
+                else:  # reset before: n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
+                    a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
+                                         aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
+                                         cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                    n = activate(a_n, CAND_ACT, cand_alpha, cand_beta)
+                    z = tl.load(gate + H, mask=tile_mask, other=0.0)
+                    tl.store(gate + 2 * H, n, mask=tile_mask)
+                    _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64, at,
+                                 tile_mask, B, H, REC, ZONE)
+            substep_end(sync_ptr, tile, s - S0, SYNC)
+
+
+@triton.jit
+def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, rec_ptr,
+                        hbar_ptr, zone_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, dgx_ptr,
+                        dgh_ptr, du_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr,
+                        gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr):
+                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr,
+                        CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
+                        LAYER_NORM: tl.constexpr):
     """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
     recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
     PHASES: tl.constexpr = 2 if RESET_AFTER else 3
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    for s in range(S0, S1):
-        t = T - 1 - s // PHASES
-        phase = s % PHASES
-        running = (t < length)[:, None]
-        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-        dh_in = dh_ptr + ((t + 1) % 2) * B * H
-        dh_out = dh_ptr + (t % 2) * B * H
-        dgx_t = dgx_ptr + t64 * B * 3 * H
-        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-            at3 = rows[:, None] * 3 * H + cols[None, :]
-            gate = gates_ptr + t64 * B * 3 * H + at3
-            h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-            dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-            g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-            z = tl.load(gate + H, mask=tile_mask, other=0.0)
-            if phase == 0:  # da_n, da_z (and da_r, reset_after)
-                r = tl.load(gate, mask=tile_mask, other=0.0)
-                n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                g_run = tl.where(running, g, 0.0)
-                da_n = g_run * (1.0 - z) * (1.0 - n * n)
-                da_z = g_run * (h_old - n) * z * (1.0 - z)
-                tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
-                tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
-                if RESET_AFTER:
-                    gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    da_r = da_n * gh_n * r * (1.0 - r)
-                    tl.store(dgx_t + at3, da_r, mask=tile_mask)
-                    dgh = dgh_ptr + t64 * B * 3 * H + at3
-                    tl.store(dgh, da_r, mask=tile_mask)
-                    tl.store(dgh + H, da_z, mask=tile_mask)
-                    tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
-            elif phase == PHASES - 1:  # dh_{t-1} = g∘z + (...) W_hh
-                acc = g * z
-                if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
-                    acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
-                                         w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K,
-                                         PRECISION)
-                else:  # + d(r∘h)∘r (the middle sub-step's partial) + [da_r, da_z] W_hr,z
-                    acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                    acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H, cols,
-                                         col_mask, 2 * H, BLOCK_K, PRECISION)
-                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
-            else:  # reset before, middle sub-step: d(r∘h) = da_n W_hn;  da_r
-                d_rh = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
-                                      w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
-                                      PRECISION)
-                r = tl.load(gate, mask=tile_mask, other=0.0)
-                tl.store(dgx_t + at3, d_rh * h_old * r * (1.0 - r), mask=tile_mask)
-                tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
-        substep_end(sync_ptr, tile, s - S0, SYNC)
+    if LAYER_NORM:
+        layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
+                               norms_ptr, shared_ptr, rec_ptr, zone_ptr, dgx_ptr, dgh_ptr,
+                               du_ptr, dh_ptr, tile, rows, row_mask, length, T, B, H, S0, S1,
+                               sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B,
+                               BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
+    else:
+        for s in range(S0, S1):
+            t = T - 1 - s // PHASES
+            phase = s % PHASES
+            running = (t < length)[:, None]
+            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+            dh_in = dh_ptr + ((t + 1) % 2) * B * H
+            dh_out = dh_ptr + (t % 2) * B * H
+            dgx_t = dgx_ptr + t64 * B * 3 * H
+            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                at3 = rows[:, None] * 3 * H + cols[None, :]
+                gate = gates_ptr + t64 * B * 3 * H + at3
+                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+                z = tl.load(gate + H, mask=tile_mask, other=0.0)
+                if ZONE:
+                    d = zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE)
+                if phase == 0:  # da_n, da_z (and da_r, reset_after)
+                    r = tl.load(gate, mask=tile_mask, other=0.0)
+                    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+                    if ZONE:  # the share of g that enters the step
+                        g_run = tl.where(running, g * (1.0 - d), 0.0)
+                    else:
+                        g_run = tl.where(running, g, 0.0)
+                    da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+                    da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
+                    tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
+                    tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
+                    if RESET_AFTER:
+                        gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                        da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
+                        tl.store(dgx_t + at3, da_r, mask=tile_mask)
+                        dgh = dgh_ptr + t64 * B * 3 * H + at3
+                        tl.store(dgh, da_r, mask=tile_mask)
+                        tl.store(dgh + H, da_z, mask=tile_mask)
+                        tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
+                elif phase == PHASES - 1:  # dh_{t-1} = g∘z + (...) W_hh (∘m)
+                    if ZONE:  # g∘z̃ = g̃∘z + g∘d
+                        z = z + d * (1.0 - z)
+                    if REC:
+                        acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                    else:
+                        acc = g * z
+                    if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
+                        acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
+                                             w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K,
+                                             PRECISION)
+                    else:  # + d(r∘h̄)∘r (the middle sub-step's partial) + [da_r, da_z] W_hr,z
+                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+                        acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H,
+                                             cols, col_mask, 2 * H, BLOCK_K, PRECISION)
+                    if REC:  # the recurrent part reached h_{t-1} through m∘h_{t-1}
+                        acc = acc * tl.load(rec_ptr + at, mask=tile_mask, other=0.0) + g * z
+                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+                else:  # reset before, middle sub-step: d(r∘h̄) = da_n W_hn;  da_r
+                    d_rh = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                    d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
+                                          w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
+                                          PRECISION)
+                    r = tl.load(gate, mask=tile_mask, other=0.0)
+                    if REC:
+                        h_old = tl.load(hbar_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    tl.store(dgx_t + at3, d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha,
+                                                                         gate_beta), mask=tile_mask)
+                    tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
+            substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -56,6 +56,26 @@ def column_block(j, rows, row_mask, H, BLOCK_H: tl.constexpr):
 
 
 @triton.jit
+def zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE: tl.constexpr):
+    """Zoneout keep weights ``d_t`` of a tile (1 keeps the previous state): ``ZONE`` 1 reads
+    them from a (T, B, H) tensor at step ``t64`` and offsets ``at``; 2 reads the one value of an
+    expanded constant (the eval-mode expectation ``p``) and returns it as a scalar."""
+    if ZONE == 1:
+        d = tl.load(zone_ptr + t64 * B * H + at, mask=tile_mask, other=0.0).to(tl.float32)
+    else:
+        d = tl.load(zone_ptr).to(tl.float32)
+    return d
+
+
+@triton.jit
+def lerp(new, old, d):
+    """``new + d∘(old - new)`` as :func:`torch.lerp` computes it (exact at d = 0 and d = 1):
+    zoneout's ``s_t = d_t∘s_{t-1} + (1-d_t)∘s̃_t``."""
+    diff = old - new
+    return tl.where(d < 0.5, new + d * diff, old - diff * (1.0 - d))
+
+
+@triton.jit
 def sigmoid(x):
     """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)
@@ -91,6 +111,70 @@ def dot_accumulate(acc, a_ptr, a_stride, rows, row_mask, w_ptr, stride_n, stride
         else:
             acc = tl.dot(a.to(w.dtype), w, acc, input_precision=PRECISION)
     return acc
+
+
+@triton.jit
+def tile_moments(x, tile_mask):
+    """Per row of a (rows × columns) tile, over its valid columns: the count, the mean and
+    ``M2 = Σ (x - mean)²``."""
+    n = tl.sum(tile_mask.to(tl.float32), axis=1)
+    mean = tl.sum(tl.where(tile_mask, x, 0.0), axis=1) / tl.maximum(n, 1.0)
+    dev = tl.where(tile_mask, x - mean[:, None], 0.0)
+    return n, mean, tl.sum(dev * dev, axis=1)
+
+
+@triton.jit
+def merge_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    """Two sets of rows' ``(count, mean, M2)`` as one (Chan, Golub and LeVeque's pairwise
+    update): no cancellation, unlike ``E[x²] - E[x]²``."""
+    n = n_a + n_b
+    w = n_b / tl.maximum(n, 1.0)
+    delta = mean_b - mean_a
+    return n, mean_a + delta * w, m2_a + m2_b + delta * delta * n_a * w
+
+
+@triton.jit
+def share_rows(buf_ptr, rows, row_mask, B, a, b, c):
+    """Store this program's per-row partials ``a, b, c`` at ``buf[program, row, 0:3]``, for the
+    tile's programs to combine after the sub-step's barrier (:func:`gather_rows`)."""
+    at = (tl.program_id(1) * B + rows) * 3
+    tl.store(buf_ptr + at, a, mask=row_mask)
+    tl.store(buf_ptr + at + 1, b, mask=row_mask)
+    tl.store(buf_ptr + at + 2, c, mask=row_mask)
+
+
+@triton.jit
+def gather_rows(buf_ptr, rows, row_mask, B, p):
+    """Program ``p``'s per-row partials, as :func:`share_rows` stored them."""
+    at = (p * B + rows) * 3
+    return (tl.load(buf_ptr + at, mask=row_mask, other=0.0),
+            tl.load(buf_ptr + at + 1, mask=row_mask, other=0.0),
+            tl.load(buf_ptr + at + 2, mask=row_mask, other=0.0))
+
+
+@triton.jit
+def row_statistics(buf_ptr, rows, row_mask, B, EPS, BLOCK_B: tl.constexpr):
+    """Mean and ``1/sqrt(var + EPS)`` (biased variance) of each row of the tile, from the
+    moments every program of the tile shared (:func:`share_rows` of ``n, mean, M2``)."""
+    n = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    mean = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    m2 = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for p in range(tl.num_programs(1)):
+        n_p, mean_p, m2_p = gather_rows(buf_ptr, rows, row_mask, B, p)
+        n, mean, m2 = merge_moments(n, mean, m2, n_p, mean_p, m2_p)
+    return mean, 1.0 / tl.sqrt(m2 / tl.maximum(n, 1.0) + EPS)
+
+
+@triton.jit
+def row_sums(buf_ptr, rows, row_mask, B, BLOCK_B: tl.constexpr):
+    """The sums over the tile's programs of the first two partials they shared."""
+    a = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    b = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for p in range(tl.num_programs(1)):
+        a_p, b_p, _ = gather_rows(buf_ptr, rows, row_mask, B, p)
+        a += a_p
+        b += b_p
+    return a, b
 
 
 def block_sizes(batch: int, hidden: int) -> dict:

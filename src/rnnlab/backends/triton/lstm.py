@@ -1,20 +1,35 @@
-"""The Triton engine's LSTM (peepholes, cell clipping and coupled gates included): an autograd
-Function around :mod:`rnnlab.backends.triton.lstm_kernels`, and the per-direction ``sequence``
-adapter."""
+"""The Triton engine's LSTM (peepholes, cell clipping, coupled gates, activations and
+regularisers included): an autograd Function around :mod:`rnnlab.backends.triton.lstm_kernels`,
+and the per-direction ``sequence`` adapter."""
 
 from __future__ import annotations
 
 import torch
 
-from rnnlab.backends.triton.launch import float32, grad_needed, launch, lengths_of, masked_output
+from rnnlab.backends.triton.launch import (
+    activation_kwargs,
+    float32,
+    grad_needed,
+    launch,
+    lengths_of,
+    masked_output,
+    recurrent_input,
+    zone_input,
+)
+from rnnlab.backends.triton.layernorm_lstm import layernorm_lstm_sequence
 from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forward_kernel
 from rnnlab.bptt.common import differentiate_twin, flat, matmul_t, save_cache, saved_cache
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.unrolled import lstm_unrolled
 
 
-def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-             coupled, training):
+def _activations(opts: LSTMOptions) -> dict:
+    return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
+            **activation_kwargs("out", opts.out_act)}
+
+
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts, rec,
+             zone_h, zone_c, training):
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     bias = None if bias_ih is None else bias_ih + bias_hh
@@ -23,83 +38,101 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, 
     c_all = torch.empty_like(h_all)
     h_all[0], c_all[0] = h0, c0
     gates = x.new_empty(T, B, 4 * H, dtype=torch.float32) if training else h_all
-    has_clip = cell_clip is not None
+    has_clip = opts.cell_clip is not None
     clipped = x.new_empty(T, B, H, dtype=torch.int8) if has_clip and training else h_all
     peep = float32(peephole) if peephole is not None else h_all
+    m, hbar = recurrent_input(rec, h_all)
+    zone_h, zone_h_mode = zone_input(zone_h, h_all)
+    zone_c, zone_c_mode = zone_input(zone_c, h_all)
+    c_tilde = torch.empty_like(h_all[1:]) if zone_c_mode and training else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
+    unused = (h_all,) * 4  # the layer norm's buffers
     launch(lstm_forward_kernel, B, H, T, xp, w_hh, peep, lengths, h_all, c_all, gates, clipped,
-           float(cell_clip or 0.0), T, B, H, dtype=x.dtype, device=x.device, TRAINING=training,
-           PEEPHOLE=peephole is not None, HAS_CLIP=has_clip, COUPLED=bool(coupled))
+           m, hbar, zone_h, zone_c, c_tilde, *unused, float(opts.cell_clip or 0.0), 0.0, T, B,
+           H, dtype=x.dtype, device=x.device, TRAINING=training, PEEPHOLE=peephole is not None,
+           HAS_CLIP=has_clip, COUPLED=opts.coupled, **_activations(opts), REC=rec is not None,
+           ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, LAYER_NORM=False)
     y = masked_output(h_all[1:], mask, x.dtype)
-    saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped)
+    saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped, m, hbar, zone_h, zone_c, c_tilde)
     return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), saved
 
 
 class LSTMFunction(torch.autograd.Function):
     """LSTM over one direction of one layer: ``(y, h_T, c_T)``. Backward: the kernel's BPTT
-    gives ``da`` of every step, then ``dW_ih = daᵀx``, ``dW_hh = daᵀh_{t-1}``, ``dx = da W_ih``,
+    gives ``da`` of every step, then ``dW_ih = daᵀx``, ``dW_hh = daᵀh̄_{t-1}``, ``dx = da W_ih``,
     ``db = Σ da`` as GEMMs over all T·B rows, and the peepholes'
-    ``dp_i, dp_f, dp_o = Σ da_i∘c_{t-1}, Σ da_f∘c_{t-1}, Σ da_o∘c_t``."""
+    ``dp_i, dp_f, dp_o = Σ da_i∘c_{t-1}, Σ da_f∘c_{t-1}, Σ da_o∘c̃_t``
+    (``h̄ = m∘h`` with recurrent dropout, ``c̃_t`` the cell state before zoneout)."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask,
-                cell_clip, coupled):
-        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-                  coupled)
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts,
+                rec, zone_h, zone_c):
+        inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts, rec,
+                  zone_h, zone_c)
         y, h, c, saved = _forward(*inputs, training=True)
         save_cache(ctx, (x, weight_ih, *saved), inputs)
         ctx.has_bias, ctx.has_peephole = bias_ih is not None, peephole is not None
-        ctx.has_clip, ctx.coupled = cell_clip is not None, bool(coupled)
+        ctx.opts = opts
+        ctx.modes = dict(REC=rec is not None, ZONE_H=zone_input(zone_h, x)[1],
+                         ZONE_C=zone_input(zone_c, x)[1])
         return y, h, c
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
         if torch.is_grad_enabled():  # create_graph=True: a graph to differentiate again
             return differentiate_twin(ctx, _twin, (dy, dh, dc))
-        x, weight_ih, w_hh, peep, lengths, gates, c_all, h_all, clipped = saved_cache(ctx)
+        (x, weight_ih, w_hh, peep, lengths, gates, c_all, h_all, clipped, m, hbar, zone_h,
+         zone_c, c_tilde) = saved_cache(ctx)
         T, B, _ = x.shape
         H = w_hh.shape[1]
         d_a = torch.empty_like(gates)
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
+        unused = (h_all,) * 4  # the layer norm's buffers
         launch(lstm_backward_kernel, B, H, 2 * T, float32(dy), w_hh, peep, lengths, gates, c_all,
-               clipped, d_a, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
-               PEEPHOLE=ctx.has_peephole, HAS_CLIP=ctx.has_clip, COUPLED=ctx.coupled)
+               clipped, m, zone_h, zone_c, c_tilde, *unused, d_a, h_all, h_all, dh_buf, dc_buf,
+               T, B, H, dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
+               HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,
+               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
-        dw_hh = d_a2.t() @ flat(h_all[:-1]).to(x.dtype)
+        dw_hh = d_a2.t() @ flat(hbar[:-1]).to(x.dtype)  # h_all itself without dropout
         db = d_a.sum((0, 1)).to(x.dtype) if ctx.has_bias else None
         dpeep = None
         if ctx.has_peephole:
-            c_prev, c_t = c_all[:-1], c_all[1:]
+            c_prev = c_all[:-1]
+            c_new = c_tilde if ctx.modes["ZONE_C"] else c_all[1:]
             dpeep = torch.stack([(d_a[..., :H] * c_prev).sum((0, 1)),
                                  (d_a[..., H:2 * H] * c_prev).sum((0, 1)),
-                                 (d_a[..., 3 * H:] * c_t).sum((0, 1))]).to(x.dtype)
+                                 (d_a[..., 3 * H:] * c_new).sum((0, 1))]).to(x.dtype)
         return (dx, dh_buf[0].to(x.dtype), dc_buf[0].to(x.dtype), dw_ih, dw_hh, db, db, dpeep,
-                None, None, None)
+                None, None, None, None, None)
 
 
-def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, cell_clip,
-          coupled):
+def _twin(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, opts, rec,
+          zone_h, zone_c):
     """The reference engine's autograd twin, for second derivatives."""
     return lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, None, mask,
-                         LSTMOptions(cell_clip, bool(coupled)))
+                         opts, rec, zone_h, zone_c)
 
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
-    cell_clip, coupled = layer.options.cell_clip, layer.options.coupled
+    if layer.layer_norm:
+        return layernorm_lstm_sequence(layer)
+    opts = layer.options
 
     def sequence(x, state, params, mask, masks):
         args = (x, state[0], state[1], params["weight_ih"], params["weight_hh"],
                 params.get("bias_ih"), params.get("bias_hh"), params.get("peephole"))
+        regs = (masks.recurrent, masks.zone_h, masks.zone_c) if masks else (None, None, None)
         if grad_needed(*args):
-            y, h, c = LSTMFunction.apply(*args, mask, cell_clip, coupled)
+            y, h, c = LSTMFunction.apply(*args, mask, opts, *regs)
         else:
-            y, h, c, _ = _forward(*args, mask, cell_clip, coupled, training=False)
+            y, h, c, _ = _forward(*args, mask, opts, *regs, training=False)
         return y, (h, c)
 
     return sequence
@@ -107,8 +140,6 @@ def lstm_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why the triton kernels cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the triton engine has no layer-normalised LSTM"
     if layer.proj_size:
         return "the triton engine's LSTM has no proj_size"
-    return layer.reference_only_reason()  # non-default activations, regularisers
+    return None

@@ -1,161 +1,246 @@
-"""Triton kernels of the LSTM recurrence, with peepholes, cell clipping and coupled gates; the
-math is :mod:`rnnlab.bptt.lstm`'s.
+"""Triton kernels of the LSTM recurrence, with peepholes, cell clipping, coupled gates, any
+activations and the regularisers; the math is :mod:`rnnlab.bptt.lstm`'s.
 
 Forward, per step, for the program's sequences and each block of hidden units::
 
-    a = xp_t + h_{t-1} W_hhᵀ        (xp_t = W_ih x_t + b, all steps in one GEMM beforehand)
+    a = xp_t + h̄_{t-1} W_hhᵀ        (xp_t = W_ih x_t + b, all steps in one GEMM beforehand)
     f = σ(a_f + p_f∘c_{t-1});   i = σ(a_i + p_i∘c_{t-1}) (coupled: 1 - f);   g = tanh(a_g)
-    c_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c_t);   h_t = o∘tanh c_t
+    c̃_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c̃_t);   h̃_t = o∘tanh c̃_t
+    c_t = d^c_t∘c_{t-1} + (1-d^c_t)∘c̃_t;   h_t = d^h_t∘h_{t-1} + (1-d^h_t)∘h̃_t
     padded steps (t ≥ length) carry h and c.
 
-(``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``.) One sub-step
-per step.
+``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``; σ of the
+gates, tanh of ``g`` and tanh of ``c̃_t`` are the activations ``GATE_ACT``, ``CAND_ACT``,
+``OUT_ACT`` of :mod:`rnnlab.backends.triton.activations`, their derivatives read from the
+stored outputs in the backward. Regularisers (:mod:`rnnlab.regularisers`): with ``REC`` the
+recurrent input is ``h̄ = m∘h`` (recurrent-dropout mask ``m`` (B, H)), written beside the state
+in the step's epilogue (``hbar`` (T+1, B, H), ``hbar[0] = m∘h_0`` from the host); without it
+``h̄ = h``. Zoneout keep weights ``d^h``, ``d^c`` with ``ZONE_H``, ``ZONE_C`` (modes of
+:func:`~rnnlab.backends.triton.kernels_common.zone_weights`); with ``ZONE_C`` the backward
+reads ``c̃_t`` from ``c_tilde`` (T, B, H). One sub-step per step. ``LAYER_NORM`` computes the
+layer-normalised LSTM instead (:mod:`rnnlab.backends.triton.layernorm_lstm_kernels`: three
+sub-steps per step forward, four backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``,
+``dq``, ``dn`` are placeholders otherwise).
+
 Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
 ``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
-``dh_{t-1} = da_t W_hh``. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and
-writes slot t % 2. Sub-steps ``S0 ≤ s < S1`` run in one launch.
+``dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h``. Zoneout splits the gradient reaching each state:
+``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest enters the step.
+``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes slot t % 2 (phase 1
+leaves ``g_h∘d^h`` there for phase 2). Sub-steps ``S0 ≤ s < S1`` run in one launch.
 """
 
 import triton
 import triton.language as tl
 
+from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    sigmoid,
+    lerp,
     substep_end,
-    tanh,
     tile_rows,
+    zone_weights,
+)
+from rnnlab.backends.triton.layernorm_lstm_kernels import (
+    layernorm_lstm_backward,
+    layernorm_lstm_forward,
 )
 
 
 @triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
-                        clipped_ptr, CLIP, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                        clipped_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr,
+                        ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP, EPS, T, B, H, S0, S1,
+                        sync_ptr, gate_alpha, gate_beta, cand_alpha,
+                        cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
-                        HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
-    """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (peepholes, cell clipping, coupled gates); see the module docstring."""
+                        HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
+                        CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, REC: tl.constexpr,
+                        ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+    """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    for t in range(S0, S1):
-        running = (t < length)[:, None]
-        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-        h_prev = h_ptr + t64 * B * H
-        c_prev = c_ptr + t64 * B * H
-        for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-            cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-            xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-            a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_prev, H, rows,
-                                 row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
-                                 PRECISION)
-            a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_prev, H, rows,
-                                 row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
-                                 PRECISION)
-            a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_prev, H, rows,
-                                 row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
-                                 PRECISION)
-            c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
-            h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-            if PEEPHOLE:
-                p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-                p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                a_f += p_f * c_old
-            f = sigmoid(a_f)
-            if COUPLED:
-                i = 1.0 - f
+    if LAYER_NORM:
+        layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pre_ptr,
+                               norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr,
+                               c_tilde_ptr, tile, rows, row_mask, length, EPS, B, H, S0, S1,
+                               sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta,
+                               out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
+                               TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
+    else:
+        for t in range(S0, S1):
+            running = (t < length)[:, None]
+            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+            h_prev = h_ptr + t64 * B * H
+            c_prev = c_ptr + t64 * B * H
+            if REC:  # the recurrent product reads m∘h_{t-1}
+                h_in = hbar_ptr + t64 * B * H
             else:
-                a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_prev, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                if PEEPHOLE:
-                    a_i += p_i * c_old
-                i = sigmoid(a_i)
-            g = tanh(a_g)
-            c_new = f * c_old + i * g
-            if HAS_CLIP:
-                if TRAINING:
-                    tl.store(clipped_ptr + t64 * B * H + at,
-                             (tl.abs(c_new) > CLIP).to(tl.int8), mask=tile_mask)
-                c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
-            if PEEPHOLE:
-                a_o += p_o * c_new
-            o = sigmoid(a_o)
-            h_new = o * tanh(c_new)
-            if TRAINING:  # the gates are what the backward reads; inference keeps none
-                tl.store(gate, i, mask=tile_mask)
-                tl.store(gate + H, f, mask=tile_mask)
-                tl.store(gate + 2 * H, g, mask=tile_mask)
-                tl.store(gate + 3 * H, o, mask=tile_mask)
-            tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
-            tl.store(h_prev + B * H + at, tl.where(running, h_new, h_old), mask=tile_mask)
-        substep_end(sync_ptr, tile, t - S0, SYNC)
-
-
-@triton.jit
-def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
-                         da_ptr, dh_ptr, dc_ptr, T, B, H, S0, S1, sync_ptr,
-                         BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                         PRECISION: tl.constexpr, SYNC: tl.constexpr, PEEPHOLE: tl.constexpr,
-                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr):
-    """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
-    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    for s in range(S0, S1):
-        t = T - 1 - s // 2
-        running = (t < length)[:, None]
-        t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-        dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
-        dc_in = dc_ptr + ((t + 1) % 2) * B * H
-        dh_out = dh_ptr + (t % 2) * B * H
-        dc_out = dc_ptr + (t % 2) * B * H
-        if s % 2 == 0:  # phase 1: gate gradients
+                h_in = h_prev
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
                 gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                i = tl.load(gate, mask=tile_mask, other=0.0)
-                f = tl.load(gate + H, mask=tile_mask, other=0.0)
-                g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
-                c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
-                c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                dc = tl.load(dc_in + at, mask=tile_mask, other=0.0)
+                a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H, rows,
+                                     row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
+                                     PRECISION)
+                a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, H, rows,
+                                     row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
+                                     PRECISION)
+                a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, H, rows,
+                                     row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
+                                     PRECISION)
+                c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
+                h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
                 if PEEPHOLE:
                     p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
                     p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
                     p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                g_h = tl.where(running, dy + dh, 0.0)
-                tc = tanh(c_t)
-                da_o = g_h * tc * o * (1.0 - o)
-                dc_new = tl.where(running, dc, 0.0) + g_h * o * (1.0 - tc * tc)
-                if PEEPHOLE:
-                    dc_new += da_o * p_o
-                if HAS_CLIP:  # no gradient through a clipped cell state
-                    clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
-                    dc_new = tl.where(clipped != 0, 0.0, dc_new)
+                    a_f += p_f * c_old
+                f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
                 if COUPLED:
-                    da_i = tl.zeros_like(dc_new)
-                    da_f = dc_new * (c_before - g) * f * (1.0 - f)
+                    i = 1.0 - f
                 else:
-                    da_i = dc_new * g * i * (1.0 - i)
-                    da_f = dc_new * c_before * f * (1.0 - f)
-                dc_prev = dc_new * f
+                    a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
+                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
+                                         PRECISION)
+                    if PEEPHOLE:
+                        a_i += p_i * c_old
+                    i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
+                g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
+                c_new = f * c_old + i * g
+                if HAS_CLIP:
+                    if TRAINING:
+                        tl.store(clipped_ptr + t64 * B * H + at,
+                                 (tl.abs(c_new) > CLIP).to(tl.int8), mask=tile_mask)
+                    c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
                 if PEEPHOLE:
-                    dc_prev += da_i * p_i + da_f * p_f
-                tl.store(da, da_i, mask=tile_mask)
-                tl.store(da + H, da_f, mask=tile_mask)
-                tl.store(da + 2 * H, dc_new * i * (1.0 - g * g), mask=tile_mask)
-                tl.store(da + 3 * H, da_o, mask=tile_mask)
-                tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
-        else:  # phase 2: dh_{t-1} = da_t W_hh
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
-                                     w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
-        substep_end(sync_ptr, tile, s - S0, SYNC)
+                    a_o += p_o * c_new
+                o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
+                h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
+                if TRAINING:  # the gates are what the backward reads; inference keeps none
+                    tl.store(gate, i, mask=tile_mask)
+                    tl.store(gate + H, f, mask=tile_mask)
+                    tl.store(gate + 2 * H, g, mask=tile_mask)
+                    tl.store(gate + 3 * H, o, mask=tile_mask)
+                if ZONE_C:  # c_t = lerp(c̃_t, c_{t-1}, d^c); the backward reads c̃_t
+                    if TRAINING:
+                        tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
+                    c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H,
+                                                            ZONE_C))
+                if ZONE_H:
+                    h_new = lerp(h_new, h_old, zone_weights(zone_h_ptr, t64, at, tile_mask, B, H,
+                                                            ZONE_H))
+                h_out = tl.where(running, h_new, h_old)
+                tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
+                tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
+                if REC:
+                    m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                    tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+            substep_end(sync_ptr, tile, t - S0, SYNC)
+
+
+@triton.jit
+def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
+                         rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr,
+                         norms_ptr, shared_ptr, da_ptr, dq_ptr, dn_ptr, dh_ptr, dc_ptr, T, B, H,
+                         S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
+                         cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
+                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                         SYNC: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
+                         COUPLED: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
+                         OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
+                         ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+    """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
+    tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
+    if LAYER_NORM:
+        layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr, norms_ptr,
+                                shared_ptr, rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, da_ptr,
+                                dq_ptr, dn_ptr, dh_ptr, dc_ptr, tile, rows, row_mask, length, T,
+                                B, H, S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
+                                cand_beta, out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K,
+                                PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
+                                ZONE_C)
+    else:
+        for s in range(S0, S1):
+            t = T - 1 - s // 2
+            running = (t < length)[:, None]
+            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+            dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
+            dc_in = dc_ptr + ((t + 1) % 2) * B * H
+            dh_out = dh_ptr + (t % 2) * B * H
+            dc_out = dc_ptr + (t % 2) * B * H
+            if s % 2 == 0:  # phase 1: gate gradients
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                    da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                    i = tl.load(gate, mask=tile_mask, other=0.0)
+                    f = tl.load(gate + H, mask=tile_mask, other=0.0)
+                    g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+                    o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+                    if ZONE_C:  # c̃_t, before zoneout
+                        c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    else:
+                        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
+                    c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                    dc = tl.load(dc_in + at, mask=tile_mask, other=0.0)
+                    if PEEPHOLE:
+                        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+                        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+                        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+                    if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out for phase 2
+                        keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H,
+                                                          ZONE_H)
+                        tl.store(dh_out + at, keep_h, mask=tile_mask)
+                        g_h = tl.where(running, dy + dh - keep_h, 0.0)
+                    else:
+                        g_h = tl.where(running, dy + dh, 0.0)
+                    if ZONE_C:  # likewise the kept share of c_t
+                        keep_c = dc * zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C)
+                        dc_step = dc - keep_c
+                    else:
+                        dc_step = dc
+                    tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
+                    da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
+                    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(
+                        tc, OUT_ACT, out_alpha, out_beta)
+                    if PEEPHOLE:
+                        dc_new += da_o * p_o
+                    if HAS_CLIP:  # no gradient through a clipped cell state
+                        clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
+                        dc_new = tl.where(clipped != 0, 0.0, dc_new)
+                    k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
+                    if COUPLED:
+                        da_i = tl.zeros_like(dc_new)
+                        da_f = dc_new * (c_before - g) * k_f
+                    else:
+                        da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
+                        da_f = dc_new * c_before * k_f
+                    dc_prev = dc_new * f
+                    if PEEPHOLE:
+                        dc_prev += da_i * p_i + da_f * p_f
+                    if ZONE_C:
+                        dc_prev += keep_c
+                    tl.store(da, da_i, mask=tile_mask)
+                    tl.store(da + H, da_f, mask=tile_mask)
+                    tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha,
+                                                                      cand_beta), mask=tile_mask)
+                    tl.store(da + 3 * H, da_o, mask=tile_mask)
+                    tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+            else:  # phase 2: dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                    acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
+                                         w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
+                    if REC:
+                        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                    if ZONE_H:
+                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+            substep_end(sync_ptr, tile, s - S0, SYNC)

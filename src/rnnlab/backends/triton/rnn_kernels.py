@@ -1,10 +1,17 @@
-"""Triton kernels of the Elman RNN; the math is :mod:`rnnlab.bptt.rnn`'s (plain cell).
+"""Triton kernels of the Elman RNN, with the regularisers; the math is :mod:`rnnlab.bptt.rnn`'s.
 
-Forward, one sub-step per step: ``h_t = φ(xp_t + h_{t-1} W_hhᵀ)`` with ``xp_t = W_ih x_t + b``
-computed for all steps beforehand, φ = tanh or ReLU; padded steps carry h.
-Backward, per step from T-1 down to 0, two sub-steps: phase 1 ``da_t = (dy_t + dh)∘φ'``
-(0 if padded), phase 2 ``dh_{t-1} = da_t W_hh`` (= dh if padded); ``dh`` in a two-slot buffer
-as in :mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` run in one launch.
+Forward, one sub-step per step, with ``xp_t = W_ih x_t + b`` computed for all steps
+beforehand and φ = tanh or ReLU::
+
+    h̃_t = φ(xp_t + h̄_{t-1} W_hhᵀ);   h_t = d_t∘h_{t-1} + (1-d_t)∘h̃_t;   padded steps carry h
+
+with the regularisers as in :mod:`rnnlab.backends.triton.lstm_kernels`: ``h̄ = m∘h`` with
+``REC`` (from ``hbar``, written beside the state), zoneout keep weights ``d_t`` with ``ZONE``
+(then ``h̃`` (T, B, H) is kept for the backward when ``TRAINING``).
+Backward, per step from T-1 down to 0, two sub-steps, with ``g = dy_t + dh``: phase 1
+``da_t = g∘(1-d_t)∘φ'(h̃_t)`` (0 if padded), leaving ``g∘d_t`` in ``dh_out``; phase 2
+``dh_{t-1} = (da_t W_hh)∘m + g∘d_t`` (= dh if padded); ``dh`` in a two-slot buffer as in
+:mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 """
 
 import triton
@@ -13,39 +20,56 @@ import triton.language as tl
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
+    lerp,
     substep_end,
     tanh,
     tile_rows,
+    zone_weights,
 )
 
 
 @triton.jit
-def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, T, B, H, S0, S1, sync_ptr,
-                       BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                       PRECISION: tl.constexpr, SYNC: tl.constexpr, RELU: tl.constexpr):
-    """Elman RNN forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences: ``h_t = φ(xp_t + h_{t-1} W_hhᵀ)``."""
+def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, hbar_ptr, zone_ptr,
+                       h_tilde_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                       BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                       SYNC: tl.constexpr, RELU: tl.constexpr, TRAINING: tl.constexpr,
+                       REC: tl.constexpr, ZONE: tl.constexpr):
+    """Elman RNN forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences: ``h_t = φ(xp_t + h̄_{t-1} W_hhᵀ)``, zoned."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         h_prev = h_ptr + t64 * B * H
+        if REC:  # the recurrent product reads m∘h_{t-1}
+            h_in = hbar_ptr + t64 * B * H
+        else:
+            h_in = h_prev
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
             cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             a = tl.load(xp_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-            a = dot_accumulate(a, h_prev, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask, H,
+            a = dot_accumulate(a, h_in, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask, H,
                                BLOCK_K, PRECISION)
             h_new = tl.maximum(a, 0.0) if RELU else tanh(a)
             h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-            tl.store(h_prev + B * H + at, tl.where(running, h_new, h_old), mask=tile_mask)
+            if ZONE:
+                if TRAINING:
+                    tl.store(h_tilde_ptr + t64 * B * H + at, h_new, mask=tile_mask)
+                h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+            h_out = tl.where(running, h_new, h_old)
+            tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
+            if REC:
+                m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
         substep_end(sync_ptr, tile, t - S0, SYNC)
 
 
 @triton.jit
-def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, da_ptr, dh_ptr, T, B, H, S0, S1,
-                        sync_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                        BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
-                        RELU: tl.constexpr):
-    """Elman RNN BPTT over sub-steps, two phases per step: ``da_t = (dy_t + dh)∘φ'``, then ``dh_{t-1} = da_t W_hh``."""
+def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, zone_ptr, h_tilde_ptr,
+                        da_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
+                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                        SYNC: tl.constexpr, RELU: tl.constexpr, REC: tl.constexpr,
+                        ZONE: tl.constexpr):
+    """Elman RNN BPTT over sub-steps, two phases per step: ``da_t = g∘(1-d_t)∘φ'``, then ``dh_{t-1} = (da_t W_hh)∘m + g∘d_t``."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     for s in range(S0, S1):
         t = T - 1 - s // 2
@@ -57,14 +81,25 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, da_ptr, dh_ptr, T,
             cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
             if s % 2 == 0:  # phase 1: da_t = (dy_t + dh)∘φ'(a_t)
-                h = tl.load(h_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
+                if ZONE:  # h̃_t, before zoneout
+                    h = tl.load(h_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                else:
+                    h = tl.load(h_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
                 g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+                if ZONE:  # the kept share of h_t is h_{t-1}'s: left in dh_out for phase 2
+                    keep = g * zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE)
+                    tl.store(dh_out + at, keep, mask=tile_mask)
+                    g = g - keep
                 slope = tl.where(h > 0.0, 1.0, 0.0) if RELU else 1.0 - h * h
                 tl.store(da_ptr + t64 * B * H + at, tl.where(running, g * slope, 0.0),
                          mask=tile_mask)
-            else:  # phase 2: dh_{t-1} = da_t W_hh
+            else:  # phase 2: dh_{t-1} = (da_t W_hh)∘m + g∘d_t
                 acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
                 acc = dot_accumulate(acc, da_ptr + t64 * B * H, H, rows, row_mask, w_hh_ptr, 1,
                                      H, cols, col_mask, H, BLOCK_K, PRECISION)
+                if REC:
+                    acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                if ZONE:
+                    acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
                 tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)

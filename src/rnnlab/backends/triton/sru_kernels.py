@@ -5,13 +5,16 @@ The SRU's recurrence is element-wise, so a program owns a (``BLOCK_B`` sequences
 registers: no barrier, no state buffer, one pass over ``u = W_ih x`` (one GEMM beforehand)::
 
     f, r = σ(u_f + v_f∘c_{t-1} + b_f), σ(u_r + v_r∘c_{t-1} + b_r)
-    c_t = x̃_t + f∘(c_{t-1} - x̃_t);   h_t = x'_t + r∘(c_t - x'_t)      (padded: c carried, h = 0)
+    c̃_t = x̃_t + f∘(c_{t-1} - x̃_t);   c_t = d_t∘c_{t-1} + (1-d_t)∘c̃_t
+    h_t = x'_t + r∘(c_t - x'_t)      (padded: c carried, h = 0)
 
+(zoneout keep weights ``d_t`` with ``ZONE``, modes of
+:func:`~rnnlab.backends.triton.kernels_common.zone_weights`; else ``c_t = c̃_t``).
 Backward, from T-1 down to 0, with ``dy`` 0 on padded steps::
 
     da_r = dy∘(c_t - x'_t)∘r(1-r);   dx' = dy∘(1-r);   k = (c_{t-1} - x̃_t)∘f(1-f)
-    dc_t = dc + dy∘r;   da_f = dc_t∘k;   dx̃ = dc_t∘(1-f)
-    dc_{t-1} = dc_t∘(f + k∘v_f) + da_r∘v_r      (dc carried over padded steps)
+    dc_t = (dc + dy∘r)∘(1-d_t);   da_f = dc_t∘k;   dx̃ = dc_t∘(1-f)
+    dc_{t-1} = dc_t∘(f + k∘v_f) + da_r∘v_r + (dc + dy∘r)∘d_t      (dc carried over padded steps)
 
 ``du = [dx̃, da_f, da_r, dx']`` goes to the GEMMs of ``dW_ih`` and ``dx``; each program also
 sums ``da_f∘c_{t-1}, da_r∘c_{t-1}, da_f, da_r`` over its tile for ``dv`` and ``db``.
@@ -20,7 +23,13 @@ sums ``da_f∘c_{t-1}, da_r∘c_{t-1}, da_f, da_r`` over its tile for ``dv`` and
 import triton
 import triton.language as tl
 
-from rnnlab.backends.triton.kernels_common import column_block, sigmoid, tile_rows
+from rnnlab.backends.triton.kernels_common import (
+    column_block,
+    lerp,
+    sigmoid,
+    tile_rows,
+    zone_weights,
+)
 
 
 @triton.jit
@@ -36,10 +45,10 @@ def _tile(lengths_ptr, v_ptr, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr
 
 
 @triton.jit
-def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y_ptr, T, B, H,
-                       U_COLS, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, zone_ptr, c_ptr, fr_ptr, y_ptr,
+                       T, B, H, U_COLS, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                        HIGHWAY_PROJ: tl.constexpr, HAS_BIAS: tl.constexpr,
-                       TRAINING: tl.constexpr):
+                       TRAINING: tl.constexpr, ZONE: tl.constexpr):
     """SRU forward over all steps for one tile of sequences and hidden units: the element-wise recurrence after the input GEMM ``u``."""
     rows, cols, col_mask, tile, at, length, v_f, v_r = _tile(lengths_ptr, v_ptr, B, H, BLOCK_B,
                                                              BLOCK_H)
@@ -62,6 +71,8 @@ def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y
         else:
             x_high = tl.load(x_ptr + t64 * B * H + at, mask=tile, other=0.0)
         c_new = x_tilde + f * (c - x_tilde)
+        if ZONE:
+            c_new = lerp(c_new, c, zone_weights(zone_ptr, t64, at, tile, B, H, ZONE))
         h = x_high + r * (c_new - x_high)
         c = tl.where(running, c_new, c)
         tl.store(c_ptr + (t64 + 1) * B * H + at, c, mask=tile)
@@ -73,9 +84,9 @@ def sru_forward_kernel(u_ptr, x_ptr, v_ptr, b_ptr, lengths_ptr, c_ptr, fr_ptr, y
 
 
 @triton.jit
-def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, c_ptr, fr_ptr, du_ptr,
-                        sums_ptr, T, B, H, U_COLS, BLOCK_B: tl.constexpr,
-                        BLOCK_H: tl.constexpr, HIGHWAY_PROJ: tl.constexpr):
+def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, zone_ptr, c_ptr,
+                        fr_ptr, du_ptr, sums_ptr, T, B, H, U_COLS, BLOCK_B: tl.constexpr,
+                        BLOCK_H: tl.constexpr, HIGHWAY_PROJ: tl.constexpr, ZONE: tl.constexpr):
     """``dc_ptr`` holds dc_T on entry and dc_0 on exit; ``sums_ptr`` (tiles, 4, H) gets this
     tile's ``Σ da_f∘c_{t-1}, Σ da_r∘c_{t-1}, Σ da_f, Σ da_r``; ``du`` is (T, B, 4H)."""
     rows, cols, col_mask, tile, at, length, v_f, v_r = _tile(lengths_ptr, v_ptr, B, H, BLOCK_B,
@@ -105,6 +116,9 @@ def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, c_ptr,
         da_r = dy * (c_t - x_high) * r * (1.0 - r)
         k = (c_prev - x_tilde) * f * (1.0 - f)
         dc_t = tl.where(running, dc, 0.0) + dy * r
+        if ZONE:  # the kept share of c_t is c_{t-1}'s
+            keep = dc_t * zone_weights(zone_ptr, t64, at, tile, B, H, ZONE)
+            dc_t = dc_t - keep
         da_f = dc_t * k
         du = du_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
         tl.store(du, dc_t * (1.0 - f), mask=tile)
@@ -115,7 +129,10 @@ def sru_backward_kernel(dy_ptr, dc_ptr, u_ptr, x_ptr, v_ptr, lengths_ptr, c_ptr,
         dv_r += tl.sum(da_r * c_prev, axis=0)
         db_f += tl.sum(da_f, axis=0)
         db_r += tl.sum(da_r, axis=0)
-        dc = tl.where(running, dc_t * (f + k * v_f) + da_r * v_r, dc)
+        dc_prev = dc_t * (f + k * v_f) + da_r * v_r
+        if ZONE:
+            dc_prev += keep
+        dc = tl.where(running, dc_prev, dc)
     tl.store(dc_ptr + at, dc, mask=tile)
     sums = sums_ptr + tl.program_id(0) * 4 * H + cols
     tl.store(sums, dv_f, mask=col_mask)
