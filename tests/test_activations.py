@@ -124,5 +124,3 @@ def test_default_path_unchanged_and_native_refuses_others(family):
     assert select_backend(other, Batch(x)).name in ("cpu", "reference")
     with pytest.raises(ValueError, match="to_torch"):
         other.to_torch()
-    with pytest.raises(ValueError, match="layer_norm"):
-        cls(I, H, layer_norm=True, activation="relu")

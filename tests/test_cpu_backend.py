@@ -291,10 +291,7 @@ def test_unsupported_reasons():
     half = rnnlab.LSTM(I, H, dtype=torch.bfloat16)
     assert "bfloat16" in cpu_backend.unsupported(half, Batch(x.bfloat16()))
     assert "float64" in cpu_backend.unsupported(rnnlab.LSTM(I, H), Batch(x.double()))
-    norm = rnnlab.LSTM(I, H, layer_norm=True)
-    assert "layer-normalised" in cpu_backend.unsupported(norm, Batch(x))
-    with pytest.raises(ValueError, match="cpu"):
-        rnnlab.LSTM(I, H, layer_norm=True, backend="cpu")(x)
+    assert cpu_backend.unsupported(rnnlab.LSTM(I, H, layer_norm=True), Batch(x)) is None
 
 
 def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):

@@ -399,11 +399,9 @@ def test_unsupported_combinations():
         rnnlab.GRU(I, H, zoneout=(0.1, 0.2))
     with pytest.raises(TypeError, match="recurrent_dropout"):  # the SRU has no W_hh
         rnnlab.SRU(I, H, recurrent_dropout=0.1)
-    with pytest.raises(ValueError, match="layer_norm"):
-        rnnlab.LSTM(I, H, layer_norm=True, zoneout=0.1)
     with pytest.raises(TypeError, match="generator"):
         rnnlab.RNN(I, H, generator=3)
-    # weight dropout works with layer norm: it only masks the weight the BPTT receives
+    # weight dropout with layer norm: it only masks the weight the BPTT receives
     layer = rnnlab.GRU(I, H, layer_norm=True, weight_dropout=0.5, dtype=F64)
     x = torch.randn(T, B, I, dtype=F64)
     torch.manual_seed(1)

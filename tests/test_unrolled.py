@@ -25,12 +25,18 @@ VARIANTS = {
     "lstm-zoneout-recdrop-weightdrop": lambda **kw: rnnlab.LSTM(
         I, H, zoneout=(0.2, 0.4), recurrent_dropout=0.3, weight_dropout=0.3, **kw),
     "lstm-layer_norm": lambda **kw: rnnlab.LSTM(I, H, layer_norm=True, **kw),
+    "lstm-layer_norm-zoneout-recdrop-activations": lambda **kw: rnnlab.LSTM(
+        I, H, layer_norm=True, zoneout=(0.2, 0.4), recurrent_dropout=0.3,
+        gate_activation="softsign", activation="softplus", output_activation="elu", **kw),
     "gru": lambda **kw: rnnlab.GRU(I, H, **kw),
     "gru-reset-before-zoneout-recdrop": lambda **kw: rnnlab.GRU(
         I, H, reset_after=False, zoneout=0.3, recurrent_dropout=0.3, **kw),
     "gru-activations": lambda **kw: rnnlab.GRU(I, H, gate_activation="hard_sigmoid",
                                                activation="softsign", **kw),
     "gru-layer_norm": lambda **kw: rnnlab.GRU(I, H, layer_norm=True, **kw),
+    "gru-layer_norm-zoneout-recdrop-activations": lambda **kw: rnnlab.GRU(
+        I, H, layer_norm=True, zoneout=0.3, recurrent_dropout=0.3, gate_activation="softsign",
+        activation=("scaled_tanh", 1.5, 0.7), **kw),
     "sru": lambda **kw: rnnlab.SRU(I, H, **kw),
     "sru-highway-projection-zoneout": lambda **kw: rnnlab.SRU(I, H + 1, zoneout=0.3, **kw),
 }
@@ -74,8 +80,8 @@ def test_twin_equals_the_hand_bptt(name, monkeypatch):
 
 
 SECOND_ORDER = ["rnn-tanh", "lstm-peephole-clip-proj", "lstm-zoneout-recdrop-weightdrop",
-                "lstm-layer_norm", "gru-reset-before-zoneout-recdrop", "gru-layer_norm",
-                "sru-highway-projection-zoneout"]
+                "lstm-layer_norm-zoneout-recdrop-activations", "gru-reset-before-zoneout-recdrop",
+                "gru-layer_norm-zoneout-recdrop-activations", "sru-highway-projection-zoneout"]
 
 
 def gradgradcheck_layer(layer, lengths=None):

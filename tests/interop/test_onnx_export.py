@@ -161,7 +161,12 @@ def test_coupled_with_an_asymmetric_gate_goes_to_scan():
     lambda: rnnlab.GRU(I, H, zoneout=0.4, zoneout_eval="expectation", num_layers=2),
     lambda: rnnlab.RNN(I, H, zoneout=0.4, zoneout_eval="expectation"),
     lambda: rnnlab.SRU(I, H, zoneout=0.4, zoneout_eval="expectation"),
-], ids=["lstm", "gru", "rnn", "sru"])
+    lambda: rnnlab.LSTM(I, H, zoneout=(0.3, 0.6), zoneout_eval="expectation", layer_norm=True,
+                        gate_activation="hard_sigmoid", output_activation="softsign"),
+    lambda: rnnlab.GRU(I, H, zoneout=0.4, zoneout_eval="expectation", layer_norm=True,
+                       activation=("scaled_tanh", 1.7, 0.67)),
+], ids=["lstm", "gru", "rnn", "sru", "lstm-layer_norm-activations",
+        "gru-layer_norm-activations"])
 def test_zoneout_expectation_exports_as_scan(make):
     m = make()
     assert m.regularisers.changes(training=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnlab.activations import SIGMOID, TANH, Activation
 from rnnlab.transforms import needing_plain_ops
 
 
@@ -35,6 +36,13 @@ def carry(mask: Tensor | None, t: int, new: Tensor, old: Tensor) -> Tensor:
 def masked(mask: Tensor | None, t: int, value: Tensor) -> Tensor:
     """``value`` on running sequences, 0 on padded steps (outputs, and gradients into a step)."""
     return value if mask is None else torch.where(mask[t], value, 0.0)
+
+
+def activation_into(act: Activation):
+    """A function ``f(src, out=out)`` writing ``φ(src)`` into ``out``: ``torch.sigmoid`` and
+    ``torch.tanh`` themselves for σ and tanh (one fused call), else ``φ`` and a copy."""
+    fused = {SIGMOID: torch.sigmoid, TANH: torch.tanh}.get(act)
+    return fused or (lambda src, out: out.copy_(act(src)))
 
 
 def save_cache(ctx, cache: tuple, inputs: tuple = ()) -> None:

@@ -57,6 +57,7 @@ from torch import Tensor
 
 from rnnlab.activations import SIGMOID, TANH, Activation
 from rnnlab.bptt.common import (
+    activation_into,
     differentiate_twin,
     flat,
     hand_or_unrolled,
@@ -93,13 +94,6 @@ def outputs(h_all: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """The layer output ``y`` (0 on padded steps) and the final state, apart from the cache."""
     y = h_all[1:].clone() if mask is None else torch.where(mask, h_all[1:], 0.0)
     return y, h_all[-1].clone()
-
-
-def activation_into(act: Activation):
-    """A function ``f(src, out=out)`` writing ``φ(src)`` into ``out``: ``torch.sigmoid`` and
-    ``torch.tanh`` themselves for σ and tanh (one fused call), else ``φ`` and a copy."""
-    fused = {SIGMOID: torch.sigmoid, TANH: torch.tanh}.get(act)
-    return fused or (lambda src, out: out.copy_(act(src)))
 
 
 def backward_inputs(dy: Tensor, gates: Tensor, h_prev: Tensor, mask: Tensor | None,

@@ -124,12 +124,19 @@ def sru_unrolled(x, c0, weight_ih, weight_c, bias, mask, zone=None):
 
 
 def layernorm_lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
-                            ln_hh_weight, ln_c_weight, ln_c_bias, mask):
-    """:class:`rnnlab.bptt.layernorm_lstm.LayerNormLSTMFunction`'s forward: ``(y, h_T, c_T)``."""
+                            ln_hh_weight, ln_c_weight, ln_c_bias, mask, opts=None, rec=None,
+                            zone_h=None, zone_c=None):
+    """:class:`rnnlab.bptt.layernorm_lstm.LayerNormLSTMFunction`'s forward: ``(y, h_T, c_T)``;
+    with zoneout ``h̃_t`` reads the un-zoned cell."""
+    acts = {} if opts is None else dict(gate_act=opts.gate_act, cand_act=opts.cand_act,
+                                        out_act=opts.out_act)
+
     def step(t, state):
-        h_new, c_new, _ = layernorm_lstm_step(x[t], *state, weight_ih, weight_hh, bias_ih,
-                                              bias_hh, ln_ih_weight, ln_hh_weight,
-                                              ln_c_weight, ln_c_bias)
+        h, c = state
+        h_new, c_new, _ = layernorm_lstm_step(x[t], recurrent_input(h, rec), c, weight_ih,
+                                              weight_hh, bias_ih, bias_hh, ln_ih_weight,
+                                              ln_hh_weight, ln_c_weight, ln_c_bias, **acts)
+        h_new, c_new = zoned(h_new, h, zone_h, t), zoned(c_new, c, zone_c, t)
         return h_new, (h_new, c_new)
 
     y, (h, c) = unroll(step, x.shape[0], (h0, c0), mask)
@@ -137,14 +144,18 @@ def layernorm_lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, l
 
 
 def layernorm_gru_unrolled(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
-                           ln_hh_weight, mask):
+                           ln_hh_weight, mask, opts=None, rec=None, zone=None):
     """:class:`rnnlab.bptt.layernorm_gru.LayerNormGRUFunction`'s forward: ``(y, h_T)``."""
     x_proj = layer_norm(F.linear(x, weight_ih), ln_ih_weight)
     if bias_ih is not None:
         x_proj = x_proj + bias_ih
+    acts = {} if opts is None else dict(gate_act=opts.gate_act, cand_act=opts.cand_act)
 
     def step(t, state):
-        h_new, _ = layernorm_gru_step(x_proj[t], *state, weight_hh, ln_hh_weight, bias_hh)
+        (h,) = state
+        h_new, _ = layernorm_gru_step(x_proj[t], h, weight_hh, ln_hh_weight, bias_hh,
+                                      recurrent_mask=rec, **acts)
+        h_new = zoned(h_new, h, zone, t)
         return h_new, (h_new,)
 
     y, (h,) = unroll(step, x.shape[0], (h0,), mask)

@@ -79,15 +79,20 @@ def layer_norm(v: Tensor, gain: Tensor, eps: float = LN_EPS) -> Tensor:
 
 
 def layernorm_gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, ln_hh_weight: Tensor,
-                       bias_hh: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                       bias_hh: Tensor | None = None, *, gate_act=torch.sigmoid,
+                       cand_act=torch.tanh, recurrent_mask: Tensor | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
     """One layer-normalised GRU step from ``x_proj = LN(W_ih x_t)∘γ_ih + b_ih`` (B, 3H).
 
-    ``gh = LN(W_hh h_{t-1})∘γ_hh + b_hh``; returns ``(h_t, gates)`` as :func:`gru_step`.
+    ``gh = LN(W_hh h̄)∘γ_hh + b_hh`` with ``h̄ = h_{t-1}`` (``recurrent_mask∘h_{t-1}`` with
+    recurrent dropout, not in ``z∘h_{t-1}``); activations as :func:`gru_step`. Returns
+    ``(h_t, gates)`` as :func:`gru_step`.
     """
-    gh = layer_norm(F.linear(h, weight_hh), ln_hh_weight)
+    h_in = h if recurrent_mask is None else h * recurrent_mask
+    gh = layer_norm(F.linear(h_in, weight_hh), ln_hh_weight)
     if bias_hh is not None:
         gh = gh + bias_hh
-    return gates_to_state(x_proj, gh, h)
+    return gates_to_state(x_proj, gh, h, gate_act=gate_act, cand_act=cand_act)
 
 
 class GRUCell(nn.Module):

@@ -41,10 +41,16 @@ def layernorm_lstm_step(
     ln_c_weight: Tensor,
     ln_c_bias: Tensor,
     eps: float = LN_EPS,
+    *,
+    gate_act=torch.sigmoid,
+    cand_act=torch.tanh,
+    out_act=torch.tanh,
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """One layer-normalised LSTM step from the input x_t (B, I).
 
-    Returns ``(h_t, c_t, gates)`` where ``gates`` holds ``i, f, g, o`` (B, H) each.
+    ``gate_act`` (of i, f, o), ``cand_act`` (of g) and ``out_act`` (of the normalised cell in
+    ``h_t``) replace σ, tanh, tanh, as in :func:`rnnlab.cells.lstm.lstm_step`. Returns
+    ``(h_t, c_t, gates)`` where ``gates`` holds ``i, f, g, o`` (B, H) each.
     """
     G = weight_ih.shape[0]
     a = (F.layer_norm(F.linear(x, weight_ih), (G,), ln_ih_weight, None, eps)
@@ -52,9 +58,9 @@ def layernorm_lstm_step(
     if bias_ih is not None:
         a = a + bias_ih + bias_hh
     a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)
-    i, f, g, o = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g), torch.sigmoid(a_o)
+    i, f, g, o = gate_act(a_i), gate_act(a_f), cand_act(a_g), gate_act(a_o)
     c_new = f * c + i * g
-    h_new = o * torch.tanh(F.layer_norm(c_new, (c.shape[-1],), ln_c_weight, ln_c_bias, eps))
+    h_new = o * out_act(F.layer_norm(c_new, (c.shape[-1],), ln_c_weight, ln_c_bias, eps))
     return h_new, c_new, {"i": i, "f": f, "g": g, "o": o}
 
 

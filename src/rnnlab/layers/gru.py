@@ -35,14 +35,15 @@ class GRU(RecurrentBase):
         layer_norm: layer-normalise the input and recurrent pre-activations over their 3H
             rows (no shift), ``gx = LN(W_ih x)∘γ_ih + b_ih``, ``gh = LN(W_hh h)∘γ_hh + b_hh``,
             with gains ``ln_ih_weight_l{k}``, ``ln_hh_weight_l{k}`` (3H,) initialised to 1.
-            Requires ``reset_after=True``.
+            Requires ``reset_after=True``; combines with the activations and regularisers.
         gate_activation: the activation of ``r, z`` (default ``"sigmoid"``); activation: of
             the candidate ``n`` (default ``"tanh"``). A name, ``(name, alpha[, beta])`` or an
-            Activation, see :mod:`rnnlab.activations`. Non-default ones run on the reference,
-            cpu and triton engines (``backend="native"`` refuses them).
+            Activation, see :mod:`rnnlab.activations`. Non-default ones are not torch's
+            (``backend="native"`` refuses them); the reference, cpu and triton engines compute
+            them.
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
-            inside the recurrence, train-only, reference, cpu and triton engines; see
-            :mod:`rnnlab.regularisers`. With ``layer_norm`` only ``weight_dropout``.
+            inside the recurrence, train-only, not torch's (the reference, cpu and triton
+            engines compute them); see :mod:`rnnlab.regularisers`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
@@ -82,15 +83,6 @@ class GRU(RecurrentBase):
             "GRU", recurrent_dropout=recurrent_dropout, zoneout=zoneout,
             weight_dropout=weight_dropout, zoneout_eval=zoneout_eval, generator=generator)
         self.generator = generator
-        if layer_norm:
-            reg = self.regularisers
-            others = [name for name, on in (
-                ("gate_activation/activation", not self.options.default_activations),
-                ("recurrent_dropout", reg.recurrent_dropout),
-                ("zoneout", reg.zoneout_h)) if on]
-            if others:
-                raise ValueError(f"layer_norm: the layer-normalised GRU does not support "
-                                 f"{', '.join(others)} (weight_dropout works)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend=backend, initial_state=initial_state,
                          init=init, device=device, dtype=dtype)
@@ -116,7 +108,7 @@ class GRU(RecurrentBase):
 
     def bptt(self, masks):
         if self.layer_norm:
-            return layernorm_gru_sequence, layernorm_gru_trace, ()
+            return layernorm_gru_sequence, layernorm_gru_trace, (self.options, masks)
         return gru_sequence, gru_trace, (self.options, masks)
 
     def activation_options(self):

@@ -40,18 +40,18 @@ class LSTM(RecurrentBase):
             LN(W_hh h_{t-1})∘γ_hh + b_ih + b_hh`` and ``h_t = o_t∘tanh(LN(c_t)∘γ_c + β_c)``
             (eps 1e-5). Adds ``ln_ih_weight_l{k}`` (4H,), ``ln_hh_weight_l{k}`` (4H,),
             ``ln_c_weight_l{k}`` (H,), initialised to 1, and ``ln_c_bias_l{k}`` (H,),
-            initialised to 0. Cannot be combined with peephole, cell_clip, coupled or
-            proj_size.
+            initialised to 0. Combines with the activations and the regularisers below (the
+            output activation applies to the normalised cell); not with peephole,
+            cell_clip, coupled or proj_size.
         gate_activation: the activation of ``i, f, o`` (default ``"sigmoid"``);
             activation: of the candidate ``g`` (default ``"tanh"``); output_activation: of
             ``c_t`` in ``h_t = o_t∘φ(c_t)`` (default: ``activation``, as Keras; ONNX's third
             activation). A name, ``(name, alpha[, beta])`` or an Activation, see
-            :mod:`rnnlab.activations`. Non-default ones run on the reference, cpu and triton
-            engines (``backend="native"`` refuses them).
+            :mod:`rnnlab.activations`. Non-default ones are not torch's (``backend="native"``
+            refuses them); the reference, cpu and triton engines compute them.
         recurrent_dropout, zoneout (``p`` or ``(p_h, p_c)``), weight_dropout, zoneout_eval,
-            generator: regularisers inside the recurrence, train-only, reference, cpu and
-            triton engines; see :mod:`rnnlab.regularisers`. With ``layer_norm`` only
-            ``weight_dropout``.
+            generator: regularisers inside the recurrence, train-only, not torch's (the
+            reference, cpu and triton engines compute them); see :mod:`rnnlab.regularisers`.
         backend, initial_state: see :class:`rnnlab.layers.base.RecurrentBase`.
 
     Inputs: ``input, (h_0, c_0)`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a
@@ -100,16 +100,6 @@ class LSTM(RecurrentBase):
             "LSTM", recurrent_dropout=recurrent_dropout, zoneout=zoneout,
             weight_dropout=weight_dropout, zoneout_eval=zoneout_eval, generator=generator)
         self.generator = generator
-        if layer_norm:
-            reg = self.regularisers
-            others = [name for name, on in (
-                ("gate_activation/activation/output_activation",
-                 not self.options.default_activations),
-                ("recurrent_dropout", reg.recurrent_dropout),
-                ("zoneout", reg.zoneout_h or reg.zoneout_c)) if on]
-            if others:
-                raise ValueError(f"layer_norm: the layer-normalised LSTM does not support "
-                                 f"{', '.join(others)} (weight_dropout works)")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, backend=backend, initial_state=initial_state,
                          init=init, device=device, dtype=dtype)
@@ -146,7 +136,7 @@ class LSTM(RecurrentBase):
 
     def bptt(self, masks):
         if self.layer_norm:
-            return layernorm_lstm_sequence, layernorm_lstm_trace, ()
+            return layernorm_lstm_sequence, layernorm_lstm_trace, (self.options, masks)
         return lstm_sequence, lstm_trace, (self.options, masks)
 
     def activation_options(self):

@@ -26,7 +26,8 @@ class RNN(RecurrentBase):
         recurrent_dropout, zoneout, weight_dropout, zoneout_eval, generator: regularisers
             inside the recurrence, train-only (:mod:`rnnlab.regularisers`): variational
             dropout on ``h_{t-1}`` in ``W_hh h_{t-1}``, zoneout of ``h``, DropConnect on
-            ``W_hh``. Computed by the reference, cpu and triton engines.
+            ``W_hh``. Not torch's (``backend="native"`` refuses them); the reference, cpu and
+            triton engines compute them.
 
     Inputs: ``input, h_0`` with ``input`` (T, B, I) / (B, T, I) / (T, I) or a PackedSequence,
     ``h_0`` (D·L, B, H). Outputs: ``output, h_n`` as torch.

@@ -43,45 +43,44 @@ def step_function(module):
                 highway = u[..., 3 * H:] if u.shape[-1] == 4 * H else x
                 h = gates["r"] * c + (1 - gates["r"]) * highway
             return (c,), h
-    elif isinstance(module, LSTM) and module.layer_norm:
-        def step(p, states, x):
-            h, c, _ = _layernorm_lstm_step(x, *states, p["weight_ih"], p["weight_hh"],
-                                           p.get("bias_ih"), p.get("bias_hh"),
-                                           p["ln_ih_weight"], p["ln_hh_weight"],
-                                           p["ln_c_weight"], p["ln_c_bias"])
-            return (h, c), h
     elif isinstance(module, LSTM):
         opts = module.options
 
         p_h, p_c = zone or (0.0, 0.0)
 
         def step(p, states, x):
-            h, c, _ = lstm_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), *states,
-                                p["weight_hh"], p.get("bias_hh"), peephole=p.get("peephole"),
-                                cell_clip=opts.cell_clip, coupled=opts.coupled,
-                                weight_hr=p.get("weight_hr"), gate_act=opts.gate_act,
-                                cand_act=opts.cand_act, out_act=opts.out_act)
+            if module.layer_norm:
+                h, c, _ = _layernorm_lstm_step(x, *states, p["weight_ih"], p["weight_hh"],
+                                               p.get("bias_ih"), p.get("bias_hh"),
+                                               p["ln_ih_weight"], p["ln_hh_weight"],
+                                               p["ln_c_weight"], p["ln_c_bias"], opts)
+            else:
+                h, c, _ = lstm_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), *states,
+                                    p["weight_hh"], p.get("bias_hh"), peephole=p.get("peephole"),
+                                    cell_clip=opts.cell_clip, coupled=opts.coupled,
+                                    weight_hr=p.get("weight_hr"), gate_act=opts.gate_act,
+                                    cand_act=opts.cand_act, out_act=opts.out_act)
             if p_h:  # zoneout's eval expectation; h̃ read the un-zoned cell
                 h = p_h * states[0] + (1 - p_h) * h
             if p_c:
                 c = p_c * states[1] + (1 - p_c) * c
             return (h, c), h
-    elif isinstance(module, GRU) and module.layer_norm:
-        def step(p, states, x):
-            x_proj = layer_norm(F.linear(x, p["weight_ih"]), p["ln_ih_weight"])
-            if "bias_ih" in p:
-                x_proj = x_proj + p["bias_ih"]
-            h, _ = layernorm_gru_step(x_proj, states[0], p["weight_hh"], p["ln_hh_weight"],
-                                      p.get("bias_hh"))
-            return (h,), h
     elif isinstance(module, GRU):
         opts = module.options
         p_h = zone[0] if zone else 0.0
 
         def step(p, states, x):
-            h, _ = gru_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), states[0],
-                            p["weight_hh"], p.get("bias_hh"), reset_after=opts.reset_after,
-                            gate_act=opts.gate_act, cand_act=opts.cand_act)
+            if module.layer_norm:
+                x_proj = layer_norm(F.linear(x, p["weight_ih"]), p["ln_ih_weight"])
+                if "bias_ih" in p:
+                    x_proj = x_proj + p["bias_ih"]
+                h, _ = layernorm_gru_step(x_proj, states[0], p["weight_hh"], p["ln_hh_weight"],
+                                          p.get("bias_hh"), gate_act=opts.gate_act,
+                                          cand_act=opts.cand_act)
+            else:
+                h, _ = gru_step(F.linear(x, p["weight_ih"], p.get("bias_ih")), states[0],
+                                p["weight_hh"], p.get("bias_hh"), reset_after=opts.reset_after,
+                                gate_act=opts.gate_act, cand_act=opts.cand_act)
             if p_h:
                 h = p_h * states[0] + (1 - p_h) * h
             return (h,), h
@@ -101,7 +100,7 @@ def step_function(module):
 
 
 def _layernorm_lstm_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight,
-                         ln_hh_weight, ln_c_weight, ln_c_bias):
+                         ln_hh_weight, ln_c_weight, ln_c_bias, opts):
     """:func:`rnnlab.cells.layernorm_lstm.layernorm_lstm_step` with the cell norm's size read
     from its gain (a constant) instead of from ``c`` (a traced input: ``F.layer_norm`` needs
     a constant ``normalized_shape`` to export); same equations."""
@@ -111,9 +110,10 @@ def _layernorm_lstm_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_
     if bias_ih is not None:
         a = a + bias_ih + bias_hh
     a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)
-    i, f, g, o = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g), torch.sigmoid(a_o)
+    i, f, o = opts.gate_act(a_i), opts.gate_act(a_f), opts.gate_act(a_o)
+    g = opts.cand_act(a_g)
     c_new = f * c + i * g
-    h_new = o * torch.tanh(F.layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, LN_EPS))
+    h_new = o * opts.out_act(F.layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, LN_EPS))
     return h_new, c_new, {"i": i, "f": f, "g": g, "o": o}
 
 

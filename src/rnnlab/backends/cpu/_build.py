@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "sru.cpp", "activations.cpp", "ops.cpp")
+SOURCES = ("lstm.cpp", "gru.cpp", "rnn.cpp", "sru.cpp", "activations.cpp", "layernorm_lstm.cpp",
+           "layernorm_gru.cpp", "ops.cpp")
 
 _lock = threading.Lock()
 _module = None

@@ -19,6 +19,7 @@ from rnnlab.backends.cpu.common import (
     needs_graph,
     none_if_empty,
 )
+from rnnlab.backends.cpu.layernorm_gru import layernorm_gru_sequence
 from rnnlab.bptt.common import differentiate_twin, save_cache, saved_cache
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.unrolled import gru_unrolled
@@ -71,6 +72,8 @@ def _gru_twin(*args):
 
 def gru_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.GRU`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_gru_sequence(layer)
     opts = layer.options
 
     def sequence(x, state, params, mask, masks):
@@ -87,6 +90,4 @@ def gru_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why this engine cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the cpu engine has no layer-normalised GRU"
     return None

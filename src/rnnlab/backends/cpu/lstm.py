@@ -19,6 +19,7 @@ from rnnlab.backends.cpu.common import (
     needs_graph,
     none_if_empty,
 )
+from rnnlab.backends.cpu.layernorm_lstm import layernorm_lstm_sequence
 from rnnlab.bptt.common import differentiate_twin, save_cache, saved_cache
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.unrolled import lstm_unrolled
@@ -79,6 +80,8 @@ def _lstm_twin(*args):
 
 def lstm_sequence(layer):
     """The per-direction function of ``layer`` (an :class:`rnnlab.LSTM`) on this engine."""
+    if layer.layer_norm:
+        return layernorm_lstm_sequence(layer)
     opts = layer.options
 
     def sequence(x, state, params, mask, masks):
@@ -97,6 +100,4 @@ def lstm_sequence(layer):
 
 def unsupported(layer) -> str | None:
     """Why this engine cannot compute ``layer``'s configuration, or None."""
-    if layer.layer_norm:
-        return "the cpu engine has no layer-normalised LSTM"
     return None
