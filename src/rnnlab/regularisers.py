@@ -150,9 +150,11 @@ class Masks:
 def bernoulli(shape, p: float, like: Tensor, generator=None) -> Tensor:
     """``Bernoulli(p)`` draws (0 or 1) of the given shape, in ``like``'s dtype and device: ``U < p``
     for ``U ~ Uniform[0, 1)`` (on the CPU twice as fast as ``bernoulli_``, which draws on one
-    thread: a layer's zoneout masks are T·B·H draws per call)."""
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
-    return u.lt_(p)  # 1 where u < p, in place
+    thread: a layer's zoneout masks are T·B·H draws per call). ``U`` is float32 for the half
+    types, whose coarse grid near 1 would bias the draw."""
+    exact = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+    u = torch.rand(shape, generator=generator, dtype=exact, device=like.device).lt_(p)
+    return u.to(like.dtype)  # 1 where u < p (lt_ works in place; no copy unless half)
 
 
 def keep_mask(shape, p: float, like: Tensor, generator=None) -> Tensor:
