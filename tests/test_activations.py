@@ -107,7 +107,7 @@ def test_default_path_unchanged_and_native_refuses_others(family):
     cls, torch_cls = getattr(rnnlab, family), getattr(torch.nn, family)
     layer = cls(I, H, num_layers=2, gate_activation="sigmoid", activation="tanh", dtype=F64,
                 backend="native")
-    assert layer.reference_only_reason() is None and layer.options.default_activations
+    assert layer.torch_op_lacks() is None and layer.options.default_activations
     reference = torch_cls(I, H, num_layers=2, dtype=F64)
     layer.load_state_dict(reference.state_dict())
     x = torch.randn(T, B, I, dtype=F64)
@@ -117,7 +117,7 @@ def test_default_path_unchanged_and_native_refuses_others(family):
         cls(I, H, gate_activation="hard_sigmoid", backend="native")
     other = cls(I, H, gate_activation=("hard_sigmoid", 1 / 6, 0.5), dtype=F64)
     assert "gate_activation=('hard_sigmoid'" in repr(other)
-    assert "torch's fused op does not compute" in other.reference_only_reason()
+    assert "torch's fused op does not compute" in other.torch_op_lacks()
     from rnnlab.backends import select_backend
     from rnnlab.layers.sequence import Batch
     # not native; the cpu engine where it is built (tests/test_cpu_variants.py)

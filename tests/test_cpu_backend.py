@@ -298,13 +298,6 @@ def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
     x = Batch(torch.randn(T, B, I))
     layer = rnnlab.LSTM(I, H, peephole=True)
     assert select_backend(layer, x).name == "cpu"  # native cannot run peepholes
-    plain = rnnlab.LSTM(I, 256)
-    big = Batch(torch.randn(T, 16, I))
-    assert select_backend(plain, big).name == "cpu"  # training: faster than oneDNN
-    with torch.no_grad():  # inference of a large LSTM: GEMM-bound, on par: stays native
-        assert select_backend(plain, big).name == "native"
-        assert select_backend(plain, x).name == "cpu"
-        assert select_backend(rnnlab.GRU(I, 256), big).name == "cpu"
     monkeypatch.delenv("RNNLAB_REQUIRE_CPU_ENGINE", raising=False)  # CI sets it
     monkeypatch.setattr(_build, "_module", None)
     monkeypatch.setattr(_build, "_error", "RuntimeError: no compiler")
@@ -313,6 +306,24 @@ def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
     assert "no compiler" in BACKENDS["cpu"].unsupported(layer, x)
     with pytest.raises(ValueError, match="no compiler"):
         rnnlab.LSTM(I, H, backend="cpu")(torch.randn(T, B, I))
+
+
+@pytest.mark.parametrize("isa, train_big", [
+    ("AVX2", "cpu"),  # benchmarks/results/cpu_engine.md
+    ("AVX512", "native"),  # benchmarks/results/cpu_engine_avx512.md
+    ("NEON", "cpu"),  # unmeasured: the AVX2 rule
+])
+def test_auto_takes_the_engine_measured_faster_on_the_machines_isa(isa, train_big, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: isa)
+    plain, small_lstm = rnnlab.LSTM(I, 256), rnnlab.LSTM(I, 64)
+    big, small = Batch(torch.randn(T, 16, I)), Batch(torch.randn(T, 1, I))
+    assert select_backend(plain, big).name == train_big
+    assert select_backend(small_lstm, small).name == "cpu"
+    with torch.no_grad():
+        assert select_backend(plain, big).name == "native"
+        assert select_backend(small_lstm, small).name == "cpu"
+        assert select_backend(rnnlab.GRU(I, 256), big).name == "cpu"  # every GRU: cpu
+    assert select_backend(rnnlab.LSTM(I, 256, zoneout=0.1), big).name == "cpu"  # not torch's
 
 
 def _forget_the_build(monkeypatch, build=None):

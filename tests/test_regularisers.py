@@ -367,17 +367,17 @@ def test_backend_choice_and_reasons():
     x = torch.randn(T, B, I)
     from rnnlab.backends import select_backend
     from rnnlab.layers.sequence import Batch
-    assert "recurrent_dropout" in layer.reference_only_reason()
+    assert "recurrent_dropout" in layer.torch_op_lacks()
     # not native; the cpu engine where it is built (tests/test_cpu_variants.py)
     assert select_backend(layer, Batch(x)).name in ("cpu", "reference")
     layer.eval()
-    assert layer.reference_only_reason() is None
+    assert layer.torch_op_lacks() is None
     assert select_backend(layer, Batch(x)).name in ("native", "cpu")  # any fused engine
     assert isinstance(layer.to_torch(), torch.nn.LSTM)  # the eval-mode function
     with pytest.raises(ValueError, match="native.*zoneout"):
         rnnlab.GRU(I, H, zoneout=0.1, backend="native")
     expect = rnnlab.GRU(I, H, zoneout=0.1, zoneout_eval="expectation").eval()
-    assert "zoneout_eval" in expect.reference_only_reason()
+    assert "zoneout_eval" in expect.torch_op_lacks()
     assert "zoneout=0.1" in repr(expect) and "zoneout_eval='expectation'" in repr(expect)
     assert "zoneout=(0.2, 0.1)" in repr(rnnlab.LSTM(I, H, zoneout=(0.2, 0.1)))
 

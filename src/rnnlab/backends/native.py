@@ -33,7 +33,7 @@ def unsupported(layer, batch) -> str | None:
     """Why torch's fused op cannot run this call, or None."""
     if batch.x.is_meta and batch.lengths is not None and batch.packed is None:
         return "torch cannot pack a padded input on the meta device"
-    return layer.reference_only_reason() or layer.native_unsupported()
+    return layer.torch_op_lacks() or layer.native_unsupported()
 
 
 def _flat_weights(layer) -> list:

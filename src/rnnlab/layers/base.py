@@ -96,7 +96,7 @@ class RecurrentBase(nn.Module):
                 rows = num_layers * self.num_directions
                 setattr(self, "initial_" + name[0], nn.Parameter(torch.zeros(rows, size, **kw)))
         self.reset_parameters()
-        if backend == "native" and (reason := self.reference_only_reason()
+        if backend == "native" and (reason := self.torch_op_lacks()
                                     or self.native_unsupported()):
             raise ValueError(f"backend: 'native' cannot run this configuration: {reason}")
 
@@ -141,7 +141,7 @@ class RecurrentBase(nn.Module):
         """The non-default activations of this layer, as ``"option=value"`` strings."""
         return []
 
-    def reference_only_reason(self, training: bool | None = None) -> str | None:
+    def torch_op_lacks(self, training: bool | None = None) -> str | None:
         """What torch's fused op lacks to compute this layer in this mode (``training``,
         default ``self.training``) beyond :meth:`native_unsupported`: non-default activations,
         and regularisers that change the function (recurrent dropout, zoneout, weight dropout
@@ -331,7 +331,7 @@ class RecurrentBase(nn.Module):
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` layer, weights included."""
         # regularisers are dropped: the torch module computes this layer's eval-mode function
-        if reason := self.reference_only_reason(training=False) or self.native_unsupported():
+        if reason := self.torch_op_lacks(training=False) or self.native_unsupported():
             raise ValueError(f"to_torch: torch.nn has no equivalent of this layer: {reason}")
         ref = next(self.parameters())
         module = self.torch_class(**self.torch_kwargs(), device=ref.device, dtype=ref.dtype)

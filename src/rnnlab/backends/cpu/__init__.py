@@ -43,10 +43,11 @@ def _family_module(layer):
 
 
 def _options_unsupported(layer) -> str | None:
-    module = _family_module(layer)
-    if module is None:
+    """The engine computes every option of its families (activations, regularisers, layer
+    norm, peepholes, …); only other families are refused."""
+    if layer.family not in _FAMILIES:
         return f"the cpu engine has no {layer.family} kernel"
-    return module.unsupported(layer)
+    return None
 
 
 def unsupported(layer, batch) -> str | None:
@@ -74,20 +75,33 @@ def _grad_needed(layer, batch) -> bool:
     return batch.x.requires_grad or any(p.requires_grad for p in layer.weights())
 
 
+# For a plain LSTM, which oneDNN's op also runs: the cpu engine is faster while B·H is below
+# these bounds (training, inference; None: at every size measured), per the vector ISA torch
+# dispatches to. Measured by benchmarks/cpu_engine.py on 2 cores: AVX2 in
+# benchmarks/results/cpu_engine.md, AVX-512 in benchmarks/results/cpu_engine_avx512.md, where
+# oneDNN's LSTM is 1.1-1.8x faster from B·H = 256 on.
+_LSTM_CPU_BELOW = {"AVX2": (None, 16 * 256), "AVX512": (256, 256)}
+
+
 def prefer(layer, batch) -> bool:
     """Whether ``backend="auto"`` should try this engine before ``native`` for this call: the
-    rule ``benchmarks/cpu_engine.py`` measured (``benchmarks/results/cpu_engine.md``).
+    rule ``benchmarks/cpu_engine.py`` measured.
 
-    Faster than torch's op in training for every family and size measured, and in inference
-    for GRU, RNN and small LSTMs; an LSTM's inference at B·H ≥ 16·256 is GEMM-bound for both
-    engines (within noise of each other), so it stays with oneDNN there. Configurations
-    ``native`` cannot run (SRU, peepholes, activations, regularisers, …) always come here.
+    Faster than torch's op for every GRU, RNN and SRU measured, and for the configurations
+    ``native`` cannot run (peepholes, layer norm, activations, regularisers, …), which always
+    come here. For a plain LSTM the faster engine depends on the machine's vector ISA and on
+    B·H (:data:`_LSTM_CPU_BELOW`): on AVX2 this engine trains faster at every size and infers
+    faster below B·H = 16·256; on AVX-512 oneDNN is faster from B·H = 256 on. Other ISAs
+    (unmeasured) take the AVX2 rule.
     """
-    if layer.native_unsupported() is not None or layer.reference_only_reason() is not None:
+    if layer.native_unsupported() is not None or layer.torch_op_lacks() is not None:
         return True
-    if layer.family == "LSTM" and not layer.proj_size and not _grad_needed(layer, batch):
-        return batch.x.shape[1] * layer.hidden_size < 16 * 256
-    return True
+    if layer.family != "LSTM" or layer.proj_size:
+        return True
+    isa = torch.backends.cpu.get_cpu_capability()
+    train_below, infer_below = _LSTM_CPU_BELOW.get(isa, _LSTM_CPU_BELOW["AVX2"])
+    below = train_below if _grad_needed(layer, batch) else infer_below
+    return below is None or batch.x.shape[1] * layer.hidden_size < below
 
 
 def run(layer, batch, states):

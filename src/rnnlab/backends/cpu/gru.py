@@ -86,8 +86,3 @@ def gru_sequence(layer):
         return y, (h,)
 
     return sequence
-
-
-def unsupported(layer) -> str | None:
-    """Why this engine cannot compute ``layer``'s configuration, or None."""
-    return None

@@ -96,8 +96,3 @@ def lstm_sequence(layer):
         return y, (h, c)
 
     return sequence
-
-
-def unsupported(layer) -> str | None:
-    """Why this engine cannot compute ``layer``'s configuration, or None."""
-    return None

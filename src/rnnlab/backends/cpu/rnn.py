@@ -76,9 +76,3 @@ def rnn_sequence(layer):
         return y, (h,)
 
     return sequence
-
-
-def unsupported(layer) -> str | None:
-    """Why this engine cannot compute ``layer``'s configuration, or None: it computes every
-    Elman RNN (both nonlinearities, every regulariser)."""
-    return None

@@ -69,9 +69,3 @@ def sru_sequence(layer):
         return y, (c,)
 
     return sequence
-
-
-def unsupported(layer) -> str | None:
-    """Why this engine cannot compute ``layer``'s configuration, or None: it computes every
-    SRU (zoneout of c included)."""
-    return None
