@@ -308,16 +308,18 @@ def test_auto_uses_cpu_where_preferred_and_falls_back(monkeypatch):
         rnnlab.LSTM(I, H, backend="cpu")(torch.randn(T, B, I))
 
 
-@pytest.mark.parametrize("isa, train_big", [
-    ("AVX2", "cpu"),  # benchmarks/results/cpu_engine.md
-    ("AVX512", "native"),  # benchmarks/results/cpu_engine_avx512.md
-    ("NEON", "cpu"),  # unmeasured: the AVX2 rule
+@pytest.mark.parametrize("isa, train_16, train_64", [
+    ("AVX2", "cpu", "cpu"),  # benchmarks/results/cpu_engine.md
+    ("AVX512", "native", "cpu"),  # benchmarks/results/cpu_engine_avx512.md
+    ("NEON", "cpu", "cpu"),  # unmeasured: the AVX2 rule
 ])
-def test_auto_takes_the_engine_measured_faster_on_the_machines_isa(isa, train_big, monkeypatch):
+def test_auto_takes_the_engine_measured_faster_on_the_machines_isa(isa, train_16, train_64,
+                                                                    monkeypatch):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: isa)
     plain, small_lstm = rnnlab.LSTM(I, 256), rnnlab.LSTM(I, 64)
-    big, small = Batch(torch.randn(T, 16, I)), Batch(torch.randn(T, 1, I))
-    assert select_backend(plain, big).name == train_big
+    big, bigger, small = (Batch(torch.randn(T, b, I)) for b in (16, 64, 1))
+    assert select_backend(plain, big).name == train_16
+    assert select_backend(plain, bigger).name == train_64
     assert select_backend(small_lstm, small).name == "cpu"
     with torch.no_grad():
         assert select_backend(plain, big).name == "native"

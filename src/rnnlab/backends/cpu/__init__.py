@@ -75,12 +75,14 @@ def _grad_needed(layer, batch) -> bool:
     return batch.x.requires_grad or any(p.requires_grad for p in layer.weights())
 
 
-# For a plain LSTM, which oneDNN's op also runs: the cpu engine is faster while B·H is below
-# these bounds (training, inference; None: at every size measured), per the vector ISA torch
-# dispatches to. Measured by benchmarks/cpu_engine.py on 2 cores: AVX2 in
-# benchmarks/results/cpu_engine.md, AVX-512 in benchmarks/results/cpu_engine_avx512.md, where
-# oneDNN's LSTM is 1.1-1.8x faster from B·H = 256 on.
-_LSTM_CPU_BELOW = {"AVX2": (None, 16 * 256), "AVX512": (256, 256)}
+def _onednn_lstm_faster(isa: str, training: bool, B: int, H: int) -> bool:
+    """Where torch's oneDNN LSTM op measured faster than this engine (``benchmarks/cpu_engine.py``
+    on 2 cores): on AVX-512 (``benchmarks/results/cpu_engine_avx512.md``) from B·H = 16·128 on,
+    except training at B ≥ 64; on AVX2 (``cpu_engine.md``, and for unmeasured ISAs) inference
+    from B·H = 16·256 on. Elsewhere the two are on par or this engine is faster."""
+    if isa == "AVX512":
+        return B * H >= 16 * 128 and (not training or B < 64)
+    return not training and B * H >= 16 * 256
 
 
 def prefer(layer, batch) -> bool:
@@ -89,19 +91,16 @@ def prefer(layer, batch) -> bool:
 
     Faster than torch's op for every GRU, RNN and SRU measured, and for the configurations
     ``native`` cannot run (peepholes, layer norm, activations, regularisers, …), which always
-    come here. For a plain LSTM the faster engine depends on the machine's vector ISA and on
-    B·H (:data:`_LSTM_CPU_BELOW`): on AVX2 this engine trains faster at every size and infers
-    faster below B·H = 16·256; on AVX-512 oneDNN is faster from B·H = 256 on. Other ISAs
-    (unmeasured) take the AVX2 rule.
+    come here. For a plain LSTM it depends on the machine's vector ISA, the mode and B·H
+    (:func:`_onednn_lstm_faster`).
     """
     if layer.native_unsupported() is not None or layer.torch_op_lacks() is not None:
         return True
     if layer.family != "LSTM" or layer.proj_size:
         return True
-    isa = torch.backends.cpu.get_cpu_capability()
-    train_below, infer_below = _LSTM_CPU_BELOW.get(isa, _LSTM_CPU_BELOW["AVX2"])
-    below = train_below if _grad_needed(layer, batch) else infer_below
-    return below is None or batch.x.shape[1] * layer.hidden_size < below
+    return not _onednn_lstm_faster(torch.backends.cpu.get_cpu_capability(),
+                                   _grad_needed(layer, batch), batch.x.shape[1],
+                                   layer.hidden_size)
 
 
 def run(layer, batch, states):
