@@ -62,6 +62,64 @@ inline void backward_apply(T* __restrict d, const T* __restrict z_hat, int64_t n
   for (int64_t j = 0; j < n; ++j) d[j] = (d[j] - m1 - z_hat[j] * m2) * s;
 }
 
+// The means (mean(dẑ), mean(dẑ∘ẑ)) of row b over its G values, from the partial sums
+// (Σ dẑ, Σ dẑ∘ẑ) that each of the `sharing` threads of the row left at sums[(r·B + b)·2].
+template <typename T>
+inline void row_means(const T* sums, int sharing, int64_t B, int64_t b, int64_t G, T m[2]) {
+  m[0] = m[1] = T(0);
+  for (int r = 0; r < sharing; ++r) {
+    m[0] += sums[(r * B + b) * 2];
+    m[1] += sums[(r * B + b) * 2 + 1];
+  }
+  m[0] /= static_cast<T>(G);
+  m[1] /= static_cast<T>(G);
+}
+
+// A thread's share of a row of K gate blocks (G = K·H values; the thread owns units
+// [j0, j0 + n) of every block): (Σ dẑ, Σ dẑ∘ẑ) added to s[0], s[1].
+template <int K, typename T>
+inline void block_backward_sums(const T* d, const T* z_hat, int64_t H, int64_t j0, int64_t n,
+                                T s[2]) {
+  for (int k = 0; k < K; ++k)
+    backward_sums(d + k * H + j0, z_hat + k * H + j0, n, s[0], s[1]);
+}
+
+// The same share of the row: dz = (dẑ - m[0] - ẑ∘m[1])·s in place on d, m the row's means.
+template <int K, typename T>
+inline void block_backward_apply(T* d, const T* z_hat, int64_t H, int64_t j0, int64_t n,
+                                 const T m[2], T s) {
+  for (int k = 0; k < K; ++k)
+    backward_apply(d + k * H + j0, z_hat + k * H + j0, n, m[0], m[1], s);
+}
+
+// h̄ = m∘h over n units: the next step's recurrent input under recurrent dropout.
+template <typename T>
+inline void masked_input(T* __restrict h_bar, const T* __restrict m, const T* __restrict h,
+                         int64_t n) {
+  RNNLAB_SIMD
+  for (int64_t j = 0; j < n; ++j) h_bar[j] = m[j] * h[j];
+}
+
+// What a layer-normalised loop's backward leaves to GEMMs over all T·B rows, from dp (T, B, G)
+// and dq (T, B, G), the gradients of the input and recurrent pre-activations:
+//   dx = dp W_ih (when need_dx),  dW_ih = dpᵀ x,  dW_hh = dqᵀ h̄,
+// h̄ = m∘h_{t-1} (hin) under recurrent dropout, else h_{t-1} (hs without its last step).
+struct InputGrads {
+  Tensor dx, dw_ih, dw_hh;
+};
+
+template <typename T>
+inline InputGrads input_grads(const Tensor& dp, const Tensor& dq, const Tensor& x,
+                              const Tensor& w_ih, const Tensor& hs,
+                              const c10::optional<Tensor>& hin, bool need_dx) {
+  const int64_t Tn = x.size(0), B = x.size(1), G = dp.size(2);
+  Tensor dp2 = dp.view({Tn * B, G});
+  Tensor dx = need_dx ? matmul<T>(dp2, false, w_ih, false).view({Tn, B, x.size(2)}) : Tensor();
+  Tensor h_in = has(hin) ? flat(*hin) : flat(hs.narrow(0, 0, Tn));
+  return {dx, weight_grads<T>(dp2, {flat(x)})[0],
+          weight_grads<T>(dq.view({Tn * B, G}), {h_in})[0]};
+}
+
 // Every row r < rows of z (rows × n): ẑ in place, s[r], and out = ẑ∘gain (+ shift).
 template <typename T>
 void layer_norm_rows(T* z, int64_t rows, int64_t n, const T* gain, const T* shift, T* s,

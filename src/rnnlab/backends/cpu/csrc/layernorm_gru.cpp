@@ -136,12 +136,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
             yt[j] = h;
           }
         }
-        if (m_ptr && t + 1 < Tn) {
-          T* __restrict hi = hin_ptr + (t + 1) * B * H + o;
-          const T* __restrict m = m_ptr + o;
-          RNNLAB_SIMD
-          for (int64_t j = 0; j < n; ++j) hi[j] = m[j] * hn[j];
-        }
+        if (m_ptr && t + 1 < Tn) masked_input(hin_ptr + (t + 1) * B * H + o, m_ptr + o, hn, n);
       }
       u.sync(nt);  // the next step reads all of h_t
     }
@@ -159,7 +154,7 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
                                   const Tensor& s_hh, const Tensor& ghn, const Tensor& hs,
                                   const c10::optional<Tensor>& hin, bool need_dx,
                                   bool has_bias) {
-  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1), G3 = 3 * H;
+  const int64_t Tn = x.size(0), B = x.size(1), H = w_hh.size(1), G3 = 3 * H;
   auto opts = x.options();
   const auto act = activations_of<T>(acts, 2);
   const Act<T> gate = act[0], cand = act[1];
@@ -272,26 +267,21 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
             du[j] *= g_hh[j];  // dû and dv̂: normalised back in 2.
             dgx[j] *= g_ih[j];
           }
-          backward_sums(du + c0, uh + c0, n, s[0], s[1]);
-          backward_sums(dgx + c0, vh + c0, n, sv[0], sv[1]);
         }
+        block_backward_sums<3>(du, uh, H, u.j0, n, s);
+        block_backward_sums<3>(dgx, vh, H, u.j0, n, sv);
       }
       u.sync(nt);
       for (int64_t b = u.b0; b < u.b1; ++b) {  // 2. du = LN_backward(dû), dv = LN_backward(dv̂)
         if (run && !run[b]) continue;
         const int64_t row = t * B + b;
-        T m[4] = {T(0), T(0), T(0), T(0)};
-        for (int r = 0; r < u.sharing; ++r)
-          for (int i = 0; i < 2; ++i) {
-            m[i] += sum_ptr[(r * B + b) * 2 + i];
-            m[2 + i] += sum_v[(r * B + b) * 2 + i];
-          }
-        for (T& v : m) v /= static_cast<T>(G3);
-        for (int kb = 0; kb < 3; ++kb) {
-          const int64_t c0 = row * G3 + kb * H + u.j0;
-          backward_apply(du_ptr + c0, uh_ptr + c0, n, m[0], m[1], shh_ptr[row]);
-          backward_apply(dgx_ptr + c0, vh_ptr + c0, n, m[2], m[3], sih_ptr[row]);
-        }
+        T mu[2], mv[2];
+        row_means(sum_ptr, u.sharing, B, b, G3, mu);
+        row_means(sum_v, u.sharing, B, b, G3, mv);
+        block_backward_apply<3>(du_ptr + row * G3, uh_ptr + row * G3, H, u.j0, n, mu,
+                                shh_ptr[row]);
+        block_backward_apply<3>(dgx_ptr + row * G3, vh_ptr + row * G3, H, u.j0, n, mv,
+                                sih_ptr[row]);
       }
       u.sync(nt);  // the product needs every column of du
       W_hh.apply_units(rows, du_ptr + (t * B + u.b0) * G3, G3, false, prod_ptr + u.b0 * H, H,
@@ -309,16 +299,12 @@ std::vector<Tensor> backward_impl(const Tensor& dy, const Tensor& dh_T, const Te
     }
   });
 
-  Tensor dgx2 = DGX.view({Tn * B, G3});  // dv
-  Tensor dx = need_dx ? matmul<T>(dgx2, false, w_ih, false).view({Tn, B, I}) : Tensor();
-  Tensor h_in = has(hin) ? flat(*hin) : flat(hs.narrow(0, 0, Tn));
-  Tensor dw_ih = weight_grads<T>(dgx2, {flat(x)})[0];
-  Tensor dw_hh = weight_grads<T>(DU.view({Tn * B, G3}), {h_in})[0];
+  const InputGrads in = input_grads<T>(DGX, DU, x, w_ih, hs, hin, need_dx);
   Tensor sum = acc.sum(0);
-  return {dx,
+  return {in.dx,
           dh,
-          dw_ih,
-          dw_hh,
+          in.dw_ih,
+          in.dw_hh,
           has_bias ? sum.narrow(0, 0, G3) : Tensor(),
           has_bias ? sum.narrow(0, G3, G3) : Tensor(),
           sum.narrow(0, 2 * G3, G3),

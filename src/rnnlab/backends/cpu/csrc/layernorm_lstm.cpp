@@ -174,12 +174,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
             yt[j] = h;
           }
         }
-        if (m_ptr && t + 1 < Tn) {
-          T* __restrict hi = hin_ptr + (t + 1) * B * H + o;
-          const T* __restrict m = m_ptr + o;
-          RNNLAB_SIMD
-          for (int64_t j = 0; j < n; ++j) hi[j] = m[j] * hn[j];
-        }
+        if (m_ptr && t + 1 < Tn) masked_input(hin_ptr + (t + 1) * B * H + o, m_ptr + o, hn, n);
       }
       u.sync(nt);  // the next step reads all of h_t
     }
@@ -198,7 +193,7 @@ std::vector<Tensor> backward_impl(
     const Tensor& Qhat, const Tensor& s_hh, const Tensor& Chat, const Tensor& s_c,
     const Tensor& PhiN, const Tensor& cs, const Tensor& hs, const c10::optional<Tensor>& hin,
     bool need_dx, bool has_bias) {
-  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1), G4 = 4 * H;
+  const int64_t Tn = x.size(0), B = x.size(1), H = w_hh.size(1), G4 = 4 * H;
   auto opts = x.options();
   const auto act = activations_of<T>(acts, 3);
   const Act<T> gate = act[0], cand = act[1], out_act = act[2];
@@ -315,13 +310,9 @@ std::vector<Tensor> backward_impl(
         T* sp = sum_p + (u.rank * B + b) * 2;
         s[0] = s[1] = sp[0] = sp[1] = T(0);
         if (run && !run[b]) continue;
-        T m1 = T(0), m2 = T(0);
-        for (int r = 0; r < u.sharing; ++r) {
-          m1 += sum_c[(r * B + b) * 2];
-          m2 += sum_c[(r * B + b) * 2 + 1];
-        }
-        m1 /= static_cast<T>(H);
-        m2 /= static_cast<T>(H);
+        T mc[2];
+        row_means(sum_c, u.sharing, B, b, H, mc);
+        const T m1 = mc[0], m2 = mc[1];
         const T sc = sc_ptr[row];
         const T* __restrict gi = g_ptr + row * G4 + u.j0;
         const T* __restrict gf = gi + H;
@@ -361,26 +352,21 @@ std::vector<Tensor> backward_impl(
             dq[j] = da[j] * g_hh[j];  // dû and dp̂: normalised back in 3.
             da[j] *= g_ih[j];
           }
-          backward_sums(dq + c0, qh + c0, n, s[0], s[1]);
-          backward_sums(da + c0, ph + c0, n, sp[0], sp[1]);
         }
+        block_backward_sums<4>(dq, qh, H, u.j0, n, s);
+        block_backward_sums<4>(da, ph, H, u.j0, n, sp);
       }
       u.sync(nt);
       for (int64_t b = u.b0; b < u.b1; ++b) {  // 3. dq = LN_backward(dû), dp = LN_backward(dp̂)
         if (run && !run[b]) continue;
         const int64_t row = t * B + b;
-        T m[4] = {T(0), T(0), T(0), T(0)};
-        for (int r = 0; r < u.sharing; ++r)
-          for (int i = 0; i < 2; ++i) {
-            m[i] += sum_q[(r * B + b) * 2 + i];
-            m[2 + i] += sum_p[(r * B + b) * 2 + i];
-          }
-        for (T& v : m) v /= static_cast<T>(G4);
-        for (int kb = 0; kb < 4; ++kb) {
-          const int64_t c0 = row * G4 + kb * H + u.j0;
-          backward_apply(dq_ptr + c0, qh_ptr + c0, n, m[0], m[1], shh_ptr[row]);
-          backward_apply(da_ptr + c0, ph_ptr + c0, n, m[2], m[3], sih_ptr[row]);
-        }
+        T mq[2], mp[2];
+        row_means(sum_q, u.sharing, B, b, G4, mq);
+        row_means(sum_p, u.sharing, B, b, G4, mp);
+        block_backward_apply<4>(dq_ptr + row * G4, qh_ptr + row * G4, H, u.j0, n, mq,
+                                shh_ptr[row]);
+        block_backward_apply<4>(da_ptr + row * G4, ph_ptr + row * G4, H, u.j0, n, mp,
+                                sih_ptr[row]);
       }
       u.sync(nt);  // the product needs every column of dq
       W_hh.apply_units(rows, dq_ptr + (t * B + u.b0) * G4, G4, false, prod_ptr + u.b0 * H, H,
@@ -400,17 +386,13 @@ std::vector<Tensor> backward_impl(
     }
   });
 
-  Tensor dA2 = dA.view({Tn * B, G4});  // dp
-  Tensor dx = need_dx ? matmul<T>(dA2, false, w_ih, false).view({Tn, B, I}) : Tensor();
-  Tensor h_in = has(hin) ? flat(*hin) : flat(hs.narrow(0, 0, Tn));
-  Tensor dw_ih = weight_grads<T>(dA2, {flat(x)})[0];
-  Tensor dw_hh = weight_grads<T>(DQ.view({Tn * B, G4}), {h_in})[0];
+  const InputGrads in = input_grads<T>(dA, DQ, x, w_ih, hs, hin, need_dx);
   Tensor sum = acc.sum(0);
-  return {dx,
+  return {in.dx,
           dh,
           dc,
-          dw_ih,
-          dw_hh,
+          in.dw_ih,
+          in.dw_hh,
           has_bias ? sum.narrow(0, 0, G4) : Tensor(),
           sum.narrow(0, G4, G4),
           sum.narrow(0, 2 * G4, G4),
