@@ -33,13 +33,15 @@ from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
     lerp,
-    merge_moments,
     row_statistics,
-    row_sums,
     share_rows,
     substep_end,
-    tile_moments,
     zone_weights,
+)
+from rnnlab.backends.triton.layernorm_common import (
+    gates_norm_backward,
+    gradient_sums,
+    recurrent_moments,
 )
 
 
@@ -81,19 +83,9 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
-            n = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            mean = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            m2 = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                pre = pre_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
-                for k in tl.static_range(3):
-                    u = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_in,
-                                       H, rows, row_mask, w_hh_ptr, H, 1, cols + k * H,
-                                       col_mask, H, BLOCK_K, PRECISION)
-                    tl.store(pre + k * H, u, mask=tile_mask)
-                    n_u, mean_u, m2_u = tile_moments(u, tile_mask)
-                    n, mean, m2 = merge_moments(n, mean, m2, n_u, mean_u, m2_u)
+            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, pre_ptr + kept * B * 3 * H, rows,
+                                            row_mask, H, 3, BLOCK_B, BLOCK_H, BLOCK_K,
+                                            PRECISION)
             share_rows(shared_ptr, rows, row_mask, B, n, mean, m2)
         else:  # û_t, the gates and h_t
             mean_u, s_u = row_statistics(shared_ptr, rows, row_mask, B, EPS, BLOCK_B)
@@ -182,30 +174,13 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
                 tl.store(dgh, da_r, mask=tile_mask)
                 tl.store(dgh + H, da_z, mask=tile_mask)
                 tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
-                for k in tl.static_range(3):
-                    gain = tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
-                    d_u_hat = tl.load(dgh + k * H, mask=tile_mask, other=0.0) * gain
-                    u_hat = tl.load(pre_ptr + step3 + offsets + k * H, mask=tile_mask,
-                                    other=0.0)
-                    part_d += tl.sum(d_u_hat, axis=1)
-                    part_du += tl.sum(d_u_hat * u_hat, axis=1)
+                part_d, part_du = gradient_sums(part_d, part_du, dgh, pre_ptr + step3 + offsets,
+                                                ln_ptr, cols, col_mask, tile_mask, H, 3)
             share_rows(shared_ptr, rows, row_mask, B, part_d, part_du, part_d)
         elif phase == 1:  # du_t = LN_backward(dgh∘γ_hh)
             s_u = tl.load(norms_ptr + t64 * B + rows, mask=row_mask, other=0.0)[:, None]
-            sum_d, sum_du = row_sums(shared_ptr, rows, row_mask, B, BLOCK_B)
-            mean_d = (sum_d / (3 * H))[:, None]
-            mean_du = (sum_du / (3 * H))[:, None]
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                offsets = rows[:, None] * 3 * H + cols[None, :]
-                for k in tl.static_range(3):
-                    gain = tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
-                    d_u_hat = tl.load(dgh_ptr + step3 + offsets + k * H, mask=tile_mask,
-                                      other=0.0) * gain
-                    u_hat = tl.load(pre_ptr + step3 + offsets + k * H, mask=tile_mask,
-                                    other=0.0)
-                    tl.store(du_ptr + step3 + offsets + k * H,
-                             (d_u_hat - mean_d - u_hat * mean_du) * s_u, mask=tile_mask)
+            gates_norm_backward(dgh_ptr + step3, pre_ptr + step3, du_ptr + step3, ln_ptr,
+                                shared_ptr, s_u, rows, row_mask, B, H, 3, BLOCK_B, BLOCK_H)
         else:  # dh_{t-1} = g∘z + (du_t W_hh)∘m
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)

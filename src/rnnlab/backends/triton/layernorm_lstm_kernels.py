@@ -49,6 +49,11 @@ from rnnlab.backends.triton.kernels_common import (
     tile_moments,
     zone_weights,
 )
+from rnnlab.backends.triton.layernorm_common import (
+    gates_norm_backward,
+    gradient_sums,
+    recurrent_moments,
+)
 
 
 @triton.jit
@@ -106,19 +111,9 @@ def layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pr
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
-            n = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            mean = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            m2 = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                pre = pre_ptr + kept * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                for k in tl.static_range(4):
-                    q = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_in,
-                                       H, rows, row_mask, w_hh_ptr, H, 1, cols + k * H,
-                                       col_mask, H, BLOCK_K, PRECISION)
-                    tl.store(pre + k * H, q, mask=tile_mask)
-                    n_q, mean_q, m2_q = tile_moments(q, tile_mask)
-                    n, mean, m2 = merge_moments(n, mean, m2, n_q, mean_q, m2_q)
+            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, pre_ptr + kept * B * 4 * H, rows,
+                                            row_mask, H, 4, BLOCK_B, BLOCK_H, BLOCK_K,
+                                            PRECISION)
             share_rows(shared_ptr, rows, row_mask, B, n, mean, m2)
         elif phase == 1:  # q̂_t, the gates, c̃_t and its moments, c_t
             mean_q, s_q = row_statistics(shared_ptr, rows, row_mask, B, EPS, BLOCK_B)
@@ -179,14 +174,6 @@ def layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pr
                     m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
                     tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)
-
-
-@triton.jit
-def _normalised_gradient(da, pre, ln_ptr, k: tl.constexpr, cols, col_mask, tile_mask, H):
-    """Gate ``k``'s ``dq̂ = da∘γ_hh`` and ``q̂``."""
-    gain = tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
-    return (tl.load(da + k * H, mask=tile_mask, other=0.0) * gain,
-            tl.load(pre + k * H, mask=tile_mask, other=0.0))
 
 
 @triton.jit
@@ -282,26 +269,13 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
                 if ZONE_C:
                     dc_prev += keep_c
                 tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
-                for k in tl.static_range(4):
-                    d_q_hat, q_hat = _normalised_gradient(da, pre_ptr + step4 + offsets, ln_ptr,
-                                                          k, cols, col_mask, tile_mask, H)
-                    part_d += tl.sum(d_q_hat, axis=1)
-                    part_dz += tl.sum(d_q_hat * q_hat, axis=1)
+                part_d, part_dz = gradient_sums(part_d, part_dz, da, pre_ptr + step4 + offsets,
+                                                ln_ptr, cols, col_mask, tile_mask, H, 4)
             share_rows(second, rows, row_mask, B, part_d, part_dz, part_d)
         elif phase == 2:  # dq_t = LN_backward(da∘γ_hh)
             s_q = tl.load(norms, mask=row_mask, other=0.0)[:, None]
-            sum_d, sum_dz = row_sums(second, rows, row_mask, B, BLOCK_B)
-            mean_d = (sum_d / (4 * H))[:, None]
-            mean_dz = (sum_dz / (4 * H))[:, None]
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                offsets = rows[:, None] * 4 * H + cols[None, :]
-                for k in tl.static_range(4):
-                    d_q_hat, q_hat = _normalised_gradient(da_ptr + step4 + offsets,
-                                                          pre_ptr + step4 + offsets, ln_ptr, k,
-                                                          cols, col_mask, tile_mask, H)
-                    tl.store(dq_ptr + step4 + offsets + k * H,
-                             (d_q_hat - mean_d - q_hat * mean_dz) * s_q, mask=tile_mask)
+            gates_norm_backward(da_ptr + step4, pre_ptr + step4, dq_ptr + step4, ln_ptr, second,
+                                s_q, rows, row_mask, B, H, 4, BLOCK_B, BLOCK_H)
         else:  # dh_{t-1} = (dq_t W_hh)∘m + g_h∘d^h
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
