@@ -20,6 +20,8 @@ configurations where ``benchmarks/cpu_engine.py`` measured it faster (see
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from rnnlab.backends.cpu import _build
@@ -28,18 +30,7 @@ from rnnlab.layers.stack import run_stacked
 name = "cpu"
 
 _DTYPES = (torch.float32, torch.float64)
-
-
 _FAMILIES = ("LSTM", "GRU", "RNN", "SRU")
-
-
-def _family_module(layer):
-    """The family's module (:mod:`rnnlab.backends.cpu.lstm` …), or None."""
-    if layer.family not in _FAMILIES:
-        return None
-    import importlib
-
-    return importlib.import_module(f"rnnlab.backends.cpu.{layer.family.lower()}")
 
 
 def _options_unsupported(layer) -> str | None:
@@ -105,6 +96,6 @@ def prefer(layer, batch) -> bool:
 
 def run(layer, batch, states):
     """Run the layer on rnnlab's C++ engine: ``(output (T, B, D·H_out), final states)``."""
-    module = _family_module(layer)
-    return run_stacked(layer, batch, states, getattr(module, module.__name__.rsplit(".", 1)[1]
-                                                     + "_sequence")(layer))
+    family = layer.family.lower()  # its Functions: rnnlab.backends.cpu.<family>
+    module = importlib.import_module(f"rnnlab.backends.cpu.{family}")
+    return run_stacked(layer, batch, states, getattr(module, f"{family}_sequence")(layer))
