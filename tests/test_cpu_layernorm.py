@@ -11,15 +11,14 @@ import copy
 
 import pytest
 import torch
+from layernorm_gradcheck import gradcheck_layernorm_functions
 from parity import loss_of, make_input, output_tensors
 from torch.func import functional_call
 
 import rnnlab
-from rnnlab import activations, regularisers
+from rnnlab import activations
 from rnnlab.backends import select_backend
 from rnnlab.backends.cpu import _build
-from rnnlab.bptt.gru import GRUOptions
-from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.layers.sequence import Batch
 
 try:  # compiles once per machine and torch version (cached), or explains why not
@@ -174,24 +173,7 @@ def test_auto_picks_the_cpu_engine():
 
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "mask"])
 def test_gradcheck(masked):
-    Tg, Bg, Ig, Hg = 4, 2, 3, 3
-    kw = dict(dtype=F64, requires_grad=True)
-    like = torch.empty(0, dtype=F64)
-    mask = (torch.arange(Tg)[:, None] < torch.tensor([4, 2])).contiguous() if masked else None
-    rec = regularisers.keep_mask((Bg, Hg), 0.5, like)
-    zone_h, zone_c = (regularisers.zone_mask((Tg, Bg, Hg), 0.5, like) for _ in range(2))
-    r = lambda *s: torch.randn(*s, **kw)  # noqa: E731
-    opts = LSTMOptions(gate_act=activations.get("softsign"), cand_act=activations.get("elu"),
-                       out_act=activations.get(("scaled_tanh", 1.5, 0.8)))
-    args = (r(Tg, Bg, Ig), r(Bg, Hg), r(Bg, Hg), r(4 * Hg, Ig), r(4 * Hg, Hg), r(4 * Hg),
-            r(4 * Hg), r(4 * Hg), r(4 * Hg), r(Hg), r(Hg))
-    assert torch.autograd.gradcheck(
-        lambda *a: LayerNormLSTMFunction.apply(*a, mask, opts, rec, zone_h, zone_c), args)
-    opts = GRUOptions(gate_act=activations.get("softsign"), cand_act=activations.get("softplus"))
-    args = (r(Tg, Bg, Ig), r(Bg, Hg), r(3 * Hg, Ig), r(3 * Hg, Hg), r(3 * Hg), r(3 * Hg),
-            r(3 * Hg), r(3 * Hg))
-    assert torch.autograd.gradcheck(
-        lambda *a: LayerNormGRUFunction.apply(*a, mask, opts, rec, zone_h), args)
+    gradcheck_layernorm_functions(LayerNormLSTMFunction, LayerNormGRUFunction, masked, 2)
 
 
 @pytest.mark.parametrize("family", ["LSTM", "GRU"])

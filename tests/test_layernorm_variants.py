@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from layernorm_gradcheck import gradcheck_layernorm_functions
 
 import rnnlab
 from rnnlab import activations, regularisers
@@ -216,21 +217,4 @@ def test_still_refused_with_layer_norm():
 # ---- gradcheck of the hand-derived backward with fixed masks ----------------------------------
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "mask"])
 def test_gradcheck(masked):
-    Tg, Bg, Ig, Hg = 4, 2, 3, 3
-    kw = dict(dtype=F64, requires_grad=True)
-    like = torch.empty(0, dtype=F64)
-    mask = (torch.arange(Tg)[:, None] < torch.tensor([4, 2])).unsqueeze(-1) if masked else None
-    rec = regularisers.keep_mask((Bg, Hg), 0.5, like)
-    zone_h, zone_c = (regularisers.zone_mask((Tg, Bg, Hg), 0.5, like) for _ in range(2))
-    r = lambda *s: torch.randn(*s, **kw)  # noqa: E731
-    opts = LSTMOptions(gate_act=activations.get("softsign"), cand_act=activations.get("elu"),
-                       out_act=activations.get(("scaled_tanh", 1.5, 0.8)))
-    args = (r(Tg, Bg, Ig), r(Bg, Hg), r(Bg, Hg), r(4 * Hg, Ig), r(4 * Hg, Hg), r(4 * Hg),
-            r(4 * Hg), r(4 * Hg), r(4 * Hg), r(Hg), r(Hg))
-    assert torch.autograd.gradcheck(
-        lambda *a: LayerNormLSTMFunction.apply(*a, mask, opts, rec, zone_h, zone_c), args)
-    opts = GRUOptions(gate_act=activations.get("softsign"), cand_act=activations.get("softplus"))
-    args = (r(Tg, Bg, Ig), r(Bg, Hg), r(3 * Hg, Ig), r(3 * Hg, Hg), r(3 * Hg), r(3 * Hg),
-            r(3 * Hg), r(3 * Hg))
-    assert torch.autograd.gradcheck(
-        lambda *a: LayerNormGRUFunction.apply(*a, mask, opts, rec, zone_h), args)
+    gradcheck_layernorm_functions(LayerNormLSTMFunction, LayerNormGRUFunction, masked, 3)

@@ -38,7 +38,7 @@ from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    lerp,
+    store_state,
     substep_end,
     tile_rows,
     zone_weights,
@@ -47,20 +47,6 @@ from rnnlab.backends.triton.layernorm_gru_kernels import (
     layernorm_gru_backward,
     layernorm_gru_forward,
 )
-
-
-@triton.jit
-def _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64, at, tile_mask,
-                 B, H, REC: tl.constexpr, ZONE: tl.constexpr):
-    """``h_t`` (and ``h̄_t = m∘h_t``): ``h̃_t = n + z∘(h_{t-1} - n)``, zoned, carried if padded."""
-    h_new = n + z * (h_old - n)
-    if ZONE:
-        h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
-    h_out = tl.where(running, h_new, h_old)
-    tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
-    if REC:
-        m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-        tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
 
 
 @triton.jit
@@ -121,8 +107,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                                      CAND_ACT, cand_alpha, cand_beta)
                         tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
                         tl.store(gate + 2 * H, n, mask=tile_mask)
-                        _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64,
-                                     at, tile_mask, B, H, REC, ZONE)
+                        store_state(n + z * (h_old - n), h_old, running, h_prev, hbar_ptr,
+                                    rec_ptr, zone_ptr, t64, at, tile_mask, B, H, REC, ZONE)
                     else:
                         if REC:
                             h_old = tl.load(h_in + at, mask=tile_mask, other=0.0)  # m∘h_{t-1}
@@ -134,8 +120,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                     n = activate(a_n, CAND_ACT, cand_alpha, cand_beta)
                     z = tl.load(gate + H, mask=tile_mask, other=0.0)
                     tl.store(gate + 2 * H, n, mask=tile_mask)
-                    _store_state(h_prev, hbar_ptr, rec_ptr, zone_ptr, n, z, h_old, running, t64, at,
-                                 tile_mask, B, H, REC, ZONE)
+                    store_state(n + z * (h_old - n), h_old, running, h_prev, hbar_ptr, rec_ptr,
+                                zone_ptr, t64, at, tile_mask, B, H, REC, ZONE)  # h̃ = n + z∘(h - n)
             substep_end(sync_ptr, tile, s - S0, SYNC)
 
 

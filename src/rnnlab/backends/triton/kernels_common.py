@@ -76,6 +76,22 @@ def lerp(new, old, d):
 
 
 @triton.jit
+def store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_ptr, t64, at, tile_mask,
+                B, H, REC: tl.constexpr, ZONE: tl.constexpr):
+    """Close step t's state of a tile and return it: ``h_t = lerp(h̃_t, h_{t-1}, d_t)`` with
+    ``ZONE`` (zoneout), ``h_{t-1}`` where the sequence is padded, stored one step past
+    ``h_prev``; with ``REC`` also ``h̄_t = m∘h_t``, the next step's recurrent input."""
+    if ZONE:
+        h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+    h_out = tl.where(running, h_new, h_old)
+    tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
+    if REC:
+        m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+        tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+    return h_out
+
+
+@triton.jit
 def sigmoid(x):
     """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)

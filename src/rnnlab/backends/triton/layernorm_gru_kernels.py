@@ -32,9 +32,9 @@ from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    lerp,
     row_statistics,
     share_rows,
+    store_state,
     substep_end,
     zone_weights,
 )
@@ -116,15 +116,8 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                     tl.store(gate + 2 * H, n, mask=tile_mask)
                     tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
                 h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-                h_new = n + z * (h_old - n)
-                if ZONE:
-                    h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H,
-                                                            ZONE))
-                h_out = tl.where(running, h_new, h_old)
-                tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
-                if REC:
-                    m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                    tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+                store_state(n + z * (h_old - n), h_old, running, h_prev, hbar_ptr, rec_ptr,
+                            zone_ptr, t64, at, tile_mask, B, H, REC, ZONE)  # h̃ = n + z∘(h - n)
         substep_end(sync_ptr, tile, s - S0, SYNC)
 
 

@@ -45,6 +45,7 @@ from rnnlab.backends.triton.kernels_common import (
     row_statistics,
     row_sums,
     share_rows,
+    store_state,
     substep_end,
     tile_moments,
     zone_weights,
@@ -165,14 +166,8 @@ def layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pr
                             + cols[None, :], mask=tile_mask, other=0.0)
                 h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
                 h_new = o * activate(c_hat * gain + shift, OUT_ACT, out_alpha, out_beta)
-                if ZONE_H:
-                    h_new = lerp(h_new, h_old, zone_weights(zone_h_ptr, t64, at, tile_mask, B,
-                                                            H, ZONE_H))
-                h_out = tl.where(running, h_new, h_old)
-                tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
-                if REC:
-                    m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                    tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+                store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
+                            tile_mask, B, H, REC, ZONE_H)
         substep_end(sync_ptr, tile, s - S0, SYNC)
 
 

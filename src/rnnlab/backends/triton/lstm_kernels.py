@@ -38,6 +38,7 @@ from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
     lerp,
+    store_state,
     substep_end,
     tile_rows,
     zone_weights,
@@ -129,15 +130,9 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                         tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
                     c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H,
                                                             ZONE_C))
-                if ZONE_H:
-                    h_new = lerp(h_new, h_old, zone_weights(zone_h_ptr, t64, at, tile_mask, B, H,
-                                                            ZONE_H))
-                h_out = tl.where(running, h_new, h_old)
                 tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
-                tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
-                if REC:
-                    m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                    tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+                store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
+                            tile_mask, B, H, REC, ZONE_H)
             substep_end(sync_ptr, tile, t - S0, SYNC)
 
 

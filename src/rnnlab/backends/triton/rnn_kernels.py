@@ -20,7 +20,7 @@ import triton.language as tl
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
-    lerp,
+    store_state,
     substep_end,
     tanh,
     tile_rows,
@@ -51,15 +51,10 @@ def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, hbar_ptr, 
                                BLOCK_K, PRECISION)
             h_new = tl.maximum(a, 0.0) if RELU else tanh(a)
             h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-            if ZONE:
-                if TRAINING:
-                    tl.store(h_tilde_ptr + t64 * B * H + at, h_new, mask=tile_mask)
-                h_new = lerp(h_new, h_old, zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
-            h_out = tl.where(running, h_new, h_old)
-            tl.store(h_prev + B * H + at, h_out, mask=tile_mask)
-            if REC:
-                m = tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                tl.store(hbar_ptr + (t64 + 1) * B * H + at, h_out * m, mask=tile_mask)
+            if ZONE and TRAINING:  # the backward reads h̃_t
+                tl.store(h_tilde_ptr + t64 * B * H + at, h_new, mask=tile_mask)
+            store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_ptr, t64, at,
+                        tile_mask, B, H, REC, ZONE)
         substep_end(sync_ptr, tile, t - S0, SYNC)
 
 
