@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import torch
+from cpu_engine import cpu_model  # benchmarks/ is the script's folder
 
 import rnnlab
 from rnnlab.backends import select_backend
@@ -233,16 +234,6 @@ def machine(device) -> str:
         where = f"CPU {cpu_model()}, {torch.get_num_threads()} torch threads"
     return (f"{where}; torch {torch.__version__}, Python {platform.python_version()}, "
             f"{platform.platform()}")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():

@@ -3,6 +3,8 @@ an oracle: autograd through a Python loop of the cell step functions."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -194,3 +196,20 @@ def assert_matches_oracle(layer, step, x, lengths, states, how="padded", tol=Non
     names = ["input", *(f"initial state {k}" for k in range(len(states))),
              *(n for n, _ in layer.named_parameters())]
     assert_same_grads(actual, expected, wrt, wrt, names, x.dtype, tol)
+
+
+@contextlib.contextmanager
+def ieee_float32():
+    """float32 compared at float32 tolerances on CUDA: TF32 off in cuDNN and in matmuls (the
+    triton engine follows cuDNN's setting, the reference engine the matmul one); nothing to do
+    elsewhere."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul

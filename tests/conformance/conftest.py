@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 from conformance_common import CASE_IDS, CASES, FAMILIES, Case, skip_reason
+from parity import ieee_float32
 
 
 @pytest.fixture(params=[(f, e, d) for f in FAMILIES for e, d in CASES],
@@ -20,16 +21,8 @@ def case(request):
 @pytest.fixture(autouse=True)
 def _no_tf32():
     """On CUDA, float32 comparisons (the triton engine) without TF32 in cuDNN or matmuls."""
-    if not torch.cuda.is_available():
+    with ieee_float32():
         yield
-        return
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 @pytest.fixture(autouse=True)

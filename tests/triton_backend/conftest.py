@@ -3,7 +3,7 @@ under the Triton interpreter on the CPU (``TRITON_INTERPRET=1``, set in ``tests/
 before any test module can import Triton)."""
 
 import pytest
-import torch
+from parity import ieee_float32
 
 pytest.importorskip("triton")
 
@@ -13,13 +13,5 @@ def _ieee_float32():
     """float32 compared at float32 tolerances: on CUDA the kernels follow torch.nn's TF32 rule
     (``torch.backends.cudnn.allow_tf32``, True by default), so TF32 is switched off here, in
     cuDNN and in the reference engine's matmuls. Tests of the TF32 path switch it back on."""
-    if not torch.cuda.is_available():
+    with ieee_float32():
         yield
-        return
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
