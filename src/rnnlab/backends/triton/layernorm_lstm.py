@@ -26,7 +26,8 @@ from rnnlab.bptt.unrolled import layernorm_lstm_unrolled
 from rnnlab.cells.layernorm_lstm import LN_EPS
 
 # the plain LSTM's options the layer-normalised cell does not have
-_NOT_IN_THIS_CELL = dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, LAYER_NORM=True)
+_NOT_IN_THIS_CELL = dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, PROJ=False,
+                         LAYER_NORM=True)
 
 
 def _options(opts: LSTMOptions) -> dict:
@@ -62,10 +63,10 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln
     c_tilde = x.new_empty(kept, B, H, dtype=torch.float32) if zone_c_mode else h_all
     lengths = lengths_of(mask, x)
     w_hh = weight_hh.contiguous()
-    launch(lstm_forward_kernel, B, H, 3 * T, xp, w_hh, h_all, lengths, h_all, c_all, gates,
-           h_all, m, hbar, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x), 0.0,
-           LN_EPS, T, B, H, dtype=x.dtype, device=x.device, TRAINING=training,
-           REC=rec is not None, ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, **_options(opts))
+    launch(lstm_forward_kernel, B, H, 3 * T, xp, w_hh, h_all, h_all, lengths, h_all, c_all,
+           gates, h_all, h_all, m, hbar, zone_h, zone_c, c_tilde, ln, pre, norms,
+           _shared(B, H, x), 0.0, LN_EPS, T, B, H, H, dtype=x.dtype, device=x.device,
+           TRAINING=training, REC=rec is not None, ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, **_options(opts))
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (p_hat, s_ih, w_hh, ln, lengths, gates, pre, norms, c_all, h_all, m, hbar, zone_h,
              zone_c, c_tilde)
@@ -104,9 +105,9 @@ class LayerNormLSTMFunction(torch.autograd.Function):
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
-        launch(lstm_backward_kernel, B, H, 4 * T, float32(dy), w_hh, h_all, lengths, gates,
-               c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x), d_a,
-               dq, dn, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
+        launch(lstm_backward_kernel, B, H, 4 * T, float32(dy), w_hh, h_all, h_all, lengths,
+               gates, c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x),
+               d_a, dq, dn, h_all, dh_buf, dc_buf, T, B, H, H, dtype=x.dtype, device=x.device,
                **_options(ctx.opts), **ctx.modes)
         d_p = flat(layer_norm_backward(d_a * float32(ln_ih_weight), p_hat, s_ih)).to(x.dtype)
         dx = (d_p @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None

@@ -1,26 +1,33 @@
-"""Triton kernels of the LSTM recurrence, with peepholes, cell clipping, coupled gates, any
-activations and the regularisers; the math is :mod:`rnnlab.bptt.lstm`'s.
+"""Triton kernels of the LSTM recurrence, with peepholes, cell clipping, coupled gates, a
+projection, any activations and the regularisers; the math is :mod:`rnnlab.bptt.lstm`'s.
 
 Forward, per step, for the program's sequences and each block of hidden units::
 
     a = xp_t + h̄_{t-1} W_hhᵀ        (xp_t = W_ih x_t + b, all steps in one GEMM beforehand)
     f = σ(a_f + p_f∘c_{t-1});   i = σ(a_i + p_i∘c_{t-1}) (coupled: 1 - f);   g = tanh(a_g)
     c̃_t = clip(f∘c_{t-1} + i∘g);   o = σ(a_o + p_o∘c̃_t);   h̃_t = o∘tanh c̃_t
-    c_t = d^c_t∘c_{t-1} + (1-d^c_t)∘c̃_t;   h_t = d^h_t∘h_{t-1} + (1-d^h_t)∘h̃_t
+    c_t = d^c_t∘c_{t-1} + (1-d^c_t)∘c̃_t;   h_t = d^h_t∘h_{t-1} + (1-d^h_t)∘(h̃_t W_hrᵀ)
     padded steps (t ≥ length) carry h and c.
 
 ``p`` only with ``PEEPHOLE``, ``clip`` to [-CLIP, CLIP] only with ``HAS_CLIP``; σ of the
 gates, tanh of ``g`` and tanh of ``c̃_t`` are the activations ``GATE_ACT``, ``CAND_ACT``,
 ``OUT_ACT`` of :mod:`rnnlab.backends.triton.activations`, their derivatives read from the
 stored outputs in the backward. Regularisers (:mod:`rnnlab.regularisers`): with ``REC`` the
-recurrent input is ``h̄ = m∘h`` (recurrent-dropout mask ``m`` (B, H)), written beside the state
-in the step's epilogue (``hbar`` (T+1, B, H), ``hbar[0] = m∘h_0`` from the host); without it
+recurrent input is ``h̄ = m∘h`` (recurrent-dropout mask ``m`` (B, P)), written beside the state
+in the step's epilogue (``hbar`` (T+1, B, P), ``hbar[0] = m∘h_0`` from the host); without it
 ``h̄ = h``. Zoneout keep weights ``d^h``, ``d^c`` with ``ZONE_H``, ``ZONE_C`` (modes of
 :func:`~rnnlab.backends.triton.kernels_common.zone_weights`); with ``ZONE_C`` the backward
-reads ``c̃_t`` from ``c_tilde`` (T, B, H). One sub-step per step. ``LAYER_NORM`` computes the
-layer-normalised LSTM instead (:mod:`rnnlab.backends.triton.layernorm_lstm_kernels`: three
-sub-steps per step forward, four backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``,
-``dq``, ``dn`` are placeholders otherwise).
+reads ``c̃_t`` from ``c_tilde`` (T, B, H). ``LAYER_NORM`` computes the layer-normalised LSTM
+instead (:mod:`rnnlab.backends.triton.layernorm_lstm_kernels`: three sub-steps per step
+forward, four backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``dq``, ``dn`` are
+placeholders otherwise).
+
+``h`` has ``P`` units: ``proj_size`` with ``PROJ``, else ``H`` (no ``W_hr``: ``h̃_t`` is the new
+state). Without ``PROJ`` a step is one sub-step. With ``PROJ`` it is two, since the projection
+reads all of ``h̃_t``: sub-step 0 runs the gates and the cell of the program's blocks of H
+columns and stores ``h̃_t`` in ``h_tilde`` (T, B, H) (one slot, (1, B, H), in inference);
+sub-step 1 forms the program's blocks of P columns of ``h̃_t W_hrᵀ`` and closes the state
+(zoneout of h, the padded carry, ``h̄ = m∘h``).
 
 Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
 ``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
@@ -28,6 +35,22 @@ Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gra
 ``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest enters the step.
 ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes slot t % 2 (phase 1
 leaves ``g_h∘d^h`` there for phase 2). Sub-steps ``S0 ≤ s < S1`` run in one launch.
+
+With ``PROJ``, ``dh`` (B, P) reaches ``h_t``; differentiating ``h_t = d^h∘h_{t-1} +
+(1-d^h)∘(h̃_t W_hrᵀ)`` (padded steps: ``h_t = h_{t-1}``)::
+
+    e_t      = running_t ∘ (1-d^h_t) ∘ (dy_t + dh_t)          (B, P), stored for dW_hr
+    dh̃_t     = e_t W_hr                                       (B, H)
+    da_t, dc_{t-1} from dh̃_t and dc_t as without projection (o∘tanh c̃_t's derivative)
+    dh_{t-1} = running_t ? (da_t W_hh)∘m + d^h_t∘(dy_t + dh_t) : dh_t
+    dW_hr    = Σ_t e_tᵀ h̃_t   (a GEMM over all steps, on the host)
+
+``dh̃_t`` reads all of ``e_t`` and ``dh_{t-1}`` all of ``da_t``, so a step is still two
+sub-steps with a barrier after each: phase 2 of step t (P columns) computes ``dh_{t-1}`` and,
+in its epilogue from the same program's values, ``e_{t-1}``; phase 1 of step t-1 (H columns)
+computes ``dh̃_{t-1}`` and the gate gradients. One sub-step before them (phase 2 of "step T",
+without a product) forms ``e_{T-1}`` from ``dh_T``: 2T + 1 sub-steps. ``e`` is ``dproj``
+(T, B, P).
 """
 
 import triton
@@ -50,16 +73,91 @@ from rnnlab.backends.triton.layernorm_lstm_kernels import (
 
 
 @triton.jit
-def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
-                        clipped_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr,
-                        ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP, EPS, T, B, H, S0, S1,
-                        sync_ptr, gate_alpha, gate_beta, cand_alpha,
+def _cell_forward(xp, gate, h_in, w_hh_ptr, peep_ptr, c_prev, clipped_ptr, c_tilde_ptr,
+                  zone_c_ptr, t64, rows, row_mask, cols, col_mask, tile_mask, at, running, CLIP,
+                  B, H, P, gate_alpha, gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
+                  BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, TRAINING: tl.constexpr,
+                  PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr,
+                  GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr,
+                  ZONE_C: tl.constexpr):
+    """One block of H columns of step t: the gates and ``c̃_t`` (stored for the backward with
+    ``TRAINING``), ``c_t`` stored one step past ``c_prev``; returns ``h̃_t = o∘tanh c̃_t``.
+    ``xp``, ``gate`` point at the block's rows and columns of the step's i gate; ``h_in`` is the
+    recurrent input h̄_{t-1} (B, P)."""
+    a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, P, rows, row_mask,
+                         w_hh_ptr, P, 1, cols + H, col_mask, P, BLOCK_K, PRECISION)
+    a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, P, rows,
+                         row_mask, w_hh_ptr, P, 1, cols + 2 * H, col_mask, P, BLOCK_K, PRECISION)
+    a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, P, rows,
+                         row_mask, w_hh_ptr, P, 1, cols + 3 * H, col_mask, P, BLOCK_K, PRECISION)
+    c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
+    if PEEPHOLE:
+        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+        a_f += p_f * c_old
+    f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
+    if COUPLED:
+        i = 1.0 - f
+    else:
+        a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, P, rows, row_mask,
+                             w_hh_ptr, P, 1, cols, col_mask, P, BLOCK_K, PRECISION)
+        if PEEPHOLE:
+            a_i += p_i * c_old
+        i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
+    g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
+    c_new = f * c_old + i * g
+    if HAS_CLIP:
+        if TRAINING:
+            tl.store(clipped_ptr + t64 * B * H + at, (tl.abs(c_new) > CLIP).to(tl.int8),
+                     mask=tile_mask)
+        c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
+    if PEEPHOLE:
+        a_o += p_o * c_new
+    o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
+    h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
+    if TRAINING:  # the gates are what the backward reads; inference keeps none
+        tl.store(gate, i, mask=tile_mask)
+        tl.store(gate + H, f, mask=tile_mask)
+        tl.store(gate + 2 * H, g, mask=tile_mask)
+        tl.store(gate + 3 * H, o, mask=tile_mask)
+    if ZONE_C:  # c_t = lerp(c̃_t, c_{t-1}, d^c); the backward reads c̃_t
+        if TRAINING:
+            tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
+        c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C))
+    tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
+    return h_new
+
+
+@triton.jit
+def _project(h_tilde, w_hr_ptr, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, rows, row_mask,
+             running, B, H, P, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+             BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, REC: tl.constexpr,
+             ZONE_H: tl.constexpr):
+    """The program's blocks of P columns of ``h_t = h̃_t W_hrᵀ`` (``h_tilde`` (B, H) of step
+    t, all of it written before the barrier), closed by ``store_state``."""
+    for j in range(tl.program_id(1) * BLOCK_H, P, tl.num_programs(1) * BLOCK_H):
+        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, P, BLOCK_H)
+        h_new = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), h_tilde, H,
+                               rows, row_mask, w_hr_ptr, H, 1, cols, col_mask, H, BLOCK_K,
+                               PRECISION)
+        h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+        store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
+                    tile_mask, B, P, REC, ZONE_H)
+
+
+@triton.jit
+def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr, c_ptr,
+                        gates_ptr, clipped_ptr, h_tilde_ptr, rec_ptr, hbar_ptr, zone_h_ptr,
+                        zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP,
+                        EPS, T, B, H, P, S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
                         cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, REC: tl.constexpr,
-                        ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+                        ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, PROJ: tl.constexpr,
+                        LAYER_NORM: tl.constexpr):
     """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -70,83 +168,154 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                                out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
                                TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
     else:
-        for t in range(S0, S1):
+        for s in range(S0, S1):
+            if PROJ:  # sub-step 0: the cell; 1: the projection
+                t = s // 2
+                phase = s % 2
+            else:
+                t = s
+                phase = 0
             running = (t < length)[:, None]
             t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            h_prev = h_ptr + t64 * B * H
-            c_prev = c_ptr + t64 * B * H
-            if REC:  # the recurrent product reads m∘h_{t-1}
-                h_in = hbar_ptr + t64 * B * H
+            h_prev = h_ptr + t64 * B * P
+            if TRAINING:  # the step's slot of h̃_t
+                h_tilde = h_tilde_ptr + t64 * B * H
             else:
-                h_in = h_prev
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
-                h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-                if PEEPHOLE:
-                    p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                    p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-                    p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                    a_f += p_f * c_old
-                f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
-                if COUPLED:
-                    i = 1.0 - f
+                h_tilde = h_tilde_ptr
+            if phase == 0:
+                if REC:  # the recurrent product reads m∘h_{t-1}
+                    h_in = hbar_ptr + t64 * B * P
                 else:
-                    a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
-                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                         PRECISION)
-                    if PEEPHOLE:
-                        a_i += p_i * c_old
-                    i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
-                g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
-                c_new = f * c_old + i * g
-                if HAS_CLIP:
-                    if TRAINING:
-                        tl.store(clipped_ptr + t64 * B * H + at,
-                                 (tl.abs(c_new) > CLIP).to(tl.int8), mask=tile_mask)
-                    c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
-                if PEEPHOLE:
-                    a_o += p_o * c_new
-                o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
-                h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
-                if TRAINING:  # the gates are what the backward reads; inference keeps none
-                    tl.store(gate, i, mask=tile_mask)
-                    tl.store(gate + H, f, mask=tile_mask)
-                    tl.store(gate + 2 * H, g, mask=tile_mask)
-                    tl.store(gate + 3 * H, o, mask=tile_mask)
-                if ZONE_C:  # c_t = lerp(c̃_t, c_{t-1}, d^c); the backward reads c̃_t
-                    if TRAINING:
-                        tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
-                    c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H,
-                                                            ZONE_C))
-                tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
-                store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
-                            tile_mask, B, H, REC, ZONE_H)
-            substep_end(sync_ptr, tile, t - S0, SYNC)
+                    h_in = h_prev
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    offsets = t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                    h_new = _cell_forward(xp_ptr + offsets, gates_ptr + offsets, h_in, w_hh_ptr,
+                                          peep_ptr, c_ptr + t64 * B * H, clipped_ptr,
+                                          c_tilde_ptr, zone_c_ptr, t64, rows, row_mask, cols,
+                                          col_mask, tile_mask, at, running, CLIP, B, H, P,
+                                          gate_alpha, gate_beta, cand_alpha, cand_beta,
+                                          out_alpha, out_beta, BLOCK_K, PRECISION, TRAINING,
+                                          PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT,
+                                          OUT_ACT, ZONE_C)
+                    if PROJ:  # h̃_t for the projection after the barrier (and for dW_hr)
+                        tl.store(h_tilde + at, h_new, mask=tile_mask)
+                    else:
+                        h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+                        store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr,
+                                    zone_h_ptr, t64, at, tile_mask, B, H, REC, ZONE_H)
+            else:
+                _project(h_tilde, w_hr_ptr, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, rows,
+                         row_mask, running, B, H, P, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, REC,
+                         ZONE_H)
+            substep_end(sync_ptr, tile, s - S0, SYNC)
 
 
 @triton.jit
-def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
-                         rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr,
-                         norms_ptr, shared_ptr, da_ptr, dq_ptr, dn_ptr, dh_ptr, dc_ptr, T, B, H,
-                         S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
-                         cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
+def _cell_backward(g_h, dc, gate, da, c_t, c_before, dc_out, clipped_ptr, peep_ptr, zone_c_ptr,
+                   t64, cols, col_mask, tile_mask, at, running, B, H, gate_alpha, gate_beta,
+                   cand_alpha, cand_beta, out_alpha, out_beta, PEEPHOLE: tl.constexpr,
+                   HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
+                   CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, ZONE_C: tl.constexpr):
+    """One block of H columns of step t: from ``g_h`` reaching ``h̃_t = o∘tanh c̃_t`` (0 where
+    the sequence is padded) and ``dc`` reaching ``c_t``, the gate gradients (stored at ``da``,
+    the block's i gate) and ``dc_{t-1}`` (stored at ``dc_out``)."""
+    i = tl.load(gate, mask=tile_mask, other=0.0)
+    f = tl.load(gate + H, mask=tile_mask, other=0.0)
+    g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+    o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+    if PEEPHOLE:
+        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+    if ZONE_C:  # the kept share of c_t is c_{t-1}'s
+        keep_c = dc * zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C)
+        dc_step = dc - keep_c
+    else:
+        dc_step = dc
+    tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
+    da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
+    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(tc, OUT_ACT, out_alpha,
+                                                                         out_beta)
+    if PEEPHOLE:
+        dc_new += da_o * p_o
+    if HAS_CLIP:  # no gradient through a clipped cell state
+        clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
+        dc_new = tl.where(clipped != 0, 0.0, dc_new)
+    k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
+    if COUPLED:
+        da_i = tl.zeros_like(dc_new)
+        da_f = dc_new * (c_before - g) * k_f
+    else:
+        da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
+        da_f = dc_new * c_before * k_f
+    dc_prev = dc_new * f
+    if PEEPHOLE:
+        dc_prev += da_i * p_i + da_f * p_f
+    if ZONE_C:
+        dc_prev += keep_c
+    tl.store(da, da_i, mask=tile_mask)
+    tl.store(da + H, da_f, mask=tile_mask)
+    tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha, cand_beta),
+             mask=tile_mask)
+    tl.store(da + 3 * H, da_o, mask=tile_mask)
+    tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+
+
+@triton.jit
+def _recurrent_grad(da_ptr, w_hh_ptr, rec_ptr, rows, row_mask, cols, col_mask, tile_mask, at,
+                    H, P, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                    PRECISION: tl.constexpr, REC: tl.constexpr):
+    """``(da_t W_hh)∘m`` of a block of P columns (``da_ptr`` the step's (B, 4H))."""
+    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), da_ptr, 4 * H, rows,
+                         row_mask, w_hh_ptr, 1, P, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
+    if REC:
+        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+    return acc
+
+
+@triton.jit
+def _projection_grads(dy_ptr, da_ptr, w_hh_ptr, rec_ptr, zone_h_ptr, dh_in, dh_out, dproj_ptr,
+                      t, T, length, rows, row_mask, B, H, P, BLOCK_B: tl.constexpr,
+                      BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                      REC: tl.constexpr, ZONE_H: tl.constexpr):
+    """Phase 2 of step t with ``PROJ``, the program's blocks of P columns: ``dh_{t-1}`` (at
+    t = T: ``dh_T``, in ``dh_out`` from the host), then ``e_{t-1}`` for phase 1 of step t-1."""
+    t64 = tl.cast(t, tl.int64)
+    for j in range(tl.program_id(1) * BLOCK_H, P, tl.num_programs(1) * BLOCK_H):
+        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, P, BLOCK_H)
+        if t == T:
+            dh_prev = tl.load(dh_out + at, mask=tile_mask, other=0.0)
+        else:
+            acc = _recurrent_grad(da_ptr + t64 * B * 4 * H, w_hh_ptr, rec_ptr, rows, row_mask,
+                                  cols, col_mask, tile_mask, at, H, P, BLOCK_B, BLOCK_H, BLOCK_K,
+                                  PRECISION, REC)
+            dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+            if ZONE_H:  # h_t's kept share d^h∘(dy_t + dh_t)
+                dy = tl.load(dy_ptr + t64 * B * P + at, mask=tile_mask, other=0.0)
+                acc += (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, P, ZONE_H)
+            dh_prev = tl.where((t < length)[:, None], acc, dh)
+            tl.store(dh_out + at, dh_prev, mask=tile_mask)
+        if t > 0:  # e_{t-1} = running ∘ (1-d^h)∘(dy_{t-1} + dh_{t-1})
+            s64 = t64 - 1
+            g_h = tl.load(dy_ptr + s64 * B * P + at, mask=tile_mask, other=0.0) + dh_prev
+            if ZONE_H:
+                g_h -= g_h * zone_weights(zone_h_ptr, s64, at, tile_mask, B, P, ZONE_H)
+            tl.store(dproj_ptr + s64 * B * P + at, tl.where((t - 1 < length)[:, None], g_h, 0.0),
+                     mask=tile_mask)
+
+
+@triton.jit
+def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gates_ptr, c_ptr,
+                         clipped_ptr, rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, ln_ptr,
+                         pre_ptr, norms_ptr, shared_ptr, da_ptr, dq_ptr, dn_ptr, dproj_ptr,
+                         dh_ptr, dc_ptr, T, B, H, P, S0, S1, sync_ptr, gate_alpha, gate_beta,
+                         cand_alpha, cand_beta, out_alpha, out_beta, BLOCK_B: tl.constexpr,
                          BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                          SYNC: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
                          COUPLED: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
                          OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
-                         ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+                         ZONE_C: tl.constexpr, PROJ: tl.constexpr, LAYER_NORM: tl.constexpr):
     """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -159,81 +328,59 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                                 ZONE_C)
     else:
         for s in range(S0, S1):
-            t = T - 1 - s // 2
+            if PROJ:  # sub-step 0: phase 2 of "step T"; then phase 1, phase 2 of each step
+                t = T - (s + 1) // 2
+                gates_phase = s % 2 == 1
+            else:
+                t = T - 1 - s // 2
+                gates_phase = s % 2 == 0
             running = (t < length)[:, None]
             t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
+            dh_in = dh_ptr + ((t + 1) % 2) * B * P  # dh, dc reaching h_t, c_t from step t+1
             dc_in = dc_ptr + ((t + 1) % 2) * B * H
-            dh_out = dh_ptr + (t % 2) * B * H
+            dh_out = dh_ptr + (t % 2) * B * P
             dc_out = dc_ptr + (t % 2) * B * H
-            if s % 2 == 0:  # phase 1: gate gradients
+            if gates_phase:  # phase 1: gate gradients
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    i = tl.load(gate, mask=tile_mask, other=0.0)
-                    f = tl.load(gate + H, mask=tile_mask, other=0.0)
-                    g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                    o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+                    if PROJ:  # dh̃_t = e_t W_hr
+                        g_h = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                             dproj_ptr + t64 * B * P, P, rows, row_mask,
+                                             w_hr_ptr, 1, H, cols, col_mask, P, BLOCK_K,
+                                             PRECISION)
+                    else:
+                        dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                        dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+                        if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out
+                            keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask,
+                                                              B, H, ZONE_H)
+                            tl.store(dh_out + at, keep_h, mask=tile_mask)
+                            g_h = tl.where(running, dy + dh - keep_h, 0.0)
+                        else:
+                            g_h = tl.where(running, dy + dh, 0.0)
                     if ZONE_C:  # c̃_t, before zoneout
                         c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
                     else:
                         c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
-                    c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                    dc = tl.load(dc_in + at, mask=tile_mask, other=0.0)
-                    if PEEPHOLE:
-                        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-                        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                    if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out for phase 2
-                        keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H,
-                                                          ZONE_H)
-                        tl.store(dh_out + at, keep_h, mask=tile_mask)
-                        g_h = tl.where(running, dy + dh - keep_h, 0.0)
-                    else:
-                        g_h = tl.where(running, dy + dh, 0.0)
-                    if ZONE_C:  # likewise the kept share of c_t
-                        keep_c = dc * zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C)
-                        dc_step = dc - keep_c
-                    else:
-                        dc_step = dc
-                    tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
-                    da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
-                    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(
-                        tc, OUT_ACT, out_alpha, out_beta)
-                    if PEEPHOLE:
-                        dc_new += da_o * p_o
-                    if HAS_CLIP:  # no gradient through a clipped cell state
-                        clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
-                        dc_new = tl.where(clipped != 0, 0.0, dc_new)
-                    k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
-                    if COUPLED:
-                        da_i = tl.zeros_like(dc_new)
-                        da_f = dc_new * (c_before - g) * k_f
-                    else:
-                        da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
-                        da_f = dc_new * c_before * k_f
-                    dc_prev = dc_new * f
-                    if PEEPHOLE:
-                        dc_prev += da_i * p_i + da_f * p_f
-                    if ZONE_C:
-                        dc_prev += keep_c
-                    tl.store(da, da_i, mask=tile_mask)
-                    tl.store(da + H, da_f, mask=tile_mask)
-                    tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha,
-                                                                      cand_beta), mask=tile_mask)
-                    tl.store(da + 3 * H, da_o, mask=tile_mask)
-                    tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+                    offsets = t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                    _cell_backward(g_h, tl.load(dc_in + at, mask=tile_mask, other=0.0),
+                                   gates_ptr + offsets, da_ptr + offsets, c_t,
+                                   tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0),
+                                   dc_out, clipped_ptr, peep_ptr, zone_c_ptr, t64, cols,
+                                   col_mask, tile_mask, at, running, B, H, gate_alpha,
+                                   gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
+                                   PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT, OUT_ACT,
+                                   ZONE_C)
+            elif PROJ:  # phase 2: dh_{t-1}, then e_{t-1}
+                _projection_grads(dy_ptr, da_ptr, w_hh_ptr, rec_ptr, zone_h_ptr, dh_in, dh_out,
+                                  dproj_ptr, t, T, length, rows, row_mask, B, H, P, BLOCK_B,
+                                  BLOCK_H, BLOCK_K, PRECISION, REC, ZONE_H)
             else:  # phase 2: dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
-                                         w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-                    if REC:
-                        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+                    acc = _recurrent_grad(da_ptr + t64 * B * 4 * H, w_hh_ptr, rec_ptr, rows,
+                                          row_mask, cols, col_mask, tile_mask, at, H, H, BLOCK_B,
+                                          BLOCK_H, BLOCK_K, PRECISION, REC)
                     if ZONE_H:
                         acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
                     dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
