@@ -13,7 +13,7 @@ on the tensor cores and accumulate in float32 (:func:`rnnlab.backends.triton.lau
 The GEMMs around the loop are torch matmuls and follow torch's matmul setting
 (``torch.backends.cuda.matmul.allow_tf32``, False by default).
 
-Covered: LSTM (with peepholes, cell clipping, coupled gates, layer norm; not ``proj_size``),
+Covered: LSTM (with peepholes, cell clipping, coupled gates, ``proj_size``, layer norm),
 GRU (both reset forms, layer norm), RNN (tanh, ReLU) and SRU, stacked, bidirectional, with
 variable lengths; any gate, candidate and output activations of :mod:`rnnlab.activations`
 (``tl.constexpr`` choices of each family's kernel), and the regularisers of
