@@ -47,6 +47,23 @@ def test_forward_backward(case):
     assert_close(g_a, want[1], case.tol, "gradients (input, states, parameters)")
 
 
+def test_forward_backward_projected_lstm(case):
+    """torch.nn.LSTM's ``proj_size`` (``h_t = W_hr (o∘tanh c_t)``, P = 2 units beside H = 6
+    cells): outputs, final states and every gradient, ``weight_hr_l0`` included."""
+    if case.family != "LSTM":
+        pytest.skip("proj_size is the LSTM's")
+    expected, layer = case.make(proj_size=2)
+    x = case.randn(T, B, I, requires_grad=True)
+    leaves = [case.randn(1, B, 2, requires_grad=True), case.randn(1, B, H, requires_grad=True)]
+    want, error = expected_or_error(case, lambda: grads(expected, x, tuple(leaves), leaves))
+    if error is not None:
+        return assert_raises_same(error, lambda: grads(layer, x, tuple(leaves), leaves))
+    out_a, g_a = grads(layer, x, tuple(leaves), leaves)
+    assert "weight_hr_l0" in dict(layer.named_parameters())
+    assert_close(out_a, want[0], case.tol, "outputs")
+    assert_close(g_a, want[1], case.tol, "gradients (input, states, parameters)")
+
+
 def test_double_backward(case):
     """A gradient penalty: the first-order gradients with create_graph=True, then the gradient
     of their weighted squares, against torch.nn's second-order gradients."""

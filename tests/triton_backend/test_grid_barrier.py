@@ -111,12 +111,14 @@ def layer_results(layer, x, lengths) -> dict[str, torch.Tensor]:
 @needs_cuda
 @pytest.mark.parametrize("family, options, B, H, columns", [
     ("LSTM", {"peephole": True, "cell_clip": 0.5}, 130, 256, 4),
+    # the projection: a second sub-step per step over the P columns, 2T + 1 in the BPTT
+    ("LSTM", {"proj_size": 100, "peephole": True}, 130, 256, 4),
     ("GRU", {"reset_after": False}, 384, 1024, 16),
     ("RNN", {"nonlinearity": "relu"}, 64, 512, 8),
     # the layer norms: row statistics shared between a tile's programs at every barrier
     ("LSTM", {"layer_norm": True}, 130, 256, 4),
     ("GRU", {"layer_norm": True}, 64, 512, 8),
-], ids=["lstm-3tiles-4columns", "gru-6tiles-16columns", "rnn-1tile-8columns",
+], ids=["lstm-3tiles-4columns", "lstm-proj-3tiles-4columns", "gru-6tiles-16columns", "rnn-1tile-8columns",
         "layernorm-lstm-3tiles-4columns", "layernorm-gru-1tile-8columns"])
 def test_layers_under_the_grid_barrier_match_one_launch_per_substep(family, options, B, H,
                                                                    columns, monkeypatch):
