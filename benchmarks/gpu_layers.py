@@ -11,7 +11,9 @@ for inference (forward under ``torch.no_grad``) and training (forward + backward
 ``output.sum()``; the input is data). float32 runs under torch's TF32 settings as found: by
 default cuDNN's RNNs and the triton kernels both use TF32 (``torch.backends.cudnn.allow_tf32``).
 SRU rows time ``rnnlab.SRU`` on the Triton engine against ``torch.nn.LSTM`` of the same size
-(the SRU paper's claim). Named configurations: B=16, T=1024, I=H=768 and B=64, T=100, I=H=512.
+(the SRU paper's claim). ``--proj-size P`` also times every LSTM configuration with H > P as a
+projected LSTM (``proj_size=P``, rows ``LSTM-projP``) against torch.nn's projected LSTM; those
+rows are outside the acceptance targets. Named configurations: B=16, T=1024, I=H=768 and B=64, T=100, I=H=512.
 Reports, per triton dtype, the median µs per time step of every column, the speed-up of the
 triton layer over each torch column, its achieved TFLOP/s, the machine, and the acceptance
 targets of the Triton engine's issue. The markdown report is rewritten after every
@@ -20,6 +22,7 @@ configuration, so a run cut short keeps what it measured.
     python benchmarks/gpu_layers.py                    # full grid, triton bf16 and fp32
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
     python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
+    python benchmarks/gpu_layers.py --families LSTM --proj-size 128   # and projected, P = 128
     python benchmarks/gpu_layers.py --smoke       # tiny: on the GPU, or on the CPU under
                                                   # TRITON_INTERPRET=1; checks the script,
                                                   # times nothing
@@ -53,23 +56,28 @@ PEAK = {"bfloat16": 989.0, "float16": 989.0, "float32": 494.0}  # H100 SXM dense
                                                                # (bf16/fp16; tf32)
 
 
-def flops_per_step(family: str, B: int, H: int, training: bool) -> int:
+def flops_per_step(family: str, B: int, H: int, training: bool, proj: int = 0) -> int:
     """FLOPs of one step: input projection and recurrent product forward; in training also
-    the backward recurrent product, dW_ih and dW_hh (the input needs no gradient)."""
+    the backward recurrent product, dW_ih and dW_hh (the input needs no gradient). With a
+    projection to ``proj`` units the recurrent product is over ``proj`` units, and the
+    projection's product (forward; backward and dW_hr in training) is added."""
     n = GATES[family] * H
     if family == "SRU":  # no recurrent product
         return 2 * B * n * H * (2 if training else 1)
-    return 2 * B * n * H * (5 if training else 2)
+    passes = 3 if training else 1  # forward; backward and the weight gradient
+    recurrent = 2 * B * n * (proj or H) + (2 * B * proj * H if proj else 0)
+    return 2 * B * n * H * (2 if training else 1) + recurrent * passes
 
 
-def make_layers(family: str, H: int, dtypes: list[str], device) -> dict:
+def make_layers(family: str, H: int, dtypes: list[str], device, proj: int = 0) -> dict:
     """The triton layer in each of ``dtypes`` and the torch layer in each torch column's dtype,
-    all with the torch layer's weights (SRU: its own)."""
-    torch_layer = TORCH_LAYERS[family](H, H, device=device)
+    all with the torch layer's weights (SRU: its own); ``proj``: the LSTM's ``proj_size``."""
+    options = {"proj_size": proj} if proj else {}
+    torch_layer = TORCH_LAYERS[family](H, H, device=device, **options)
     layers = {}
     for name in dtypes:
         ours = getattr(rnnlab, family)(H, H, backend="triton", device=device,
-                                       dtype=DTYPES[name])
+                                       dtype=DTYPES[name], **options)
         if family != "SRU":
             ours.load_state_dict(torch_layer.state_dict())
         layers[f"triton {SHORT[name]}"] = ours
@@ -103,10 +111,10 @@ def elapsed_ms(fn, device) -> float:
     return begin.elapsed_time(end)
 
 
-def measure(family, B, H, T, training, dtypes, device, rounds, warmup) -> list[dict]:
+def measure(family, B, H, T, training, dtypes, device, rounds, warmup, proj=0) -> list[dict]:
     """One row per triton dtype: the median µs per step of every column and the median (over
     rounds) of the paired ratios torch time / triton time."""
-    layers = make_layers(family, H, dtypes, device)
+    layers = make_layers(family, H, dtypes, device, proj)
     x = torch.randn(T, B, H, device=device)
     fns = {name: step_fn(layer, x, training) for name, layer in layers.items()}
     for fn in fns.values():
@@ -121,11 +129,11 @@ def measure(family, B, H, T, training, dtypes, device, rounds, warmup) -> list[d
     for name in dtypes:
         ours = f"triton {SHORT[name]}"
         rows.append(dict(
-            family=family, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
+            family=f"{family}-proj{proj}" if proj else family, proj=proj, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
             triton=med[ours], torch={c: med[c] for c in TORCH_COLUMNS},
             speedup={c: statistics.median(a / b for a, b in zip(samples[c], samples[ours]))
                      for c in TORCH_COLUMNS},
-            tflops=flops_per_step(family, B, H, training) / med[ours] / 1e6))
+            tflops=flops_per_step(family, B, H, training, proj) / med[ours] / 1e6))
     return rows
 
 
@@ -166,7 +174,7 @@ def acceptance(rows) -> list[str]:
 
     lines = ["| dtype | target | result |", "| --- | --- | --- |"]
     for name in dict.fromkeys(r["dtype"] for r in rows):
-        mine = [r for r in rows if r["dtype"] == name]
+        mine = [r for r in rows if r["dtype"] == name and not r["proj"]]
         same = f"torch {SHORT[name]}"
         half = name in ("bfloat16", "float16")
         persistent = [r for r in mine if half and r["family"] == "LSTM" and 8 <= r["B"] <= 32
@@ -231,6 +239,8 @@ def main():
     parser.add_argument("--no-named", action="store_true", help="skip the named configurations")
     parser.add_argument("--columns", type=int, default=None,
                         help="programs per tile of sequences (RNNLAB_TRITON_COLUMN_PROGRAMS)")
+    parser.add_argument("--proj-size", type=int, default=0,
+                        help="also time each LSTM configuration with H > P projected to P units")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true",
@@ -253,6 +263,12 @@ def main():
         grid += [(f, B, H, T) for f in ("LSTM", "GRU") for B, H, T in NAMED]
     if args.smoke:
         grid, args.rounds, args.warmup = [("LSTM", 2, 16, 3), ("SRU", 2, 16, 3)], 1, 0
+    if args.proj_size < 0:
+        parser.error(f"--proj-size: expected 0 (none) or a number of units, got {args.proj_size}")
+    grid = [(*c, 0) for c in grid]
+    if args.proj_size:
+        grid += [(f, B, H, T, args.proj_size) for f, B, H, T, _ in grid
+                 if f == "LSTM" and H > args.proj_size]
     out = args.out or Path(__file__).with_name("results") / (
         "gpu_layers_smoke.md" if args.smoke
         else f"gpu_layers_{'_'.join(dtypes)}{f'_columns{args.columns}' if args.columns else ''}.md")
@@ -260,11 +276,11 @@ def main():
 
     started, rows = time.time(), []
     cases = list(itertools.product(grid, (False, True)))
-    for done, ((family, B, H, T), training) in enumerate(cases, 1):
-        new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup)
+    for done, ((family, B, H, T, proj), training) in enumerate(cases, 1):
+        new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup, proj)
         rows += new
         for r in new:
-            print(f"{family:4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
+            print(f"{r['family']:4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
                   f"triton {r['triton']:9.2f} "
                   + "  ".join(f"{c} {v:9.2f}" for c, v in r["torch"].items())
                   + "  µs/step  " + "  ".join(f"×{r['speedup'][c]:.2f} vs {c}"

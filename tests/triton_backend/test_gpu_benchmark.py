@@ -27,7 +27,7 @@ def smoke_environment() -> dict:
 
 def test_smoke_run_writes_a_complete_report(tmp_path):
     out = tmp_path / "report.md"
-    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--proj-size", "8", "--out", str(out)],
                    env=smoke_environment(), check=True, capture_output=True, timeout=300)
     report = out.read_text()
     for section in ("## Machine", "## Acceptance", "## Results"):
@@ -38,6 +38,9 @@ def test_smoke_run_writes_a_complete_report(tmp_path):
     assert len(rows) == 8
     assert {line.split(" | ")[1] for line in rows} == {"bf16", "fp32"}
     assert all(line.count("|") == 15 for line in rows)  # 14 columns
+    # the projected LSTM (--proj-size), inference and training, beside the targets' rows
+    projected = [line for line in report.splitlines() if line.startswith("| LSTM-proj8 |")]
+    assert len(projected) == 4 and all(line.count("|") == 15 for line in projected)
     # the verdict counted the one SRU training row of each dtype
     for dtype in ("bf16", "fp32"):
         assert re.search(rf"\| {dtype} \| SRU training ≥ 5× torch.nn.LSTM, same dtype \| [01]/1 met",
