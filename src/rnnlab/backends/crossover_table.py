@@ -61,12 +61,14 @@ class Row:
 
     @property
     def key(self) -> tuple:
+        """(family, config, dtype, mode, B, H, T): one row per key in a table."""
         return (self.family, self.config, self.dtype, self.mode, self.B, self.H, self.T)
 
     def to_json(self) -> dict:
+        """The row as the file holds it (µs rounded to ns)."""
         return {"family": self.family, "config": self.config, "dtype": self.dtype,
                 "mode": self.mode, "B": self.B, "H": self.H, "T": self.T,
-                "us_per_step": dict(sorted(self.us_per_step.items()))}
+                "us_per_step": {e: round(us, 3) for e, us in sorted(self.us_per_step.items())}}
 
 
 @dataclass(frozen=True)
@@ -209,5 +211,8 @@ def write(path, rows, source: dict) -> Table:
                                                            if c not in commands)]},
             "rows": [row.to_json() for _, row in sorted(merged.items())]}
     table = _Checker(path).table(json.loads(json.dumps(data)))
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    head = json.dumps({**data, "rows": None}, indent=1, ensure_ascii=False)
+    rows = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in data["rows"])  # one a line
+    path.write_text(head.replace('"rows": null', f'"rows": [\n  {rows}\n ]' if rows else
+                                 '"rows": []') + "\n")
     return table
