@@ -9,9 +9,9 @@ takes the measured point nearest in log-space of the batch B and hidden size H,
 .. math::
     d^2 = (\\ln B - \\ln B_r)^2 + (\\ln H - \\ln H_r)^2,
 
-so beyond the measured grid the nearest edge holds; rows measured at that (B, H) for several
-lengths T give the one nearest in ``ln T``. A tie in ``d`` (a call midway between grid points)
-goes to the smaller point. Then :func:`fastest`: among the engines timed in that row that can run
+so beyond the measured grid the nearest edge holds. Rows at the same distance (one (B, H)
+measured at several lengths T, or a call midway between grid points) go to the one nearest in
+``ln T``, then to the smaller B and H. Then :func:`fastest`: among the engines timed in that row that can run
 the call, the first in ``AUTO_ORDER`` whose time is within 5 % of the fastest one's. So ``auto``
 is never more than 5 % slower than the fastest engine measured for the row, and on a near tie it
 keeps the earlier engine: cuDNN (``native``) before ``triton``, which is taken only where it
