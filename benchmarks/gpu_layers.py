@@ -12,16 +12,22 @@ for inference (forward under ``torch.no_grad``) and training (forward + backward
 default cuDNN's RNNs and the triton kernels both use TF32 (``torch.backends.cudnn.allow_tf32``).
 SRU rows time ``rnnlab.SRU`` on the Triton engine against ``torch.nn.LSTM`` of the same size
 (the SRU paper's claim). ``--proj-size P`` also times every LSTM configuration with H > P as a
-projected LSTM (``proj_size=P``, rows ``LSTM-projP``) against torch.nn's projected LSTM; those
-rows are outside the acceptance targets. Named configurations: B=16, T=1024, I=H=768 and B=64, T=100, I=H=512.
+projected LSTM (``proj_size=P``, rows ``LSTM-projP``, crossover class ``projection``) against
+torch.nn's projected LSTM; those rows are outside the acceptance targets. Named configurations: B=16, T=1024, I=H=768 and B=64, T=100, I=H=512.
 Reports, per triton dtype, the median µs per time step of every column, the speed-up of the
 triton layer over each torch column, its achieved TFLOP/s, the machine, and the acceptance
 targets of the Triton engine's issue. The markdown report is rewritten after every
 configuration, so a run cut short keeps what it measured.
 
+With ``--crossover FILE`` it also times the rnnlab layer on the engine ``auto`` would otherwise
+weigh against triton (``native``, i.e. cuDNN, for LSTM, GRU and RNN; the reference engine for SRU,
+which cuDNN cannot run) and adds the rows to the crossover table FILE that ``backend="auto"``
+reads on CUDA (:mod:`rnnlab.backends.crossover_table`; rewritten after every configuration too).
+
     python benchmarks/gpu_layers.py                    # full grid, triton bf16 and fp32
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
     python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
+    python benchmarks/gpu_layers.py --crossover crossover_cuda.json  # and the auto table
     python benchmarks/gpu_layers.py --families LSTM --proj-size 128   # and projected, P = 128
     python benchmarks/gpu_layers.py --smoke       # tiny: on the GPU, or on the CPU under
                                                   # TRITON_INTERPRET=1; checks the script,
@@ -43,6 +49,7 @@ from pathlib import Path
 import torch
 
 import rnnlab
+from rnnlab.backends import crossover_table
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -69,18 +76,30 @@ def flops_per_step(family: str, B: int, H: int, training: bool, proj: int = 0) -
     return 2 * B * n * H * (2 if training else 1) + recurrent * passes
 
 
-def make_layers(family: str, H: int, dtypes: list[str], device, proj: int = 0) -> dict:
-    """The triton layer in each of ``dtypes`` and the torch layer in each torch column's dtype,
-    all with the torch layer's weights (SRU: its own); ``proj``: the LSTM's ``proj_size``."""
+def crossover_engines(family: str) -> list[str]:
+    """The engines timed beside triton for the crossover table: cuDNN (``native``) where it
+    runs the family, else the reference engine (SRU)."""
+    return ["reference"] if family == "SRU" else ["native"]
+
+
+def make_layers(family: str, H: int, dtypes: list[str], device, engines=(), proj=0) -> dict:
+    """The rnnlab layer on triton and on each of ``engines`` in each of ``dtypes``, and the
+    torch layer in each torch column's dtype, all with the torch layer's weights (SRU: the
+    triton layer's); ``proj``: the LSTM's ``proj_size``."""
     options = {"proj_size": proj} if proj else {}
     torch_layer = TORCH_LAYERS[family](H, H, device=device, **options)
     layers = {}
     for name in dtypes:
-        ours = getattr(rnnlab, family)(H, H, backend="triton", device=device,
-                                       dtype=DTYPES[name], **options)
-        if family != "SRU":
-            ours.load_state_dict(torch_layer.state_dict())
-        layers[f"triton {SHORT[name]}"] = ours
+        for engine in ("triton", *engines):
+            ours = getattr(rnnlab, family)(H, H, backend=engine, device=device,
+                                           dtype=DTYPES[name], **options)
+            if family != "SRU":
+                ours.load_state_dict(torch_layer.state_dict())
+            elif engine != "triton":
+                ours.load_state_dict(layers[f"triton {SHORT[name]}"].state_dict())
+            if engine == "native":
+                ours.flatten_parameters()  # as a user's layer after .to(device): one buffer
+            layers[f"{engine} {SHORT[name]}"] = ours
     for column, dtype in TORCH_COLUMNS.items():
         layers[column] = copy.deepcopy(torch_layer).to(dtype)
     return layers
@@ -111,10 +130,12 @@ def elapsed_ms(fn, device) -> float:
     return begin.elapsed_time(end)
 
 
-def measure(family, B, H, T, training, dtypes, device, rounds, warmup, proj=0) -> list[dict]:
-    """One row per triton dtype: the median µs per step of every column and the median (over
-    rounds) of the paired ratios torch time / triton time."""
-    layers = make_layers(family, H, dtypes, device, proj)
+def measure(family, B, H, T, training, dtypes, device, rounds, warmup, engines=(),
+            proj=0) -> list[dict]:
+    """One row per triton dtype: the median µs per step of every column, of triton and each of
+    ``engines`` (rnnlab layers), and the median (over rounds) of the paired ratios torch time /
+    triton time."""
+    layers = make_layers(family, H, dtypes, device, engines, proj)
     x = torch.randn(T, B, H, device=device)
     fns = {name: step_fn(layer, x, training) for name, layer in layers.items()}
     for fn in fns.values():
@@ -129,12 +150,27 @@ def measure(family, B, H, T, training, dtypes, device, rounds, warmup, proj=0) -
     for name in dtypes:
         ours = f"triton {SHORT[name]}"
         rows.append(dict(
-            family=f"{family}-proj{proj}" if proj else family, proj=proj, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
+            family=family, proj=proj, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
             triton=med[ours], torch={c: med[c] for c in TORCH_COLUMNS},
+            engines={e: med[f"{e} {SHORT[name]}"] for e in ("triton", *engines)},
             speedup={c: statistics.median(a / b for a, b in zip(samples[c], samples[ours]))
                      for c in TORCH_COLUMNS},
             tflops=flops_per_step(family, B, H, training, proj) / med[ours] / 1e6))
     return rows
+
+
+def label(row: dict) -> str:
+    """A row's family, ``LSTM-projP`` for the LSTM projected to P units."""
+    return f"{row['family']}-proj{row['proj']}" if row["proj"] else row["family"]
+
+
+def write_crossover(path: Path, rows: list[dict], source: dict) -> crossover_table.Table:
+    """Add the measured rows (plain layers, or the projected LSTM: µs per step of triton and
+    the other engines) to the crossover table at ``path``
+    (:func:`rnnlab.backends.crossover_table.write`)."""
+    return crossover_table.write(path, [
+        crossover_table.Row(r["family"], "projection" if r["proj"] else "plain", r["dtype"], r["mode"], r["B"], r["H"], r["T"],
+                            r["engines"]) for r in rows], source)
 
 
 def machine(device) -> list[str]:
@@ -220,7 +256,7 @@ def report(rows, done: int, total: int, args, device, started: float) -> str:
              + " | ".join(f"× vs {c}" for c in columns) + " | TFLOP/s |",
              "|" + " --- |" * (8 + 2 * len(columns))]
     for r in rows:
-        lines.append(f"| {r['family']} | {SHORT[r['dtype']]} | {r['B']} | {r['H']} | {r['T']} | "
+        lines.append(f"| {label(r)} | {SHORT[r['dtype']]} | {r['B']} | {r['H']} | {r['T']} | "
                      f"{r['mode']} | {r['triton']:.2f} | "
                      + " | ".join(f"{r['torch'][c]:.2f}" for c in columns) + " | "
                      + " | ".join(f"{r['speedup'][c]:.2f}" for c in columns)
@@ -247,6 +283,9 @@ def main():
                         help="tiny sizes, to check the script: on the GPU, or without one on "
                              "the CPU under TRITON_INTERPRET=1")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--crossover", type=Path, default=None, metavar="FILE",
+                        help="also time the native (SRU: reference) engine and add the rows to "
+                             "this crossover table (created if absent)")
     args = parser.parse_args()
     dtypes = args.dtypes.split(",")
     if unknown := [d for d in dtypes if d not in DTYPES]:
@@ -275,18 +314,26 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
 
     started, rows = time.time(), []
+    if args.crossover:
+        source = crossover_table.describe_source(
+            device, f"python benchmarks/gpu_layers.py {' '.join(sys.argv[1:])}")
     cases = list(itertools.product(grid, (False, True)))
     for done, ((family, B, H, T, proj), training) in enumerate(cases, 1):
-        new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup, proj)
+        engines = crossover_engines(family) if args.crossover else ()
+        new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup,
+                      engines, proj)
         rows += new
         for r in new:
-            print(f"{r['family']:4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
+            print(f"{label(r):4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
                   f"triton {r['triton']:9.2f} "
                   + "  ".join(f"{c} {v:9.2f}" for c, v in r["torch"].items())
+                  + "".join(f"  {e} {r['engines'][e]:9.2f}" for e in engines)
                   + "  µs/step  " + "  ".join(f"×{r['speedup'][c]:.2f} vs {c}"
                                                for c in TORCH_COLUMNS), flush=True)
         out.write_text(report(rows, done, len(cases), args, device, started))
-    print(f"wrote {out}")
+        if args.crossover:
+            write_crossover(args.crossover, new, source)
+    print(f"wrote {out}" + (f" and {args.crossover}" if args.crossover else ""))
 
 
 if __name__ == "__main__":

@@ -158,13 +158,15 @@ def bernoulli(shape, p: float, like: Tensor, generator=None) -> Tensor:
     for ``v`` a uniform 16-bit integer, four of them cut from each 64-bit word of the generator.
     A layer's zoneout masks are T·B·H draws per call, and torch's CPU generator fills one value
     per call on one thread: this spends half the random bits of ``torch.rand(...) < p`` and on
-    the CPU runs about twice as fast (four times ``bernoulli_``)."""
+    the CPU runs about twice as fast."""
     out = torch.empty(shape, dtype=like.dtype, device=like.device)
     k = round(p * 2**DRAW_BITS)  # P(draw = 1) = k / 2¹⁶
     if k >= 2**DRAW_BITS:
         return out.fill_(1)
-    words = torch.empty((out.numel() + 3) // 4, dtype=torch.int64, device=like.device)
-    words.random_(-2**63, None, generator=generator)  # all 64 bits uniform
+    # uniform int64 words (one of the 2⁶⁴ values is never drawn); randint, not the in-place
+    # random_, which torch.compile cannot trace
+    words = torch.randint(-2**63, 2**63 - 1, ((out.numel() + 3) // 4,), dtype=torch.int64,
+                          device=like.device, generator=generator)
     v = words.view(torch.int16)[:out.numel()].view(shape)  # uniform on [-2¹⁵, 2¹⁵)
     return torch.lt(v, k - 2**(DRAW_BITS - 1), out=out)
 
