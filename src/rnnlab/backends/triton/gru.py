@@ -89,7 +89,7 @@ class GRUFunction(torch.autograd.Function):
         dgh = torch.empty_like(gates) if ctx.reset_after else dgx
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        substeps = T * (2 if ctx.reset_after else 3)
+        substeps = T * (1 if ctx.reset_after else 2) + 1
         unused = (h_all,) * 4  # the layer norm's buffers
         launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
                aux, m, hbar, zone, *unused, dgx, dgh, h_all, dh_buf, T, B, H, dtype=x.dtype,

@@ -18,16 +18,21 @@ epilogue), else ``h̄ = h``; ``ZONE`` gives the zoneout keep weights ``d_t`` (el
 
 ``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
 backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
-The backward runs :mod:`rnnlab.bptt.gru`'s loop in 2 sub-steps per step (3 with the reset
-before the product), with ``dh`` in a two-slot buffer as in
-:mod:`rnnlab.backends.triton.lstm_kernels`::
+The backward runs :mod:`rnnlab.bptt.gru`'s loop from step T-1 down, with ``dh`` in a two-slot
+buffer as in :mod:`rnnlab.backends.triton.lstm_kernels`; *opening* step t forms ``da_n``,
+``da_z`` (and ``da_r``, reset_after) of the program's columns, *closing* it ``dh_{t-1}`` of
+its columns (reading all of the step's ``da``); reset before, a middle sub-step forms
+``d(r∘h̄) = da_n W_hn`` and ``da_r`` (reading all of ``da_n``)::
 
     g = dy_t + dh;   g̃ = g∘(1-d_t) (0 if padded);   da_n, da_z, da_r from g̃ as without zoneout
     dh_{t-1} = g∘(z + d_t∘(1-z)) + (dgh W_hh)∘m     (reset before: (d(rh)∘r + …)∘m)
 
-Sub-steps ``S0 ≤ s < S1`` run in one launch. ``LAYER_NORM`` computes the layer-normalised GRU
-instead (:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward,
-three backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
+Closing step t and opening step t-1 touch only the program's own columns of ``dh``, so one
+sub-step does both (a block barrier between them): T+1 sub-steps with reset_after, 2T+1
+with the reset before the product, one grid barrier each. Sub-steps ``S0 ≤ s < S1`` run in
+one launch. ``LAYER_NORM`` computes the layer-normalised GRU instead
+(:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward, 2T+1
+backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
 otherwise).
 """
 
@@ -126,6 +131,63 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
 
 
 @triton.jit
+def _open_step(t, rows, cols, tile_mask, at, length, dy_ptr, h_ptr, gates_ptr, aux_ptr, zone_ptr,
+               dgx_ptr, dgh_ptr, dh_ptr, B, H, gate_alpha, gate_beta, cand_alpha, cand_beta,
+               RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
+               ZONE: tl.constexpr):
+    """Open step t's BPTT for a tile: ``da_n``, ``da_z`` (and ``da_r`` and ``dgh``,
+    reset_after) of its columns from ``g = dy_t + dh`` (``dh`` in slot (t+1) % 2)."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+    at3 = rows[:, None] * 3 * H + cols[None, :]
+    gate = gates_ptr + t64 * B * 3 * H + at3
+    dgx_t = dgx_ptr + t64 * B * 3 * H
+    r = tl.load(gate, mask=tile_mask, other=0.0)
+    z = tl.load(gate + H, mask=tile_mask, other=0.0)
+    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+    h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    g = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+         + tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0))
+    if ZONE:  # the share of g that enters the step
+        g = g * (1.0 - zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+    g_run = tl.where(running, g, 0.0)
+    da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+    da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
+    tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
+    tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
+    if RESET_AFTER:
+        gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+        da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
+        tl.store(dgx_t + at3, da_r, mask=tile_mask)
+        dgh = dgh_ptr + t64 * B * 3 * H + at3
+        tl.store(dgh, da_r, mask=tile_mask)
+        tl.store(dgh + H, da_z, mask=tile_mask)
+        tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
+
+
+@triton.jit
+def _close_step(acc, t, rows, cols, tile_mask, at, length, dy_ptr, gates_ptr, rec_ptr, zone_ptr,
+                dh_ptr, B, H, RESET_AFTER: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
+    """Close step t's BPTT for a tile: ``dh_{t-1} = g∘z̃ + acc∘m`` with ``acc`` the recurrent
+    product of its columns (reset before: plus the partial ``d(r∘h̄)∘r`` the middle sub-step
+    left in slot t % 2), ``z̃ = z + d_t∘(1-z)``; the ``dh`` reaching ``h_t`` where padded."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)
+    dh_out = dh_ptr + (t % 2) * B * H
+    z = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + H + cols[None, :],
+                mask=tile_mask, other=0.0)
+    if ZONE:  # g∘z̃ = g̃∘z + g∘d
+        z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
+    if not RESET_AFTER:
+        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+    if REC:  # the recurrent part reached h_{t-1} through m∘h_{t-1}
+        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+    dh = tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+    tl.store(dh_out + at, tl.where(running, acc + g * z, dh), mask=tile_mask)
+
+
+@triton.jit
 def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr, rec_ptr,
                         hbar_ptr, zone_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, dgx_ptr,
                         dgh_ptr, du_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr,
@@ -134,9 +196,11 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                         SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
                         LAYER_NORM: tl.constexpr):
-    """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
-    recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
-    PHASES: tl.constexpr = 2 if RESET_AFTER else 3
+    """GRU BPTT over sub-steps from the last step down (T+1 with reset_after, 2T+1 before; see
+    the module docstring). ``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``),
+    ``dgh`` those of the recurrent pre-activations (reset_after; the reset-before form uses
+    ``dgx`` for both)."""
+    PER_STEP: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
@@ -146,69 +210,54 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
         for s in range(S0, S1):
-            t = T - 1 - s // PHASES
-            phase = s % PHASES
-            running = (t < length)[:, None]
-            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            dh_in = dh_ptr + ((t + 1) % 2) * B * H
-            dh_out = dh_ptr + (t % 2) * B * H
-            dgx_t = dgx_ptr + t64 * B * 3 * H
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                at3 = rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + t64 * B * 3 * H + at3
-                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-                z = tl.load(gate + H, mask=tile_mask, other=0.0)
-                if ZONE:
-                    d = zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE)
-                if phase == 0:  # da_n, da_z (and da_r, reset_after)
-                    r = tl.load(gate, mask=tile_mask, other=0.0)
-                    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                    if ZONE:  # the share of g that enters the step
-                        g_run = tl.where(running, g * (1.0 - d), 0.0)
-                    else:
-                        g_run = tl.where(running, g, 0.0)
-                    da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
-                    da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
-                    tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
-                    tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
-                    if RESET_AFTER:
-                        gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                        da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
-                        tl.store(dgx_t + at3, da_r, mask=tile_mask)
-                        dgh = dgh_ptr + t64 * B * 3 * H + at3
-                        tl.store(dgh, da_r, mask=tile_mask)
-                        tl.store(dgh + H, da_z, mask=tile_mask)
-                        tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
-                elif phase == PHASES - 1:  # dh_{t-1} = g∘z + (...) W_hh (∘m)
-                    if ZONE:  # g∘z̃ = g̃∘z + g∘d
-                        z = z + d * (1.0 - z)
-                    if REC:
+            k = s // PER_STEP
+            if s % PER_STEP == 0:  # close step T - k, open step T - 1 - k
+                if k > 0:  # dh_{t-1} of the program's columns (reads all of step t's da)
+                    t = T - k
+                    t64 = tl.cast(t, tl.int64)
+                    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
+                                                                     BLOCK_H)
                         acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    else:
-                        acc = g * z
-                    if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
-                        acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
-                                             w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K,
-                                             PRECISION)
-                    else:  # + d(r∘h̄)∘r (the middle sub-step's partial) + [da_r, da_z] W_hr,z
-                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                        acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H,
-                                             cols, col_mask, 2 * H, BLOCK_K, PRECISION)
-                    if REC:  # the recurrent part reached h_{t-1} through m∘h_{t-1}
-                        acc = acc * tl.load(rec_ptr + at, mask=tile_mask, other=0.0) + g * z
-                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
-                else:  # reset before, middle sub-step: d(r∘h̄) = da_n W_hn;  da_r
-                    d_rh = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
+                        if RESET_AFTER:  # [da_r, da_z, da_n∘r] W_hh
+                            acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows,
+                                                 row_mask, w_hh_ptr, 1, H, cols, col_mask, 3 * H,
+                                                 BLOCK_K, PRECISION)
+                        else:  # [da_r, da_z] W_hr,z
+                            acc = dot_accumulate(acc, dgx_ptr + t64 * B * 3 * H, 3 * H, rows,
+                                                 row_mask, w_hh_ptr, 1, H, cols, col_mask, 2 * H,
+                                                 BLOCK_K, PRECISION)
+                        _close_step(acc, t, rows, cols, tile_mask, at, length, dy_ptr, gates_ptr,
+                                    rec_ptr, zone_ptr, dh_ptr, B, H, RESET_AFTER, REC, ZONE)
+                # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
+                tl.debug_barrier()
+                if k < T:
+                    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
+                                                                     BLOCK_H)
+                        _open_step(T - 1 - k, rows, cols, tile_mask, at, length, dy_ptr, h_ptr,
+                                   gates_ptr, aux_ptr, zone_ptr, dgx_ptr, dgh_ptr, dh_ptr, B, H,
+                                   gate_alpha, gate_beta, cand_alpha, cand_beta, RESET_AFTER,
+                                   GATE_ACT, CAND_ACT, ZONE)
+            else:  # reset before: d(r∘h̄) = da_n W_hn (reads all of da_n);  da_r
+                t = T - 1 - k
+                t64 = tl.cast(t, tl.int64)
+                dgx_t = dgx_ptr + t64 * B * 3 * H
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    d_rh = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                          dgx_t + 2 * H, 3 * H, rows, row_mask,
                                           w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
                                           PRECISION)
-                    r = tl.load(gate, mask=tile_mask, other=0.0)
-                    if REC:
+                    r = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H
+                                + cols[None, :], mask=tile_mask, other=0.0)
+                    if REC:  # r∘h̄ read m∘h_{t-1}
                         h_old = tl.load(hbar_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    tl.store(dgx_t + at3, d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha,
-                                                                         gate_beta), mask=tile_mask)
-                    tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
+                    else:
+                        h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    tl.store(dgx_t + rows[:, None] * 3 * H + cols[None, :],
+                             d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha, gate_beta),
+                             mask=tile_mask)
+                    tl.store(dh_ptr + (t % 2) * B * H + at, d_rh * r,
+                             mask=tile_mask)  # partial dh_{t-1}
             substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -92,6 +92,23 @@ def store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_ptr, t64,
 
 
 @triton.jit
+def state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC: tl.constexpr,
+               ZONE: tl.constexpr):
+    """Close step t's BPTT for a tile: ``dh_{t-1} = acc∘m + g∘d_t`` (``acc`` the recurrent
+    product ``da_t W_hh`` of its columns; ``m`` with ``REC``; with ``ZONE`` the kept share
+    ``g∘d_t`` that opening step t left in slot t % 2), or the ``dh`` reaching ``h_t`` where step
+    t is padded; stored in slot t % 2 of the two-slot ``dh`` (slot (t+1) % 2 holds ``dh_t``)."""
+    running = (t < length)[:, None]
+    dh_out = dh_ptr + (t % 2) * B * H
+    if REC:
+        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+    if ZONE:
+        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+    dh = tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+
+
+@triton.jit
 def sigmoid(x):
     """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)

@@ -97,8 +97,8 @@ class LayerNormGRUFunction(torch.autograd.Function):
         dgx, dgh, du = (torch.empty_like(gates) for _ in range(3))
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(gru_backward_kernel, B, H, 3 * T, float32(dy), w_hh, lengths, h_all, gates, aux,
-               m, hbar, zone, ln, pre, norms, _shared(B, H, x), dgx, dgh, du, dh_buf, T, B, H,
+        launch(gru_backward_kernel, B, H, 2 * T + 1, float32(dy), w_hh, lengths, h_all, gates,
+               aux, m, hbar, zone, ln, pre, norms, _shared(B, H, x), dgx, dgh, du, dh_buf, T, B, H,
                dtype=x.dtype, device=x.device, **_options(ctx.opts), **ctx.modes)
         d_v = flat(layer_norm_backward(dgx * float32(ln_ih_weight), v_hat, s_ih)).to(x.dtype)
         dx = (d_v @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None

@@ -104,7 +104,7 @@ class LayerNormLSTMFunction(torch.autograd.Function):
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
-        launch(lstm_backward_kernel, B, H, 4 * T, float32(dy), w_hh, h_all, lengths, gates,
+        launch(lstm_backward_kernel, B, H, 3 * T + 1, float32(dy), w_hh, h_all, lengths, gates,
                c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x), d_a,
                dq, dn, dh_buf, dc_buf, T, B, H, dtype=x.dtype, device=x.device,
                **_options(ctx.opts), **ctx.modes)

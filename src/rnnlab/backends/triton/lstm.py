@@ -91,7 +91,7 @@ class LSTMFunction(torch.autograd.Function):
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
         unused = (h_all,) * 4  # the layer norm's buffers
-        launch(lstm_backward_kernel, B, H, 2 * T, float32(dy), w_hh, peep, lengths, gates, c_all,
+        launch(lstm_backward_kernel, B, H, T + 1, float32(dy), w_hh, peep, lengths, gates, c_all,
                clipped, m, zone_h, zone_c, c_tilde, *unused, d_a, h_all, h_all, dh_buf, dc_buf,
                T, B, H, dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
                HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,

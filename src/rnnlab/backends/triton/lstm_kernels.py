@@ -19,15 +19,18 @@ in the step's epilogue (``hbar`` (T+1, B, H), ``hbar[0] = m∘h_0`` from the hos
 :func:`~rnnlab.backends.triton.kernels_common.zone_weights`); with ``ZONE_C`` the backward
 reads ``c̃_t`` from ``c_tilde`` (T, B, H). One sub-step per step. ``LAYER_NORM`` computes the
 layer-normalised LSTM instead (:mod:`rnnlab.backends.triton.layernorm_lstm_kernels`: three
-sub-steps per step forward, four backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``,
+sub-steps per step forward, three per step (and one) backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``,
 ``dq``, ``dn`` are placeholders otherwise).
 
-Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
-``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
-``dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h``. Zoneout splits the gradient reaching each state:
-``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest enters the step.
-``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes slot t % 2 (phase 1
-leaves ``g_h∘d^h`` there for phase 2). Sub-steps ``S0 ≤ s < S1`` run in one launch.
+Backward, from step T-1 down to 0: *opening* step t forms the gate gradients ``da_t`` of the
+program's columns from ``dh, dc``; *closing* it (which reads all of ``da_t``) forms
+``dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h`` of the program's columns. Zoneout splits the gradient
+reaching each state: ``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest
+enters the step. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes
+slot t % 2 (opening leaves ``g_h∘d^h`` there for closing). Closing step t writes only the
+program's own columns of ``dh_{t-1}``, and opening step t-1 reads ``dh``, ``dc`` only there, so
+sub-step s closes step T-s and opens step T-1-s with a block barrier between them: T+1
+sub-steps, one grid barrier each. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 """
 
 import triton
@@ -38,6 +41,7 @@ from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
     lerp,
+    state_grad,
     store_state,
     substep_end,
     tile_rows,
@@ -137,6 +141,77 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
 
 
 @triton.jit
+def _gate_grads(t, rows, cols, col_mask, tile_mask, at, length, dy_ptr, peep_ptr, gates_ptr,
+                c_ptr, clipped_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, da_ptr, dh_ptr, dc_ptr,
+                B, H, gate_alpha, gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
+                PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr,
+                GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr,
+                ZONE_H: tl.constexpr, ZONE_C: tl.constexpr):
+    """Open step t's BPTT for a tile: ``da_t`` of its columns from the ``dh``, ``dc`` reaching
+    ``h_t``, ``c_t`` (slot (t+1) % 2), and ``dc_{t-1}`` (slot t % 2; with ``ZONE_H`` the kept
+    share ``g_h∘d^h`` is left in ``dh``'s slot t % 2 for :func:`state_grad`)."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+    dh_out = dh_ptr + (t % 2) * B * H
+    gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+    da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+    i = tl.load(gate, mask=tile_mask, other=0.0)
+    f = tl.load(gate + H, mask=tile_mask, other=0.0)
+    g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+    o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+    if ZONE_C:  # c̃_t, before zoneout
+        c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    else:
+        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
+    c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    dh = tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    dc = tl.load(dc_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    if PEEPHOLE:
+        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+    if ZONE_H:  # the kept share of h_t is h_{t-1}'s
+        keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H, ZONE_H)
+        tl.store(dh_out + at, keep_h, mask=tile_mask)
+        g_h = tl.where(running, dy + dh - keep_h, 0.0)
+    else:
+        g_h = tl.where(running, dy + dh, 0.0)
+    if ZONE_C:  # likewise the kept share of c_t
+        keep_c = dc * zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C)
+        dc_step = dc - keep_c
+    else:
+        dc_step = dc
+    tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
+    da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
+    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(
+        tc, OUT_ACT, out_alpha, out_beta)
+    if PEEPHOLE:
+        dc_new += da_o * p_o
+    if HAS_CLIP:  # no gradient through a clipped cell state
+        clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
+        dc_new = tl.where(clipped != 0, 0.0, dc_new)
+    k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
+    if COUPLED:
+        da_i = tl.zeros_like(dc_new)
+        da_f = dc_new * (c_before - g) * k_f
+    else:
+        da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
+        da_f = dc_new * c_before * k_f
+    dc_prev = dc_new * f
+    if PEEPHOLE:
+        dc_prev += da_i * p_i + da_f * p_f
+    if ZONE_C:
+        dc_prev += keep_c
+    tl.store(da, da_i, mask=tile_mask)
+    tl.store(da + H, da_f, mask=tile_mask)
+    tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha, cand_beta),
+             mask=tile_mask)
+    tl.store(da + 3 * H, da_o, mask=tile_mask)
+    tl.store(dc_ptr + (t % 2) * B * H + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+
+
+@triton.jit
 def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_ptr, clipped_ptr,
                          rec_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr,
                          norms_ptr, shared_ptr, da_ptr, dq_ptr, dn_ptr, dh_ptr, dc_ptr, T, B, H,
@@ -158,84 +233,27 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                                 PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
                                 ZONE_C)
     else:
-        for s in range(S0, S1):
-            t = T - 1 - s // 2
-            running = (t < length)[:, None]
-            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
-            dc_in = dc_ptr + ((t + 1) % 2) * B * H
-            dh_out = dh_ptr + (t % 2) * B * H
-            dc_out = dc_ptr + (t % 2) * B * H
-            if s % 2 == 0:  # phase 1: gate gradients
+        for s in range(S0, S1):  # sub-step s closes step T - s and opens step T - 1 - s
+            if s > 0:  # dh_{T-s-1} of the program's columns (reads all of da_{T-s})
+                t = T - s
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    i = tl.load(gate, mask=tile_mask, other=0.0)
-                    f = tl.load(gate + H, mask=tile_mask, other=0.0)
-                    g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                    o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
-                    if ZONE_C:  # c̃_t, before zoneout
-                        c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    else:
-                        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
-                    c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                    dc = tl.load(dc_in + at, mask=tile_mask, other=0.0)
-                    if PEEPHOLE:
-                        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-                        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                    if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out for phase 2
-                        keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H,
-                                                          ZONE_H)
-                        tl.store(dh_out + at, keep_h, mask=tile_mask)
-                        g_h = tl.where(running, dy + dh - keep_h, 0.0)
-                    else:
-                        g_h = tl.where(running, dy + dh, 0.0)
-                    if ZONE_C:  # likewise the kept share of c_t
-                        keep_c = dc * zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C)
-                        dc_step = dc - keep_c
-                    else:
-                        dc_step = dc
-                    tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
-                    da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
-                    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(
-                        tc, OUT_ACT, out_alpha, out_beta)
-                    if PEEPHOLE:
-                        dc_new += da_o * p_o
-                    if HAS_CLIP:  # no gradient through a clipped cell state
-                        clipped = tl.load(clipped_ptr + t64 * B * H + at, mask=tile_mask, other=0)
-                        dc_new = tl.where(clipped != 0, 0.0, dc_new)
-                    k_f = activation_grad(f, GATE_ACT, gate_alpha, gate_beta)
-                    if COUPLED:
-                        da_i = tl.zeros_like(dc_new)
-                        da_f = dc_new * (c_before - g) * k_f
-                    else:
-                        da_i = dc_new * g * activation_grad(i, GATE_ACT, gate_alpha, gate_beta)
-                        da_f = dc_new * c_before * k_f
-                    dc_prev = dc_new * f
-                    if PEEPHOLE:
-                        dc_prev += da_i * p_i + da_f * p_f
-                    if ZONE_C:
-                        dc_prev += keep_c
-                    tl.store(da, da_i, mask=tile_mask)
-                    tl.store(da + H, da_f, mask=tile_mask)
-                    tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha,
-                                                                      cand_beta), mask=tile_mask)
-                    tl.store(da + 3 * H, da_o, mask=tile_mask)
-                    tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
-            else:  # phase 2: dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h
+                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                         da_ptr + tl.cast(t, tl.int64) * B * 4 * H, 4 * H, rows,
+                                         row_mask, w_hh_ptr, 1, H, cols, col_mask, 4 * H,
+                                         BLOCK_K, PRECISION)
+                    state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC,
+                               ZONE_H)
+            # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
+            tl.debug_barrier()
+            if s < T:
+                t = T - 1 - s
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    acc = dot_accumulate(acc, da_ptr + t64 * B * 4 * H, 4 * H, rows, row_mask,
-                                         w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-                    if REC:
-                        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                    if ZONE_H:
-                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+                    _gate_grads(t, rows, cols, col_mask, tile_mask, at, length, dy_ptr, peep_ptr,
+                                gates_ptr, c_ptr, clipped_ptr, zone_h_ptr, zone_c_ptr,
+                                c_tilde_ptr, da_ptr, dh_ptr, dc_ptr, B, H, gate_alpha,
+                                gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
+                                PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT, OUT_ACT,
+                                ZONE_H, ZONE_C)
             substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -61,7 +61,7 @@ class RNNFunction(torch.autograd.Function):
         d_a = h_all.new_empty(T, B, H)
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(rnn_backward_kernel, B, H, 2 * T, float32(dy), w_hh, lengths, h_all, m, zone,
+        launch(rnn_backward_kernel, B, H, T + 1, float32(dy), w_hh, lengths, h_all, m, zone,
                h_tilde, d_a, dh_buf, T, B, H, dtype=x.dtype, device=x.device, RELU=ctx.relu,
                **ctx.modes)
         d_a2 = flat(d_a).to(x.dtype)
