@@ -33,7 +33,8 @@ with the reset before the product, one grid barrier each. Sub-steps ``S0 ≤ s <
 one launch. ``LAYER_NORM`` computes the layer-normalised GRU instead
 (:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward, 2T+1
 backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
-otherwise).
+otherwise). ``RESIDENT`` keeps the program's slices of the three gate blocks of ``W_hh`` on
+chip for all steps (see :mod:`rnnlab.backends.triton.kernels_common`).
 """
 
 import triton
@@ -42,7 +43,10 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
+    gate_product,
+    operand_tile,
+    resident_slice,
+    state_product,
     store_state,
     substep_end,
     tile_rows,
@@ -62,7 +66,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
-                       REC: tl.constexpr, ZONE: tl.constexpr, LAYER_NORM: tl.constexpr):
+                       REC: tl.constexpr, ZONE: tl.constexpr, LAYER_NORM: tl.constexpr,
+                       H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
     PHASES: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
@@ -73,6 +78,15 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                               gate_beta, cand_alpha, cand_beta, BLOCK_B, BLOCK_H, BLOCK_K,
                               PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_r = w_hh_ptr
+            w_z = w_hh_ptr
+            w_n = w_hh_ptr
         for s in range(S0, S1):
             t = s // PHASES
             running = (t < length)[:, None]
@@ -86,18 +100,26 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
+            if s % PHASES == 0:  # the products' operand: h̄_{t-1}, or r∘h̄_{t-1} (reset before)
+                a_in = h_in
+            else:
+                a_in = aux_ptr + kept * B * H
+            if RESIDENT:  # read once for the sub-step's gates
+                a_tile = operand_tile(a_in, H, rows, row_mask, H, w_n, H_PAD)
+            else:
+                a_tile = a_in
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
                 if s % PHASES == 0:  # r, z (and n, h_t with reset_after)
-                    a_r = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
-                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                         PRECISION)
-                    a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H,
-                                         rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
-                                         BLOCK_K, PRECISION)
+                    a_r = gate_product(tl.load(xp, mask=tile_mask, other=0.0), a_in, a_tile,
+                                       w_hh_ptr, w_r, 0, rows, row_mask, cols, col_mask, H,
+                                       BLOCK_K, PRECISION, RESIDENT)
+                    a_z = gate_product(tl.load(xp + H, mask=tile_mask, other=0.0), a_in, a_tile,
+                                       w_hh_ptr, w_z, 1, rows, row_mask, cols, col_mask, H,
+                                       BLOCK_K, PRECISION, RESIDENT)
                     r = activate(a_r, GATE_ACT, gate_alpha, gate_beta)
                     z = activate(a_z, GATE_ACT, gate_alpha, gate_beta)
                     tl.store(gate, r, mask=tile_mask)
@@ -106,8 +128,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                         gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
                         if HAS_BIAS:
                             gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                        gh_n = dot_accumulate(gh_n, h_in, H, rows, row_mask, w_hh_ptr, H, 1,
-                                              cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                        gh_n = gate_product(gh_n, a_in, a_tile, w_hh_ptr, w_n, 2, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, PRECISION, RESIDENT)
                         n = activate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n,
                                      CAND_ACT, cand_alpha, cand_beta)
                         tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
@@ -119,9 +141,9 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                             h_old = tl.load(h_in + at, mask=tile_mask, other=0.0)  # m∘h_{t-1}
                         tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile_mask)
                 else:  # reset before: n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
-                    a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
-                                         aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
-                                         cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                    a_n = gate_product(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), a_in,
+                                       a_tile, w_hh_ptr, w_n, 2, rows, row_mask, cols, col_mask,
+                                       H, BLOCK_K, PRECISION, RESIDENT)
                     n = activate(a_n, CAND_ACT, cand_alpha, cand_beta)
                     z = tl.load(gate + H, mask=tile_mask, other=0.0)
                     tl.store(gate + 2 * H, n, mask=tile_mask)
@@ -195,7 +217,7 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
-                        LAYER_NORM: tl.constexpr):
+                        LAYER_NORM: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """GRU BPTT over sub-steps from the last step down (T+1 with reset_after, 2T+1 before; see
     the module docstring). ``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``),
     ``dgh`` those of the recurrent pre-activations (reset_after; the reset-before form uses
@@ -209,24 +231,38 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B,
                                BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_r = w_hh_ptr
+            w_z = w_hh_ptr
+            w_n = w_hh_ptr
         for s in range(S0, S1):
             k = s // PER_STEP
             if s % PER_STEP == 0:  # close step T - k, open step T - 1 - k
                 if k > 0:  # dh_{t-1} of the program's columns (reads all of step t's da)
                     t = T - k
-                    t64 = tl.cast(t, tl.int64)
+                    if RESET_AFTER:
+                        d_t = dgh_ptr + tl.cast(t, tl.int64) * B * 3 * H
+                    else:
+                        d_t = dgx_ptr + tl.cast(t, tl.int64) * B * 3 * H
                     for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                         cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
                                                                      BLOCK_H)
                         acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                        if RESET_AFTER:  # [da_r, da_z, da_n∘r] W_hh
-                            acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows,
-                                                 row_mask, w_hh_ptr, 1, H, cols, col_mask, 3 * H,
-                                                 BLOCK_K, PRECISION)
-                        else:  # [da_r, da_z] W_hr,z
-                            acc = dot_accumulate(acc, dgx_ptr + t64 * B * 3 * H, 3 * H, rows,
-                                                 row_mask, w_hh_ptr, 1, H, cols, col_mask, 2 * H,
-                                                 BLOCK_K, PRECISION)
+                        acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_r, 0, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_z, 1, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        if RESET_AFTER:  # [da_r, da_z, da_n∘r] W_hh; before: [da_r, da_z] W_hr,z
+                            acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_n, 2, rows,
+                                                row_mask, cols, col_mask, H, BLOCK_K, H_PAD,
+                                                PRECISION, RESIDENT)
                         _close_step(acc, t, rows, cols, tile_mask, at, length, dy_ptr, gates_ptr,
                                     rec_ptr, zone_ptr, dh_ptr, B, H, RESET_AFTER, REC, ZONE)
                 # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
@@ -245,10 +281,9 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                 dgx_t = dgx_ptr + t64 * B * 3 * H
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    d_rh = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                          dgx_t + 2 * H, 3 * H, rows, row_mask,
-                                          w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
-                                          PRECISION)
+                    d_rh = state_product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), dgx_t,
+                                         3 * H, w_hh_ptr, w_n, 2, rows, row_mask, cols, col_mask,
+                                         H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
                     r = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H
                                 + cols[None, :], mask=tile_mask, other=0.0)
                     if REC:  # r∘h̄ read m∘h_{t-1}

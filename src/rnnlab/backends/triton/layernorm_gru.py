@@ -27,9 +27,10 @@ from rnnlab.cells.gru import LN_EPS
 
 
 def _options(opts: GRUOptions) -> dict:
-    """The kernels' options: the activations, the ``reset_after`` form, the layer norm."""
+    """The kernels' options: the activations, the ``reset_after`` form, the layer norm (which
+    has no resident form: ``gates`` 0, see :func:`~rnnlab.backends.triton.launch.schedule`)."""
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
-            "RESET_AFTER": True, "LAYER_NORM": True}
+            "RESET_AFTER": True, "LAYER_NORM": True, "gates": 0}
 
 
 def _shared(B, H, x):

@@ -31,7 +31,8 @@ _NOT_IN_THIS_CELL = dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, LAYER_NO
 
 def _options(opts: LSTMOptions) -> dict:
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
-            **activation_kwargs("out", opts.out_act), **_NOT_IN_THIS_CELL}
+            **activation_kwargs("out", opts.out_act), **_NOT_IN_THIS_CELL,
+            "gates": 0}  # no resident form
 
 
 def _shared(B, H, x):

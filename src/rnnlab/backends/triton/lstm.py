@@ -52,7 +52,7 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, mask, 
            m, hbar, zone_h, zone_c, c_tilde, *unused, float(opts.cell_clip or 0.0), 0.0, T, B,
            H, dtype=x.dtype, device=x.device, TRAINING=training, PEEPHOLE=peephole is not None,
            HAS_CLIP=has_clip, COUPLED=opts.coupled, **_activations(opts), REC=rec is not None,
-           ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, LAYER_NORM=False)
+           ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, LAYER_NORM=False, gates=4)
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (w_hh, peep, lengths, gates, c_all, h_all, clipped, m, hbar, zone_h, zone_c, c_tilde)
     return y, h_all[T].to(x.dtype), c_all[T].to(x.dtype), saved
@@ -95,7 +95,7 @@ class LSTMFunction(torch.autograd.Function):
                clipped, m, zone_h, zone_c, c_tilde, *unused, d_a, h_all, h_all, dh_buf, dc_buf,
                T, B, H, dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
                HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,
-               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False)
+               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False, gates=4)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)

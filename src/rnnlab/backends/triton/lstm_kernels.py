@@ -31,6 +31,10 @@ slot t % 2 (opening leaves ``g_h∘d^h`` there for closing). Closing step t writ
 program's own columns of ``dh_{t-1}``, and opening step t-1 reads ``dh``, ``dc`` only there, so
 sub-step s closes step T-s and opens step T-1-s with a block barrier between them: T+1
 sub-steps, one grid barrier each. Sub-steps ``S0 ≤ s < S1`` run in one launch.
+
+``RESIDENT`` keeps the program's slices of ``W_hh`` on chip for all steps (forward: the rows
+of its columns in each gate block; backward: its columns of all 4H rows), see
+:mod:`rnnlab.backends.triton.kernels_common`; the cell code is the same in both forms.
 """
 
 import triton
@@ -39,9 +43,12 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
+    gate_product,
     lerp,
+    operand_tile,
+    resident_slice,
     state_grad,
+    state_product,
     store_state,
     substep_end,
     tile_rows,
@@ -54,6 +61,56 @@ from rnnlab.backends.triton.layernorm_lstm_kernels import (
 
 
 @triton.jit
+def _cell(a_i, a_f, a_g, a_o, t64, running, rows, cols, col_mask, tile_mask, at, h_prev, c_prev,
+          peep_ptr, gates_ptr, clipped_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr,
+          c_tilde_ptr, CLIP, B, H, gate_alpha, gate_beta, cand_alpha, cand_beta, out_alpha,
+          out_beta, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
+          COUPLED: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
+          OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr, ZONE_C: tl.constexpr):
+    """Step t's cell for a tile from the gates' pre-activations ``a = xp_t + h̄_{t-1} W_hhᵀ``
+    (``a_i`` unused when ``COUPLED``): the gates (kept for the backward when ``TRAINING``),
+    ``c_t`` and ``h_t`` stored one step past ``c_prev``, ``h_prev``."""
+    c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
+    h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+    if PEEPHOLE:
+        p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
+        p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
+        p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
+        a_f += p_f * c_old
+    f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
+    if COUPLED:
+        i = 1.0 - f
+    else:
+        if PEEPHOLE:
+            a_i += p_i * c_old
+        i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
+    g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
+    c_new = f * c_old + i * g
+    if HAS_CLIP:
+        if TRAINING:
+            tl.store(clipped_ptr + t64 * B * H + at, (tl.abs(c_new) > CLIP).to(tl.int8),
+                     mask=tile_mask)
+        c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
+    if PEEPHOLE:
+        a_o += p_o * c_new
+    o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
+    h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
+    if TRAINING:  # the gates are what the backward reads; inference keeps none
+        gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+        tl.store(gate, i, mask=tile_mask)
+        tl.store(gate + H, f, mask=tile_mask)
+        tl.store(gate + 2 * H, g, mask=tile_mask)
+        tl.store(gate + 3 * H, o, mask=tile_mask)
+    if ZONE_C:  # c_t = lerp(c̃_t, c_{t-1}, d^c); the backward reads c̃_t
+        if TRAINING:
+            tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
+        c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H, ZONE_C))
+    tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
+    store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
+                tile_mask, B, H, REC, ZONE_H)
+
+
+@triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, gates_ptr,
                         clipped_ptr, rec_ptr, hbar_ptr, zone_h_ptr, zone_c_ptr, c_tilde_ptr,
                         ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP, EPS, T, B, H, S0, S1,
@@ -63,7 +120,8 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                         SYNC: tl.constexpr, TRAINING: tl.constexpr, PEEPHOLE: tl.constexpr,
                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, REC: tl.constexpr,
-                        ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+                        ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr,
+                        H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -74,6 +132,18 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                                out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
                                TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            if not COUPLED:
+                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_i = w_hh_ptr
+            w_f = w_hh_ptr
+            w_g = w_hh_ptr
+            w_o = w_hh_ptr
         for t in range(S0, S1):
             running = (t < length)[:, None]
             t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
@@ -83,60 +153,33 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, lengths_ptr, h_ptr, c_ptr, g
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
+            if RESIDENT:  # h̄_{t-1} read once for the four gates
+                h_tile = operand_tile(h_in, H, rows, row_mask, H, w_f, H_PAD)
+            else:
+                h_tile = h_in
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + 2 * H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, H, rows,
-                                     row_mask, w_hh_ptr, H, 1, cols + 3 * H, col_mask, H, BLOCK_K,
-                                     PRECISION)
-                c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
-                h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
-                if PEEPHOLE:
-                    p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                    p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
-                    p_o = tl.load(peep_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
-                    a_f += p_f * c_old
-                f = activate(a_f, GATE_ACT, gate_alpha, gate_beta)
+                a_f = gate_product(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, h_tile,
+                                   w_hh_ptr, w_f, 1, rows, row_mask, cols, col_mask, H, BLOCK_K,
+                                   PRECISION, RESIDENT)
+                a_g = gate_product(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, h_tile,
+                                   w_hh_ptr, w_g, 2, rows, row_mask, cols, col_mask, H, BLOCK_K,
+                                   PRECISION, RESIDENT)
+                a_o = gate_product(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, h_tile,
+                                   w_hh_ptr, w_o, 3, rows, row_mask, cols, col_mask, H, BLOCK_K,
+                                   PRECISION, RESIDENT)
                 if COUPLED:
-                    i = 1.0 - f
+                    a_i = a_f  # unused: i = 1 - f
                 else:
-                    a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
-                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                         PRECISION)
-                    if PEEPHOLE:
-                        a_i += p_i * c_old
-                    i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
-                g = activate(a_g, CAND_ACT, cand_alpha, cand_beta)
-                c_new = f * c_old + i * g
-                if HAS_CLIP:
-                    if TRAINING:
-                        tl.store(clipped_ptr + t64 * B * H + at,
-                                 (tl.abs(c_new) > CLIP).to(tl.int8), mask=tile_mask)
-                    c_new = tl.minimum(tl.maximum(c_new, -CLIP), CLIP)
-                if PEEPHOLE:
-                    a_o += p_o * c_new
-                o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
-                h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
-                if TRAINING:  # the gates are what the backward reads; inference keeps none
-                    tl.store(gate, i, mask=tile_mask)
-                    tl.store(gate + H, f, mask=tile_mask)
-                    tl.store(gate + 2 * H, g, mask=tile_mask)
-                    tl.store(gate + 3 * H, o, mask=tile_mask)
-                if ZONE_C:  # c_t = lerp(c̃_t, c_{t-1}, d^c); the backward reads c̃_t
-                    if TRAINING:
-                        tl.store(c_tilde_ptr + t64 * B * H + at, c_new, mask=tile_mask)
-                    c_new = lerp(c_new, c_old, zone_weights(zone_c_ptr, t64, at, tile_mask, B, H,
-                                                            ZONE_C))
-                tl.store(c_prev + B * H + at, tl.where(running, c_new, c_old), mask=tile_mask)
-                store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, at,
-                            tile_mask, B, H, REC, ZONE_H)
+                    a_i = gate_product(tl.load(xp, mask=tile_mask, other=0.0), h_in, h_tile,
+                                       w_hh_ptr, w_i, 0, rows, row_mask, cols, col_mask, H,
+                                       BLOCK_K, PRECISION, RESIDENT)
+                _cell(a_i, a_f, a_g, a_o, t64, running, rows, cols, col_mask, tile_mask, at,
+                      h_prev, c_prev, peep_ptr, gates_ptr, clipped_ptr, rec_ptr, hbar_ptr,
+                      zone_h_ptr, zone_c_ptr, c_tilde_ptr, CLIP, B, H, gate_alpha, gate_beta,
+                      cand_alpha, cand_beta, out_alpha, out_beta, TRAINING, PEEPHOLE, HAS_CLIP,
+                      COUPLED, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
             substep_end(sync_ptr, tile, t - S0, SYNC)
 
 
@@ -221,7 +264,8 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                          SYNC: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
                          COUPLED: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
                          OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
-                         ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr):
+                         ZONE_C: tl.constexpr, LAYER_NORM: tl.constexpr, H_PAD: tl.constexpr,
+                         RESIDENT: tl.constexpr):
     """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -233,15 +277,32 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                                 PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
                                 ZONE_C)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_i = w_hh_ptr
+            w_f = w_hh_ptr
+            w_g = w_hh_ptr
+            w_o = w_hh_ptr
         for s in range(S0, S1):  # sub-step s closes step T - s and opens step T - 1 - s
             if s > 0:  # dh_{T-s-1} of the program's columns (reads all of da_{T-s})
                 t = T - s
+                da_t = da_ptr + tl.cast(t, tl.int64) * B * 4 * H
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                         da_ptr + tl.cast(t, tl.int64) * B * 4 * H, 4 * H, rows,
-                                         row_mask, w_hh_ptr, 1, H, cols, col_mask, 4 * H,
-                                         BLOCK_K, PRECISION)
+                    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                    acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_i, 0, rows, row_mask, cols,
+                                        col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
+                    acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_f, 1, rows, row_mask, cols,
+                                        col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
+                    acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_g, 2, rows, row_mask, cols,
+                                        col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
+                    acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_o, 3, rows, row_mask, cols,
+                                        col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
                     state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC,
                                ZONE_H)
             # the owner reads what it wrote: a block barrier orders it (and the slot reuse)

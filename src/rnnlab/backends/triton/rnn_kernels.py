@@ -13,6 +13,8 @@ Backward, from step T-1 down to 0, with ``g = dy_t + dh``: opening step t forms
 ``dh_{t-1} = (da_t W_hh)∘m + g∘d_t`` (= dh if padded); ``dh`` in a two-slot buffer, T+1
 sub-steps (sub-step s closes step T-s and opens step T-1-s) as in
 :mod:`rnnlab.backends.triton.lstm_kernels`. Sub-steps ``S0 ≤ s < S1`` run in one launch.
+``RESIDENT`` keeps the program's slice of ``W_hh`` on chip for all steps (see
+:mod:`rnnlab.backends.triton.kernels_common`).
 """
 
 import triton
@@ -20,8 +22,11 @@ import triton.language as tl
 
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
+    gate_product,
+    operand_tile,
+    resident_slice,
     state_grad,
+    state_product,
     store_state,
     substep_end,
     tanh,
@@ -35,9 +40,15 @@ def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, hbar_ptr, 
                        h_tilde_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                        SYNC: tl.constexpr, RELU: tl.constexpr, TRAINING: tl.constexpr,
-                       REC: tl.constexpr, ZONE: tl.constexpr):
+                       REC: tl.constexpr, ZONE: tl.constexpr, H_PAD: tl.constexpr,
+                       RESIDENT: tl.constexpr):
     """Elman RNN forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences: ``h_t = φ(xp_t + h̄_{t-1} W_hhᵀ)``, zoned."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
+    if RESIDENT:  # the program's one block of columns: its W_hh slice stays on chip
+        w = resident_slice(w_hh_ptr, 0, tl.program_id(1) * BLOCK_H, H, BLOCK_H, H_PAD, True,
+                           PRECISION)
+    else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+        w = w_hh_ptr
     for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
@@ -46,11 +57,15 @@ def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, hbar_ptr, 
             h_in = hbar_ptr + t64 * B * H
         else:
             h_in = h_prev
+        if RESIDENT:
+            h_tile = operand_tile(h_in, H, rows, row_mask, H, w, H_PAD)
+        else:
+            h_tile = h_in
         for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
             cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
             a = tl.load(xp_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-            a = dot_accumulate(a, h_in, H, rows, row_mask, w_hh_ptr, H, 1, cols, col_mask, H,
-                               BLOCK_K, PRECISION)
+            a = gate_product(a, h_in, h_tile, w_hh_ptr, w, 0, rows, row_mask, cols, col_mask, H,
+                             BLOCK_K, PRECISION, RESIDENT)
             h_new = tl.maximum(a, 0.0) if RELU else tanh(a)
             h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
             if ZONE and TRAINING:  # the backward reads h̃_t
@@ -87,17 +102,23 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, zone_ptr,
                         da_ptr, dh_ptr, T, B, H, S0, S1, sync_ptr, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, RELU: tl.constexpr, REC: tl.constexpr,
-                        ZONE: tl.constexpr):
+                        ZONE: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """Elman RNN BPTT over sub-steps from the last step down (T+1 of them, see the module docstring): ``da_t = g∘(1-d_t)∘φ'``, then ``dh_{t-1} = (da_t W_hh)∘m + g∘d_t``."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
+    if RESIDENT:  # the program's one block of columns: its W_hh column slice stays on chip
+        w = resident_slice(w_hh_ptr, 0, tl.program_id(1) * BLOCK_H, H, BLOCK_H, H_PAD, False,
+                           PRECISION)
+    else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+        w = w_hh_ptr
     for s in range(S0, S1):  # sub-step s closes step T - s and opens step T - 1 - s
         if s > 0:  # dh_{T-s-1} = (da_{T-s} W_hh)∘m + g∘d of the program's columns
             t = T - s
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                     da_ptr + tl.cast(t, tl.int64) * B * H, H, rows, row_mask,
-                                     w_hh_ptr, 1, H, cols, col_mask, H, BLOCK_K, PRECISION)
+                acc = state_product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                    da_ptr + tl.cast(t, tl.int64) * B * H, H, w_hh_ptr, w, 0,
+                                    rows, row_mask, cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                    RESIDENT)
                 state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC, ZONE)
         # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
         tl.debug_barrier()
