@@ -18,7 +18,18 @@
 #                             the host's choice beside the weights streamed (--streamed)
 #   gpu_layers_others.md      gpu_layers.py: GRU, SRU, RNN, same B and H, T = 256, --streamed
 #   variants_gpu.md           variants.py --device cuda: B 64, I=H 512, T 100, fp32 + bf16
+#   crossover_cuda.json       the table backend="auto" reads on CUDA, written by the three
+#                             benchmark steps (--crossover): µs per step of native (cuDNN),
+#                             triton and, where cuDNN cannot run the row, reference, per family,
+#                             configuration class, dtype, mode, B, H
 #   benchmarks.log            the benchmarks' output
+#
+# To commit the table: check summary.txt (the three benchmark steps rc=0, or the table holds
+# what they measured before their limit), then
+#     cp OUTDIR/crossover_cuda.json src/rnnlab/backends/crossover_cuda.json
+#     PYTHONPATH=src python -m pytest -q tests/test_crossover.py
+# and commit it with the GPU named in the message (the file's "source" says the GPU, versions,
+# date and commands).
 #
 # The limits (seconds) sum to 440 (+ 5 s per step to kill one that ignores the signal); a
 # step's exit status 124 means it reached its limit. Python: $PYTHON (python3); xdist workers:
@@ -64,7 +75,7 @@ EOF
 
 step "triton tests" 75 "$OUT/tests_triton.log" \
     "${PYTEST[@]}" tests/triton_backend tests/test_variants_benchmark.py
-step "conformance (CUDA)" 80 "$OUT/tests_conformance.log" \
+step "conformance (CUDA)" 85 "$OUT/tests_conformance.log" \
     "${PYTEST[@]}" tests/conformance -k cuda
 step "triton tests, 2 cols" 35 "$OUT/tests_triton_columns2.log" \
     env RNNLAB_TRITON_COLUMN_PROGRAMS=2 "${PYTEST[@]}" tests/triton_backend
@@ -74,14 +85,19 @@ step "triton tests, resident" 40 "$OUT/tests_triton_resident.log" \
     env RNNLAB_TRITON_RESIDENT=1 "${PYTEST[@]}" tests/triton_backend/test_resident.py \
     tests/triton_backend/test_triton_backend.py -k "not several_programs"
 
+CROSSOVER=$OUT/crossover_cuda.json
+rm -f "$CROSSOVER"  # the rows of this run only
 BENCH=("$PY" benchmarks/gpu_layers.py --dtypes bfloat16,float32 --batches 8,64
-       --hiddens 256,1024 --no-named --rounds 3 --warmup 1 --streamed)
-step "gpu_layers LSTM" 90 "$OUT/benchmarks.log" \
+       --hiddens 256,1024 --no-named --rounds 3 --warmup 1 --crossover "$CROSSOVER" --streamed)
+step "gpu_layers LSTM" 85 "$OUT/benchmarks.log" \
     "${BENCH[@]}" --families LSTM --lengths 1024 --out "$OUT/gpu_layers_lstm.md"
 step "gpu_layers GRU/SRU/RNN" 55 "$OUT/benchmarks.log" \
     "${BENCH[@]}" --families GRU,SRU,RNN --lengths 256 --out "$OUT/gpu_layers_others.md"
 step "variants (GPU)" 65 "$OUT/benchmarks.log" \
-    "$PY" benchmarks/variants.py --device cuda --rounds 3 --warmup 1 --out "$OUT/variants_gpu.md"
+    "$PY" benchmarks/variants.py --device cuda --rounds 3 --warmup 1 --out "$OUT/variants_gpu.md" \
+    --crossover "$CROSSOVER"
+
+echo "crossover_cuda.json: $(grep -o '"family"' "$CROSSOVER" 2>/dev/null | wc -l) rows" >>"$SUMMARY"
 
 cat "$SUMMARY"
 echo "--- failures"

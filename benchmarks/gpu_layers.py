@@ -17,11 +17,17 @@ triton layer over each torch column, its achieved TFLOP/s, the machine, and the 
 targets of the Triton engine's issue. The markdown report is rewritten after every
 configuration, so a run cut short keeps what it measured.
 
+With ``--crossover FILE`` it also times the rnnlab layer on the engine ``auto`` would otherwise
+weigh against triton (``native``, i.e. cuDNN, for LSTM, GRU and RNN; the reference engine for SRU,
+which cuDNN cannot run) and adds the rows to the crossover table FILE that ``backend="auto"``
+reads on CUDA (:mod:`rnnlab.backends.crossover_table`; rewritten after every configuration too).
+
     python benchmarks/gpu_layers.py                    # full grid, triton bf16 and fp32
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
     python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
     python benchmarks/gpu_layers.py --streamed    # also time the triton layers with their
                                                   # weights streamed (RNNLAB_TRITON_RESIDENT=0)
+    python benchmarks/gpu_layers.py --crossover crossover_cuda.json  # and the auto table
     python benchmarks/gpu_layers.py --smoke       # tiny: on the GPU, or on the CPU under
                                                   # TRITON_INTERPRET=1; checks the script,
                                                   # times nothing
@@ -42,6 +48,7 @@ from pathlib import Path
 import torch
 
 import rnnlab
+from rnnlab.backends import crossover_table
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -64,17 +71,29 @@ def flops_per_step(family: str, B: int, H: int, training: bool) -> int:
     return 2 * B * n * H * (5 if training else 2)
 
 
-def make_layers(family: str, H: int, dtypes: list[str], device) -> dict:
-    """The triton layer in each of ``dtypes`` and the torch layer in each torch column's dtype,
-    all with the torch layer's weights (SRU: its own)."""
+def crossover_engines(family: str) -> list[str]:
+    """The engines timed beside triton for the crossover table: cuDNN (``native``) where it
+    runs the family, else the reference engine (SRU)."""
+    return ["reference"] if family == "SRU" else ["native"]
+
+
+def make_layers(family: str, H: int, dtypes: list[str], device, engines=()) -> dict:
+    """The rnnlab layer on triton and on each of ``engines`` in each of ``dtypes``, and the
+    torch layer in each torch column's dtype, all with the torch layer's weights (SRU: the
+    triton layer's)."""
     torch_layer = TORCH_LAYERS[family](H, H, device=device)
     layers = {}
     for name in dtypes:
-        ours = getattr(rnnlab, family)(H, H, backend="triton", device=device,
-                                       dtype=DTYPES[name])
-        if family != "SRU":
-            ours.load_state_dict(torch_layer.state_dict())
-        layers[f"triton {SHORT[name]}"] = ours
+        for engine in ("triton", *engines):
+            ours = getattr(rnnlab, family)(H, H, backend=engine, device=device,
+                                           dtype=DTYPES[name])
+            if family != "SRU":
+                ours.load_state_dict(torch_layer.state_dict())
+            elif engine != "triton":
+                ours.load_state_dict(layers[f"triton {SHORT[name]}"].state_dict())
+            if engine == "native":
+                ours.flatten_parameters()  # as a user's layer after .to(device): one buffer
+            layers[f"{engine} {SHORT[name]}"] = ours
     for column, dtype in TORCH_COLUMNS.items():
         layers[column] = copy.deepcopy(torch_layer).to(dtype)
     return layers
@@ -131,12 +150,13 @@ def elapsed_ms(fn, device) -> float:
     return begin.elapsed_time(end)
 
 
-def measure(family, B, H, T, training, dtypes, device, rounds, warmup,
+def measure(family, B, H, T, training, dtypes, device, rounds, warmup, engines=(),
             compare_streamed=False) -> list[dict]:
-    """One row per triton dtype: the median µs per step of every column and the median (over
-    rounds) of the paired ratios torch time / triton time; with ``compare_streamed`` also the
-    triton layer with its weights streamed, and the ratio streamed time / triton time."""
-    layers = make_layers(family, H, dtypes, device)
+    """One row per triton dtype: the median µs per step of every column, of triton and each of
+    ``engines`` (rnnlab layers), and the median (over rounds) of the paired ratios torch time /
+    triton time; with ``compare_streamed`` also the triton layer with its weights streamed,
+    and the ratio streamed time / triton time."""
+    layers = make_layers(family, H, dtypes, device, engines)
     x = torch.randn(T, B, H, device=device)
     fns = {name: step_fn(layer, x, training) for name, layer in layers.items()}
     if compare_streamed:
@@ -156,6 +176,7 @@ def measure(family, B, H, T, training, dtypes, device, rounds, warmup,
         rows.append(dict(
             family=family, dtype=name, B=B, H=H, T=T, mode="train" if training else "infer",
             triton=med[ours], torch={c: med[c] for c in TORCH_COLUMNS},
+            engines={e: med[f"{e} {SHORT[name]}"] for e in ("triton", *engines)},
             speedup={c: statistics.median(a / b for a, b in zip(samples[c], samples[ours]))
                      for c in TORCH_COLUMNS},
             tflops=flops_per_step(family, B, H, training) / med[ours] / 1e6))
@@ -165,6 +186,14 @@ def measure(family, B, H, T, training, dtypes, device, rounds, warmup,
                             streamed=med[mine], vs_streamed=statistics.median(
                                 a / b for a, b in zip(samples[mine], samples[ours])))
     return rows
+
+
+def write_crossover(path: Path, rows: list[dict], source: dict) -> crossover_table.Table:
+    """Add the measured rows (plain layers: µs per step of triton and the other engines) to
+    the crossover table at ``path`` (:func:`rnnlab.backends.crossover_table.write`)."""
+    return crossover_table.write(path, [
+        crossover_table.Row(r["family"], "plain", r["dtype"], r["mode"], r["B"], r["H"], r["T"],
+                            r["engines"]) for r in rows], source)
 
 
 def machine(device) -> list[str]:
@@ -281,6 +310,9 @@ def main():
                         help="tiny sizes, to check the script: on the GPU, or without one on "
                              "the CPU under TRITON_INTERPRET=1")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--crossover", type=Path, default=None, metavar="FILE",
+                        help="also time the native (SRU: reference) engine and add the rows to "
+                             "this crossover table (created if absent)")
     args = parser.parse_args()
     dtypes = args.dtypes.split(",")
     if unknown := [d for d in dtypes if d not in DTYPES]:
@@ -303,21 +335,28 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
 
     started, rows = time.time(), []
+    if args.crossover:
+        source = crossover_table.describe_source(
+            device, f"python benchmarks/gpu_layers.py {' '.join(sys.argv[1:])}")
     cases = list(itertools.product(grid, (False, True)))
     for done, ((family, B, H, T), training) in enumerate(cases, 1):
+        engines = crossover_engines(family) if args.crossover else ()
         new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup,
-                      args.streamed)
+                      engines, args.streamed)
         rows += new
         for r in new:
             print(f"{family:4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
                   f"triton {r['triton']:9.2f} "
                   + "  ".join(f"{c} {v:9.2f}" for c, v in r["torch"].items())
+                  + "".join(f"  {e} {r['engines'][e]:9.2f}" for e in engines)
                   + "  µs/step  " + "  ".join(f"×{r['speedup'][c]:.2f} vs {c}"
                                                for c in TORCH_COLUMNS)
                   + (f"  {r['form']}, streamed {r['streamed']:.2f} (×{r['vs_streamed']:.2f})"
                      if args.streamed else ""), flush=True)
         out.write_text(report(rows, done, len(cases), args, device, started))
-    print(f"wrote {out}")
+        if args.crossover:
+            write_crossover(args.crossover, new, source)
+    print(f"wrote {out}" + (f" and {args.crossover}" if args.crossover else ""))
 
 
 if __name__ == "__main__":

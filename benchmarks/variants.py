@@ -19,9 +19,14 @@ the fastest engine there.
     python benchmarks/variants.py                  # CPU: B=16, I=H=128, T=100, 2 threads
     python benchmarks/variants.py --device cuda    # GPU: B=64, I=H=512, T=100, fp32 and bf16
     python benchmarks/variants.py --quick          # tiny sizes, one round: checks the script
+    python benchmarks/variants.py --device cuda --crossover crossover_cuda.json
 
 Writes ``benchmarks/results/variants_<device>.md`` (``variants_<device>_quick.md`` with
-``--quick``) with the machine and the command.
+``--quick``) with the machine and the command. On CUDA ``--crossover FILE`` adds to the crossover
+table FILE that ``backend="auto"`` reads there (:mod:`rnnlab.backends.crossover_table`) one row
+per family, configuration class, dtype and mode: the µs per step of each forced engine on the
+class's first variant here (its representative: ``peephole`` for peepholes, clipping and coupled
+gates, ``zoneout=0.1`` for the regularisers, …).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import torch
 from cpu_engine import cpu_model  # benchmarks/ is the script's folder
 
 import rnnlab
-from rnnlab.backends import select_backend
+from rnnlab.backends import crossover_table, select_backend
+from rnnlab.backends.crossover import config_class
 from rnnlab.layers.sequence import to_batch
 
 # (family, variant, options); the first row of a family is its plain layer
@@ -216,6 +222,27 @@ def table(times: dict, picks: dict, unavailable: dict, engines: list[str]) -> li
     return lines
 
 
+def crossover_rows(times: dict, layers: dict, engines: list[str], dtype: str, training: bool,
+                   sizes) -> list[crossover_table.Row]:
+    """The crossover table's rows of one mode: per family and configuration class
+    (:func:`rnnlab.backends.crossover.config_class` of the layer in this mode) the µs per step
+    of each forced engine that ran the class's first variant."""
+    B, H, T = sizes
+    rows = {}
+    for family, variant, _ in VARIANTS:
+        layer = layers.get((family, variant, "auto"))
+        if layer is None:  # rnnlab refuses the variant
+            continue
+        layer.train(training)
+        key = (family, config_class(layer))
+        us = {e: times[family, variant, e] * 1e3 / T for e in engines
+              if (family, variant, e) in times}
+        if key not in rows and us:
+            rows[key] = crossover_table.Row(family, key[1], dtype,
+                                            "train" if training else "infer", B, H, T, us)
+    return list(rows.values())
+
+
 def machine(device) -> str:
     from rnnlab.backends.triton.launch import cudnn_rnn_tf32
 
@@ -248,10 +275,15 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, one round: checks the script, times nothing")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--crossover", type=Path, default=None, metavar="FILE",
+                        help="with --device cuda: add the measured rows to this crossover table "
+                             "(created if absent)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA GPU")
+    if args.crossover and device.type != "cuda":
+        parser.error("--crossover: the table is of CUDA timings, run with --device cuda")
     dtypes = (args.dtypes or ("float32,bfloat16" if device.type == "cuda" else "float32"))
     dtypes = dtypes.split(",")
     if unknown := [d for d in dtypes if d not in DTYPES]:
@@ -275,13 +307,19 @@ def main():
             times = measure(runs(x, baselines, layers, training), device, args.rounds,
                             max(1, args.warmup))
             picks = auto_picks(x, layers, training)
+            if args.crossover:
+                crossover_table.write(
+                    args.crossover,
+                    crossover_rows(times, layers, engines[1:], dtype_name, training, (B, H, T)),
+                    crossover_table.describe_source(
+                        device, f"python benchmarks/variants.py {' '.join(sys.argv[1:])}"))
             sections += [f"## {dtype_name}, {mode}", "",
                          "Baselines: " + " · ".join(f"{name} {times[name]:.2f} ms"
                                                     for name in baselines), "",
                          *table(times, picks, unavailable, engines), ""]
             print(f"{dtype_name} {mode}: {len(times)} timings", flush=True)
             write_report(out, sections, total, args, device, (B, H, T), started)
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" and {args.crossover}" if args.crossover else ""))
 
 
 def write_report(out: Path, sections: list[str], total: int, args, device, sizes,

@@ -342,6 +342,21 @@ def test_mask_rates():
         assert abs(zone.mean().item() - p) < 0.01 and set(zone.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("dtype", [F64, torch.float32, torch.bfloat16])
+def test_draws_resolve_the_rate_to_sixteen_bits(dtype):
+    """P(1) = round(p·2¹⁶)/2¹⁶: rates within 2⁻¹⁷ of 0 or 1 are never / always drawn, and a rate
+    one step above 0 fires at that rate (2⁻¹⁶ of 2²² draws: 64 expected)."""
+    like = torch.empty(0, dtype=dtype)
+    shape = (1024, 4096)
+    assert regularisers.bernoulli(shape, 2.0**-18, like).sum() == 0
+    assert regularisers.bernoulli(shape, 1 - 2.0**-18, like).min() == 1
+    gen = torch.Generator().manual_seed(0)
+    fired = regularisers.bernoulli(shape, 2.0**-16, like, gen).double().sum().item()
+    assert 30 < fired < 110  # Poisson(64): outside this range with probability < 1e-4
+    draws = regularisers.bernoulli((3, 5, 7), 0.5, like)
+    assert draws.dtype == dtype and draws.shape == (3, 5, 7)
+
+
 def test_layer_rates_end_to_end():
     """Zoneout: the fraction of units that keep their previous value is p; recurrent dropout:
     one mask per sequence, the same at every step; weight dropout: a fraction p of W_hh."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from rnnlab.backends.crossover_table import load
+
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu_layers.py"
 
 
@@ -26,9 +28,17 @@ def smoke_environment() -> dict:
 
 
 def test_smoke_run_writes_a_complete_report(tmp_path):
-    out = tmp_path / "report.md"
-    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+    out, table = tmp_path / "report.md", tmp_path / "crossover_cuda.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out),
+                    "--crossover", str(table)],
                    env=smoke_environment(), check=True, capture_output=True, timeout=300)
+    # the crossover table: every row, triton and the engine auto weighs it against
+    rows = load(table).rows
+    assert {(r.family, r.dtype, r.mode) for r in rows} == {
+        (f, d, m) for f in ("LSTM", "SRU") for d in ("bfloat16", "float32")
+        for m in ("train", "infer")}
+    assert {r.family: set(r.us_per_step) for r in rows} == {
+        "LSTM": {"native", "triton"}, "SRU": {"reference", "triton"}}
     report = out.read_text()
     for section in ("## Machine", "## Acceptance", "## Results"):
         assert section in report

@@ -190,6 +190,13 @@ class RecurrentBase(nn.Module):
         return [getattr(self, full) for keys in self._param_keys for names in keys
                 for full in names.values()]
 
+    def records_grad(self, x: Tensor) -> bool:
+        """Whether a call on ``x`` records autograd's graph (grad mode on, and ``x`` or a weight
+        requires grad): a training call, for the engines' measured speed rules."""
+        if not torch.is_grad_enabled():
+            return False
+        return x.requires_grad or any(p.requires_grad for p in self.weights())
+
     def flatten_parameters(self) -> None:
         """Put the recurrent weights in one contiguous buffer for cuDNN, as
         :meth:`torch.nn.RNNBase.flatten_parameters`: on CUDA, for a configuration cuDNN runs,

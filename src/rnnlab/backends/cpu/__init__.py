@@ -60,12 +60,6 @@ def unsupported(layer, batch) -> str | None:
     return None
 
 
-def _grad_needed(layer, batch) -> bool:
-    if not torch.is_grad_enabled():
-        return False
-    return batch.x.requires_grad or any(p.requires_grad for p in layer.weights())
-
-
 def _onednn_lstm_faster(isa: str, training: bool, B: int, H: int) -> bool:
     """Where torch's oneDNN LSTM op measured faster than this engine (``benchmarks/cpu_engine.py``
     on 2 cores): on AVX-512 (``benchmarks/results/cpu_engine_avx512.md``) from B·H = 16·128 on,
@@ -90,7 +84,7 @@ def prefer(layer, batch) -> bool:
     if layer.family != "LSTM" or layer.proj_size:
         return True
     return not _onednn_lstm_faster(torch.backends.cpu.get_cpu_capability(),
-                                   _grad_needed(layer, batch), batch.x.shape[1],
+                                   layer.records_grad(batch.x), batch.x.shape[1],
                                    layer.hidden_size)
 
 

@@ -19,8 +19,9 @@ variable lengths; any gate, candidate and output activations of :mod:`rnnlab.act
 (``tl.constexpr`` choices of each family's kernel), and the regularisers of
 :mod:`rnnlab.regularisers` (recurrent dropout, zoneout and its eval-mode expectation, weight
 dropout) with the masks the layer draws, so equal generators give the reference engine's
-result. ``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies and uses this
-engine on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with
+result. ``backend="auto"`` keeps torch's fused op (cuDNN) first where it applies, except where
+the crossover table measured this engine more than 5 % faster (:mod:`rnnlab.backends.crossover`),
+and uses this engine on CUDA for what cuDNN cannot run (SRU, the LSTM variants, GRU with
 ``reset_after=False``, layer norm, activations, regularisers). The layer norms reduce over a
 whole row each step: their kernels add sub-steps in which a tile's programs share partial row
 statistics (see :mod:`rnnlab.backends.triton.layernorm_lstm_kernels`).
