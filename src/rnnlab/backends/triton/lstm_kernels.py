@@ -279,7 +279,8 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
     else:
         if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
             j0 = tl.program_id(1) * BLOCK_H
-            w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            if not COUPLED:  # coupled gates: da_i = 0
+                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
             w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
             w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
             w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
@@ -295,8 +296,10 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, lengths_ptr, gates_ptr, c_p
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_i, 0, rows, row_mask, cols,
-                                        col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
+                    if not COUPLED:  # coupled gates: da_i = 0
+                        acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_i, 0, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
                     acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_f, 1, rows, row_mask, cols,
                                         col_mask, H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
                     acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_g, 2, rows, row_mask, cols,
