@@ -29,12 +29,7 @@ from triton.compiler import ASTSource
 
 from rnnlab.activations import NAMES
 from rnnlab.backends.triton.gru_kernels import gru_backward_kernel, gru_forward_kernel
-from rnnlab.backends.triton.launch import (
-    RESIDENT_BUDGET,
-    RESIDENT_WARPS,
-    resident_bytes,
-    schedule,
-)
+from rnnlab.backends.triton.launch import RESIDENT_BUDGET, resident_bytes, schedule
 from rnnlab.backends.triton.lstm_kernels import lstm_backward_kernel, lstm_forward_kernel
 from rnnlab.backends.triton.rnn_kernels import rnn_backward_kernel, rnn_forward_kernel
 
@@ -118,33 +113,37 @@ def compile_kernel(fn, w_type: str, constexprs: dict, num_warps: int, num_stages
                           options=dict(num_warps=num_warps, num_stages=num_stages))
 
 
-def rows_for(family: str, dtype: str, B: int, H: int, resident: bool, warps: dict) -> list[dict]:
-    """Compile the family's forward and backward for one (dtype, B, H) and form: two rows."""
+def rows_for(family: str, dtype: str, B: int, H: int, resident: bool, warps: int | None
+             ) -> list[dict]:
+    """Compile the family's forward and backward for one (dtype, B, H) and form: two rows.
+    ``warps``: the resident kernels' ``num_warps`` instead of the host's."""
     gates, forward, backward, options = KERNELS[family]
     torch_dtype, w_type, precision = DTYPES[dtype]
-    plan = schedule(B, H, sms=SMS, gates=gates, itemsize=torch_dtype.itemsize,
-                    resident=False if not resident else None)
-    note = ""
-    if resident and not plan["RESIDENT"]:  # compile what the host refuses, to show why
-        block_h = max(16, triton.next_power_of_2(triton.cdiv(H, SMS // triton.cdiv(
-            B, plan["BLOCK_B"]))))
-        plan.update(BLOCK_H=block_h, columns=triton.cdiv(H, block_h), RESIDENT=True,
-                    SYNC="grid")
-        note = "host keeps it streamed"
-    columns = plan.pop("columns")
     out = []
     for direction, fn in (("fwd", forward), ("bwd", backward)):
+        plan = schedule(B, H, sms=SMS, gates=gates, itemsize=torch_dtype.itemsize,
+                        backward=direction == "bwd", resident=False if not resident else None)
+        note = ""
+        if resident and not plan["RESIDENT"]:  # compile what the host refuses, to show why
+            tiles = triton.cdiv(B, plan["BLOCK_B"])
+            block_h = max(16, triton.next_power_of_2(triton.cdiv(H, SMS // tiles)))
+            plan.update(BLOCK_H=block_h, columns=triton.cdiv(H, block_h), RESIDENT=True,
+                        SYNC="grid", num_stages=1, num_warps=8)
+            note = "host keeps it streamed"
+        if plan["RESIDENT"] and warps:
+            plan["num_warps"] = warps
+        columns = plan.pop("columns")
+        num_warps, num_stages = plan.pop("num_warps", 4), plan.pop("num_stages", 3)
         constexprs = dict(plan, PRECISION=precision, **COMMON, **options)
         if direction == "bwd":
             constexprs.pop("TRAINING")
             if family == "GRU":
                 constexprs.pop("HAS_BIAS")
-        num_warps, num_stages = warps.get(plan["RESIDENT"], (4, 3))
         kernel = compile_kernel(fn, w_type, constexprs, num_warps, num_stages)
         outside, inside = weight_loads(kernel.asm["ttgir"])
         shared = kernel.metadata.shared
         estimate = resident_bytes(gates, plan["H_PAD"], plan["BLOCK_H"], plan["BLOCK_B"],
-                                  torch_dtype.itemsize)
+                                  torch_dtype.itemsize, direction == "bwd")
         out.append(dict(family=family, dtype=dtype, B=B, H=H, dir=direction, estimate=estimate,
                         form="resident" if plan["RESIDENT"] else "streamed",
                         BLOCK_B=plan["BLOCK_B"], BLOCK_H=plan["BLOCK_H"], columns=columns,
@@ -174,21 +173,21 @@ def rule(rows: list[dict]) -> list[str]:
         lines.append(f"- The {len(refused)} resident kernels the host refuses take "
                      f"{min(r['shared'] for r in refused)}–{max(r['shared'] for r in refused)} "
                      f"bytes; over the limit: {sum(not r['fits'] for r in refused)}.")
-    lines.append(f"- `launch.resident_bytes` (G·H_PAD·BLOCK_H·itemsize + BLOCK_B·H_PAD·4) is "
-                 f"exact for {len(exact)} of {len(resident)} resident kernels and an upper "
-                 f"bound for {len(resident) - len(under)}; under the compiler's figure for "
-                 f"{len(under)}.")
+    lines.append(f"- `launch.resident_bytes` (G·H_PAD·BLOCK_H·itemsize + BLOCK_B·H_PAD·4 "
+                 f"backward, + BLOCK_B·H_PAD·itemsize + 4096 forward) is exact for "
+                 f"{len(exact)} of {len(resident)} resident kernels and at least the compiler's "
+                 f"figure for {len(resident) - len(under)}; under it for {len(under)}.")
     lines.append("- Spilling resident kernels (BLOCK_B, H, direction): "
                  + (", ".join(f"({b}, {h}, {d})" for b, h, d in spilled) or "none")
                  + f"; streamed kernels spill up to {max(streamed_spills, default=0)} bytes.")
     lines += ["", "Implied rule (`launch.schedule`): keep W_hh resident when each program can own "
               "one block (BLOCK_H the smallest power of two ≥ 16 whose blocks fit the SMs left "
               "for a tile) and `resident_bytes` ≤ `RESIDENT_BUDGET`; the shared memory is the "
-              "binding limit (a resident kernel over it cannot launch), spills are not: the "
-              "streamed kernels spill as much or more at the same sizes. Resident kernels run "
-              f"with num_warps = {RESIDENT_WARPS} and num_stages = 1 (software pipelining "
-              "would stage copies of the per-step operand tiles: 656 KB in the H = 1024 "
-              "LSTM backward).", ""]
+              "binding limit (a resident kernel over it cannot launch). Resident kernels run "
+              "with num_stages = 1 (software pipelining would stage copies of the per-step "
+              "operand tiles: 656 KB in the H = 1024 LSTM backward) and `launch.resident_warps`"
+              " (4 warps for the forward of a 16-row tile, 8 otherwise: the fewest spills of "
+              "the 4- and 8-warp compiles).", ""]
     return lines
 
 
@@ -222,19 +221,19 @@ def main(argv=None) -> None:
     parser.add_argument("--hiddens", default="256,512,1024")
     parser.add_argument("--batches", default="8,64")
     parser.add_argument("--forms", default="streamed,resident")
-    parser.add_argument("--resident-warps", type=int, default=4)
-    parser.add_argument("--resident-stages", type=int, default=1)
+    parser.add_argument("--resident-warps", type=int, default=None,
+                        help="num_warps of the resident kernels (default: the host's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    warps = {True: (args.resident_warps, args.resident_stages)}
     rows = []
     for family in args.families.split(","):
         for dtype in args.dtypes.split(","):
             for B in map(int, args.batches.split(",")):
                 for H in map(int, args.hiddens.split(",")):
                     for resident in (form == "resident" for form in args.forms.split(",")):
-                        for row in rows_for(family, dtype, B, H, resident, warps):
+                        for row in rows_for(family, dtype, B, H, resident,
+                                            args.resident_warps):
                             rows.append(row)
                             print(row, flush=True)
     text = report(rows, "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]))

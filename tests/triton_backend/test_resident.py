@@ -62,29 +62,36 @@ def test_resident_half_precision(kernel, dtype, monkeypatch):
 H200 = 132
 
 
-@pytest.mark.parametrize("family, gates, dtype, B, H, expected", [
+@pytest.mark.parametrize("gates, dtype, B, H, backward, expected", [
     # resident: the smallest BLOCK_H ≥ 16 whose blocks fit the tile's SMs, if it fits on chip
-    ("LSTM", 4, torch.bfloat16, 8, 1024, (True, 16, 64)),
-    ("LSTM", 4, torch.bfloat16, 8, 256, (True, 16, 16)),
-    ("LSTM", 4, torch.float32, 8, 512, (True, 16, 32)),
-    ("GRU", 3, torch.bfloat16, 64, 512, (True, 16, 32)),
-    ("RNN", 1, torch.float32, 8, 1024, (True, 16, 64)),
-    ("RNN", 1, torch.float32, 64, 1024, (False, 64, 16)),  # the 64 × 1024 operand tile
+    (4, torch.bfloat16, 8, 1024, False, (True, 16, 64, 4)),  # LSTM
+    (4, torch.bfloat16, 8, 1024, True, (True, 16, 64, 8)),
+    (4, torch.bfloat16, 8, 256, False, (True, 16, 16, 4)),
+    (4, torch.float32, 8, 512, True, (True, 16, 32, 8)),
+    (3, torch.bfloat16, 64, 512, False, (True, 16, 32, 8)),  # GRU
+    (1, torch.float32, 8, 1024, True, (True, 16, 64, 8)),  # RNN
+    # the forward stages h̄ in the weights' dtype, the backward its gradients in float32
+    (1, torch.bfloat16, 64, 1024, False, (True, 16, 64, 8)),
+    (1, torch.bfloat16, 64, 1024, True, (False, 64, 16, None)),
+    (3, torch.float32, 64, 512, False, (False, 64, 8, None)),  # 233472 bytes compiled
+    (3, torch.float32, 64, 512, True, (True, 16, 32, 8)),
     # streamed (BLOCK_H 64, as many programs as blocks up to the SMs): over the budget
-    ("LSTM", 4, torch.float32, 8, 1024, (False, 64, 16)),
-    ("LSTM", 4, torch.bfloat16, 64, 1024, (False, 64, 16)),
-    ("GRU", 3, torch.bfloat16, 512, 1024, (False, 64, 16)),  # 8 tiles: 16 SMs each
-    ("RNN", 1, torch.bfloat16, 16384, 256, (False, 64, 1)),  # 256 tiles: no SM left
-], ids=lambda v: str(v).replace("torch.", ""))
-def test_host_rule_on_an_h200(family, gates, dtype, B, H, expected):
-    plan = schedule(B, H, sms=H200, gates=gates, itemsize=dtype.itemsize)
-    assert (plan["RESIDENT"], plan["BLOCK_H"], plan["columns"]) == expected
+    (4, torch.float32, 8, 1024, False, (False, 64, 16, None)),
+    (4, torch.bfloat16, 64, 1024, False, (False, 64, 16, None)),
+    (3, torch.bfloat16, 512, 1024, True, (False, 64, 16, None)),  # 8 tiles: 16 SMs each
+    (1, torch.bfloat16, 16384, 256, False, (False, 64, 1, None)),  # 256 tiles: no SM left
+])
+def test_host_rule_on_an_h200(gates, dtype, B, H, backward, expected):
+    plan = schedule(B, H, sms=H200, gates=gates, itemsize=dtype.itemsize, backward=backward)
+    assert (plan["RESIDENT"], plan["BLOCK_H"], plan["columns"],
+            plan.get("num_warps")) == expected
     tiles = -(-B // plan["BLOCK_B"])
     if plan["RESIDENT"]:  # one block per program, all resident at once, within the budget
         assert plan["columns"] * plan["BLOCK_H"] >= H > (plan["columns"] - 1) * plan["BLOCK_H"]
         assert tiles * plan["columns"] <= H200 and plan["SYNC"] == "grid"
+        assert plan["num_stages"] == 1
         assert resident_bytes(gates, plan["H_PAD"], plan["BLOCK_H"], plan["BLOCK_B"],
-                              dtype.itemsize) <= RESIDENT_BUDGET
+                              dtype.itemsize, backward) <= RESIDENT_BUDGET
 
 
 def test_host_rule_off_the_gpu_streams_unless_forced():

@@ -95,7 +95,7 @@ class GRUFunction(torch.autograd.Function):
         launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
                aux, m, hbar, zone, *unused, dgx, dgh, h_all, dh_buf, T, B, H, dtype=x.dtype,
                device=x.device, RESET_AFTER=ctx.reset_after, **_activations(ctx.opts),
-               **ctx.modes, LAYER_NORM=False, gates=3)
+               **ctx.modes, LAYER_NORM=False, gates=3, backward=True)
         dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
         dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = dgx2.t() @ flat(x)

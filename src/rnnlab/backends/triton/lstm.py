@@ -95,7 +95,7 @@ class LSTMFunction(torch.autograd.Function):
                clipped, m, zone_h, zone_c, c_tilde, *unused, d_a, h_all, h_all, dh_buf, dc_buf,
                T, B, H, dtype=x.dtype, device=x.device, PEEPHOLE=ctx.has_peephole,
                HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,
-               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False, gates=4)
+               **_activations(ctx.opts), **ctx.modes, LAYER_NORM=False, gates=4, backward=True)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)

@@ -63,7 +63,7 @@ class RNNFunction(torch.autograd.Function):
         dh_buf[T % 2] = dh
         launch(rnn_backward_kernel, B, H, T + 1, float32(dy), w_hh, lengths, h_all, m, zone,
                h_tilde, d_a, dh_buf, T, B, H, dtype=x.dtype, device=x.device, RELU=ctx.relu,
-               **ctx.modes, gates=1)
+               **ctx.modes, gates=1, backward=True)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)
