@@ -173,10 +173,12 @@ def rule(rows: list[dict]) -> list[str]:
         lines.append(f"- The {len(refused)} resident kernels the host refuses take "
                      f"{min(r['shared'] for r in refused)}–{max(r['shared'] for r in refused)} "
                      f"bytes; over the limit: {sum(not r['fits'] for r in refused)}.")
-    lines.append(f"- `launch.resident_bytes` (G·H_PAD·BLOCK_H·itemsize + BLOCK_B·H_PAD·4 "
-                 f"backward, + BLOCK_B·H_PAD·itemsize + 4096 forward) is exact for "
-                 f"{len(exact)} of {len(resident)} resident kernels and at least the compiler's "
-                 f"figure for {len(resident) - len(under)}; under it for {len(under)}.")
+    lines.append(f"- `launch.resident_bytes` (G·H_PAD·BLOCK_H·itemsize + BLOCK_B·H_PAD·(4 "
+                 f"backward, itemsize forward) + 4096) is exact for {len(exact)} of "
+                 f"{len(resident)} resident kernels, at least the compiler's figure for "
+                 f"{len(resident) - len(under)} (at most "
+                 f"{max((r['estimate'] - r['shared'] for r in resident), default=0)} bytes "
+                 f"over); under it for {len(under)}.")
     lines.append("- Spilling resident kernels (BLOCK_B, H, direction): "
                  + (", ".join(f"({b}, {h}, {d})" for b, h, d in spilled) or "none")
                  + f"; streamed kernels spill up to {max(streamed_spills, default=0)} bytes.")

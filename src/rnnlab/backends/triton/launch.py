@@ -53,13 +53,12 @@ RESIDENT_BUDGET = 227 * 1024
 def resident_bytes(gates: int, h_pad: int, block_h: int, block_b: int, itemsize: int,
                    backward: bool = False) -> int:
     """Shared memory of a resident program, as the sm_90 compile lays it out: its ``gates``
-    slices of W_hh (h_pad × block_h weights of ``itemsize`` bytes) and the step's operand tile
-    (block_b × h_pad): the backward's gate gradients staged as float32 (exact), the forward's
-    h̄_{t-1} in the weights' dtype plus at most 4 KB of scratch (an upper bound)."""
-    weights = gates * h_pad * block_h * itemsize
-    if backward:
-        return weights + block_b * h_pad * 4
-    return weights + block_b * h_pad * itemsize + 4096
+    slices of W_hh (h_pad × block_h weights of ``itemsize`` bytes), the step's operand tile
+    (block_b × h_pad: the backward's gate gradients staged as float32, the forward's h̄_{t-1}
+    in the weights' dtype) and up to 4 KB of scratch, an upper bound (at most 4 KB over the
+    compiler's figure)."""
+    operand = 4 if backward else itemsize
+    return gates * h_pad * block_h * itemsize + block_b * h_pad * operand + 4096
 
 
 def resident_warps(block_b: int, backward: bool) -> int:
