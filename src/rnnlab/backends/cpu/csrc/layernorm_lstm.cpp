@@ -33,6 +33,23 @@ namespace rnnlab {
 
 namespace {
 
+// One gate block of a row: q̂ = (q - mean)·rstd into qh, a = q̂∘γ_hh + G, and into G the
+// activation of code K of a (K < 0: a itself, activated later by activate()).
+template <int K, typename T>
+inline void gate_block(const T* __restrict q, T* __restrict qh, T* __restrict g,
+                       const T* __restrict gamma, T mean, T rstd, int64_t n) {
+  RNNLAB_SIMD
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = (q[j] - mean) * rstd;
+    qh[j] = v;
+    const T a = g[j] + v * gamma[j];
+    if constexpr (K >= 0)
+      g[j] = act_apply<K>(a, T(0), T(0));
+    else
+      g[j] = a;
+  }
+}
+
 template <typename T>
 std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_ih, const Tensor& w_hh,
@@ -91,6 +108,10 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/true, 4, H, H);
+  // σ and tanh: each activation in the pass that forms its input (else passes of activate())
+  const bool standard = gate.code == kSigmoid && cand.code == kTanh && out_act.code == kTanh;
+  with_flag(standard, [&](auto standard_acts) {
+  constexpr bool kStandard = decltype(standard_acts)::value;
   team(team_size<T>(B * G4 * H, H), [&](int tid, int nt) {
     const Share u = share_of<T>(B, H, tid, nt);
     const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
@@ -108,25 +129,26 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
         T mean, rstd;
         row_moments(q, G4, mean, rstd);
         if (u.rank == 0) shh_ptr[t * B + b] = rstd;
-        T* g = g_ptr + (t * B + b) * G4;
-        T* qh = qh_ptr + (t * B + b) * G4;
-        for (int k = 0; k < 4; ++k) {
-          const int64_t o = k * H + u.j0;
-          RNNLAB_SIMD
-          for (int64_t j = o; j < o + n; ++j) {
-            const T v = (q[j] - mean) * rstd;
-            qh[j] = v;
-            g[j] += v * g_hh[j];  // a = q̂∘γ_hh + p̂∘γ_ih + b
-          }
-        }
-        T* gi = g + u.j0;
+        T* g = g_ptr + (t * B + b) * G4 + u.j0;  // a = q̂∘γ_hh + p̂∘γ_ih + b, then φ(a)
+        T* qh = qh_ptr + (t * B + b) * G4 + u.j0;
+        const T* gm = g_hh + u.j0;
+        T* gi = g;
         T* gf = gi + H;
         T* gg = gi + 2 * H;
         T* go = gi + 3 * H;
-        activate(gate, gi, gi, n);
-        activate(gate, gf, gf, n);
-        activate(cand, gg, gg, n);
-        activate(gate, go, go, n);
+        if constexpr (kStandard) {
+          gate_block<kSigmoid>(q + u.j0, qh, gi, gm, mean, rstd, n);
+          gate_block<kSigmoid>(q + u.j0 + H, qh + H, gf, gm + H, mean, rstd, n);
+          gate_block<kTanh>(q + u.j0 + 2 * H, qh + 2 * H, gg, gm + 2 * H, mean, rstd, n);
+          gate_block<kSigmoid>(q + u.j0 + 3 * H, qh + 3 * H, go, gm + 3 * H, mean, rstd, n);
+        } else {
+          for (int k = 0; k < 4; ++k)
+            gate_block<-1>(q + u.j0 + k * H, qh + k * H, g + k * H, gm + k * H, mean, rstd, n);
+          activate(gate, gi, gi, n);
+          activate(gate, gf, gf, n);
+          activate(cand, gg, gg, n);
+          activate(gate, go, go, n);
+        }
         const T* __restrict cp = c_prev + b * H + u.j0;
         T* __restrict ct = ct_ptr + b * H + u.j0;
         RNNLAB_SIMD
@@ -158,9 +180,10 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
           for (int64_t j = 0; j < n; ++j) {
             const T v = (ct[j] - mean) * rstd;
             ch[j] = v;
-            phi[j] = v * gcj[j] + bcj[j];
+            const T z = v * gcj[j] + bcj[j];
+            phi[j] = kStandard ? tanh_(z) : z;
           }
-          activate(out_act, phi, phi, n);
+          if constexpr (!kStandard) activate(out_act, phi, phi, n);
           const T* __restrict go = g_ptr + (t * B + b) * G4 + 3 * H + u.j0;
           const T* __restrict dh = zh_ptr ? zh_ptr + t * B * H + o : nullptr;
           const T* __restrict dc = zc_ptr ? zc_ptr + t * B * H + o : nullptr;
@@ -178,6 +201,7 @@ std::vector<Tensor> forward_impl(const Tensor& x, const Tensor& h0, const Tensor
       }
       u.sync(nt);  // the next step reads all of h_t
     }
+  });
   });
   return {y,    hs[Tn].clone(), cs[Tn].clone(), G,  Phat, s_ih, Qhat,
           s_hh, Chat,           s_c,            PhiN, cs,   hs,   hin};
@@ -244,6 +268,10 @@ std::vector<Tensor> backward_impl(
   const bool* mask_ptr = has(mask) ? mask->data_ptr<bool>() : nullptr;
 
   StepWeight<T> W_hh(kStepW1, w_hh.data_ptr<T>(), H, /*trans=*/false, 1, H, G4);  // dq W_hh
+  // σ and tanh: their derivatives from the outputs inside the loops (else k_buf's passes)
+  const bool standard = gate.code == kSigmoid && cand.code == kTanh && out_act.code == kTanh;
+  with_flag(standard, [&](auto standard_acts) {
+  constexpr bool kStandard = decltype(standard_acts)::value;
   team(nth, [&](int tid, int nt) {
     const Share u = share_of<T>(B, H, tid, nt);
     const int64_t n = u.j1 - u.j0, rows = u.b1 - u.b0;
@@ -271,11 +299,13 @@ std::vector<Tensor> backward_impl(
         const T* g = g_ptr + row * G4 + u.j0;
         const T* phi = phi_ptr + row * H + u.j0;
         T* k = k_buf.data() + b * 5 * n;
-        activation_grad(gate, g, k, n);
-        activation_grad(gate, g + H, k + n, n);
-        activation_grad(cand, g + 2 * H, k + 2 * n, n);
-        activation_grad(gate, g + 3 * H, k + 3 * n, n);
-        activation_grad(out_act, phi, k + 4 * n, n);
+        if constexpr (!kStandard) {
+          activation_grad(gate, g, k, n);
+          activation_grad(gate, g + H, k + n, n);
+          activation_grad(cand, g + 2 * H, k + 2 * n, n);
+          activation_grad(gate, g + 3 * H, k + 3 * n, n);
+          activation_grad(out_act, phi, k + 4 * n, n);
+        }
         const T* __restrict go = g + 3 * H;
         const T* __restrict ko = k + 3 * n;
         const T* __restrict kn = k + 4 * n;
@@ -295,8 +325,10 @@ std::vector<Tensor> backward_impl(
           const T kept = gh * zh[j];
           gh -= kept;
           kh[j] = kept;
-          dao[j] = gh * phi[j] * ko[j];
-          const T dn = gh * go[j] * kn[j];
+          const T k_o = kStandard ? act_grad<kSigmoid>(go[j], T(0), T(0)) : ko[j];
+          const T k_n = kStandard ? act_grad<kTanh>(phi[j], T(0), T(0)) : kn[j];
+          dao[j] = gh * phi[j] * k_o;
+          const T dn = gh * go[j] * k_n;
           dgc[j] += dn * ch[j];
           dbc[j] += dn;
           dcb[j] = dn * gcj[j];
@@ -333,9 +365,12 @@ std::vector<Tensor> backward_impl(
         for (int64_t j = 0; j < n; ++j) {
           const T kept = dcs[j] * zc[j];
           const T dct = dcs[j] - kept + (dcb[j] - m1 - ch[j] * m2) * sc;
-          dai[j] = dct * gg[j] * ki[j];
-          daf[j] = dct * cp[j] * kf[j];
-          dag[j] = dct * gi[j] * kg[j];
+          const T k_i = kStandard ? act_grad<kSigmoid>(gi[j], T(0), T(0)) : ki[j];
+          const T k_f = kStandard ? act_grad<kSigmoid>(gf[j], T(0), T(0)) : kf[j];
+          const T k_g = kStandard ? act_grad<kTanh>(gg[j], T(0), T(0)) : kg[j];
+          dai[j] = dct * gg[j] * k_i;
+          daf[j] = dct * cp[j] * k_f;
+          dag[j] = dct * gi[j] * k_g;
           dcs[j] = dct * gf[j] + kept;
         }
         T* da = da_ptr + row * G4;
@@ -384,6 +419,7 @@ std::vector<Tensor> backward_impl(
         }
       }
     }
+  });
   });
 
   const InputGrads in = input_grads<T>(dA, DQ, x, w_ih, hs, hin, need_dx);
