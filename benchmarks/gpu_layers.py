@@ -27,6 +27,8 @@ reads on CUDA (:mod:`rnnlab.backends.crossover_table`; rewritten after every con
     python benchmarks/gpu_layers.py                    # full grid, triton bf16 and fp32
     python benchmarks/gpu_layers.py --families LSTM --batches 8,32 --lengths 1024
     python benchmarks/gpu_layers.py --columns 8   # split each tile's units over 8 programs
+    python benchmarks/gpu_layers.py --streamed    # also time the triton layers with their
+                                                  # weights streamed (RNNLAB_TRITON_RESIDENT=0)
     python benchmarks/gpu_layers.py --crossover crossover_cuda.json  # and the auto table
     python benchmarks/gpu_layers.py --families LSTM --proj-size 128   # and projected, P = 128
     python benchmarks/gpu_layers.py --smoke       # tiny: on the GPU, or on the CPU under
@@ -117,6 +119,32 @@ def step_fn(layer, x, training: bool):
     return run
 
 
+def streamed(fn):
+    """``fn`` with the Triton kernels' weights streamed from memory every step
+    (``RNNLAB_TRITON_RESIDENT=0``), whatever the host would choose."""
+    def run():
+        before = os.environ.get("RNNLAB_TRITON_RESIDENT")
+        os.environ["RNNLAB_TRITON_RESIDENT"] = "0"
+        try:
+            fn()
+        finally:
+            if before is None:
+                del os.environ["RNNLAB_TRITON_RESIDENT"]
+            else:
+                os.environ["RNNLAB_TRITON_RESIDENT"] = before
+    return run
+
+
+def resident_form(family: str, B: int, H: int, dtype, device, proj: int = 0) -> str:
+    """Whether the host keeps the family's recurrent weights on chip for (B, H, dtype)."""
+    from rnnlab.backends.triton.launch import plan_for
+
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}.get(family)
+    if gates is None or proj:  # the projected LSTM streams its weights
+        return "—"
+    return "resident" if plan_for(B, H, device, gates, dtype)["RESIDENT"] else "streamed"
+
+
 def elapsed_ms(fn, device) -> float:
     if device.type != "cuda":
         start = time.perf_counter()
@@ -131,13 +159,17 @@ def elapsed_ms(fn, device) -> float:
 
 
 def measure(family, B, H, T, training, dtypes, device, rounds, warmup, engines=(),
-            proj=0) -> list[dict]:
+            compare_streamed=False, proj=0) -> list[dict]:
     """One row per triton dtype: the median µs per step of every column, of triton and each of
     ``engines`` (rnnlab layers), and the median (over rounds) of the paired ratios torch time /
-    triton time."""
+    triton time; with ``compare_streamed`` also the triton layer with its weights streamed,
+    and the ratio streamed time / triton time. ``proj``: the LSTM's ``proj_size``."""
     layers = make_layers(family, H, dtypes, device, engines, proj)
     x = torch.randn(T, B, H, device=device)
     fns = {name: step_fn(layer, x, training) for name, layer in layers.items()}
+    if compare_streamed:
+        for name in dtypes:
+            fns[f"streamed {SHORT[name]}"] = streamed(fns[f"triton {SHORT[name]}"])
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -156,6 +188,11 @@ def measure(family, B, H, T, training, dtypes, device, rounds, warmup, engines=(
             speedup={c: statistics.median(a / b for a, b in zip(samples[c], samples[ours]))
                      for c in TORCH_COLUMNS},
             tflops=flops_per_step(family, B, H, training, proj) / med[ours] / 1e6))
+        if compare_streamed:
+            mine = f"streamed {SHORT[name]}"
+            rows[-1].update(form=resident_form(family, B, H, DTYPES[name], device, proj),
+                            streamed=med[mine], vs_streamed=statistics.median(
+                                a / b for a, b in zip(samples[mine], samples[ours])))
     return rows
 
 
@@ -253,14 +290,17 @@ def report(rows, done: int, total: int, args, device, started: float) -> str:
              "same size.", "",
              "| family | dtype | B | H | T | mode | triton µs | "
              + " | ".join(f"{c} µs" for c in columns) + " | "
-             + " | ".join(f"× vs {c}" for c in columns) + " | TFLOP/s |",
-             "|" + " --- |" * (8 + 2 * len(columns))]
+             + " | ".join(f"× vs {c}" for c in columns) + " | TFLOP/s |"
+             + (" weights | streamed µs | × vs streamed |" if args.streamed else ""),
+             "|" + " --- |" * (8 + 2 * len(columns) + (3 if args.streamed else 0))]
     for r in rows:
         lines.append(f"| {label(r)} | {SHORT[r['dtype']]} | {r['B']} | {r['H']} | {r['T']} | "
                      f"{r['mode']} | {r['triton']:.2f} | "
                      + " | ".join(f"{r['torch'][c]:.2f}" for c in columns) + " | "
                      + " | ".join(f"{r['speedup'][c]:.2f}" for c in columns)
-                     + f" | {r['tflops']:.2f} |")
+                     + f" | {r['tflops']:.2f} |"
+                     + (f" {r['form']} | {r['streamed']:.2f} | {r['vs_streamed']:.2f} |"
+                        if args.streamed else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -277,6 +317,9 @@ def main():
                         help="programs per tile of sequences (RNNLAB_TRITON_COLUMN_PROGRAMS)")
     parser.add_argument("--proj-size", type=int, default=0,
                         help="also time each LSTM configuration with H > P projected to P units")
+    parser.add_argument("--streamed", action="store_true",
+                        help="also time the triton layers with their weights streamed "
+                             "(RNNLAB_TRITON_RESIDENT=0) beside the host's choice")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true",
@@ -321,7 +364,7 @@ def main():
     for done, ((family, B, H, T, proj), training) in enumerate(cases, 1):
         engines = crossover_engines(family) if args.crossover else ()
         new = measure(family, B, H, T, training, dtypes, device, args.rounds, args.warmup,
-                      engines, proj)
+                      engines, args.streamed, proj)
         rows += new
         for r in new:
             print(f"{label(r):4} {SHORT[r['dtype']]} B={B:3} H={H:4} T={T:4} {r['mode']:5} "
@@ -329,7 +372,9 @@ def main():
                   + "  ".join(f"{c} {v:9.2f}" for c, v in r["torch"].items())
                   + "".join(f"  {e} {r['engines'][e]:9.2f}" for e in engines)
                   + "  µs/step  " + "  ".join(f"×{r['speedup'][c]:.2f} vs {c}"
-                                               for c in TORCH_COLUMNS), flush=True)
+                                               for c in TORCH_COLUMNS)
+                  + (f"  {r['form']}, streamed {r['streamed']:.2f} (×{r['vs_streamed']:.2f})"
+                     if args.streamed else ""), flush=True)
         out.write_text(report(rows, done, len(cases), args, device, started))
         if args.crossover:
             write_crossover(args.crossover, new, source)

@@ -29,11 +29,18 @@ On the CPU the engine runs only when forced and only under the Triton interprete
 (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 
 On CUDA each tile's hidden units are split over as many programs as the GPU has
-multiprocessors for it, synchronised by a grid barrier (see
-:func:`rnnlab.backends.triton.launch.column_programs`). Environment:
+multiprocessors for it, synchronised by a grid barrier, one per step (the LSTM, GRU and RNN
+backward included; see :func:`rnnlab.backends.triton.launch.column_programs`). Where each
+program then owns one block of hidden units and its slices of ``W_hh`` fit in its shared
+memory, the LSTM, GRU and RNN kernels keep those slices on chip for all T steps instead of
+reading them from memory every step (*resident* weights; the rule is
+:func:`rnnlab.backends.triton.launch.schedule`'s, set from the offline compile in
+``benchmarks/results/kernel_resources_sm90.md``). Environment:
 ``RNNLAB_TRITON_COLUMN_PROGRAMS=n`` asks for ``n`` programs per tile instead (1 under the
 interpreter by default); ``RNNLAB_TRITON_SYNC=launch`` synchronises them with one launch per
-sub-step.
+sub-step; ``RNNLAB_TRITON_RESIDENT=0`` streams the weights everywhere, ``=1`` keeps them
+resident (under the interpreter too) and raises an error saying why where that cannot apply
+(the layer norms, or slices over the on-chip budget).
 """
 
 from __future__ import annotations

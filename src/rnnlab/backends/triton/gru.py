@@ -58,7 +58,8 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zon
     launch(gru_forward_kernel, B, H, substeps, xp, w_hh, b_hn, lengths, h_all, gates, aux, m,
            hbar, zone, *unused, 0.0, T, B, H, dtype=x.dtype, device=x.device,
            RESET_AFTER=reset_after, HAS_BIAS=bias_hh is not None, TRAINING=training,
-           **_activations(opts), REC=rec is not None, ZONE=zone_mode, LAYER_NORM=False)
+           **_activations(opts), REC=rec is not None, ZONE=zone_mode, LAYER_NORM=False,
+           gates=3)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, gates, aux, m, hbar, zone)
 
@@ -89,12 +90,12 @@ class GRUFunction(torch.autograd.Function):
         dgh = torch.empty_like(gates) if ctx.reset_after else dgx
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        substeps = T * (2 if ctx.reset_after else 3)
+        substeps = T * (1 if ctx.reset_after else 2) + 1
         unused = (h_all,) * 4  # the layer norm's buffers
         launch(gru_backward_kernel, B, H, substeps, float32(dy), w_hh, lengths, h_all, gates,
                aux, m, hbar, zone, *unused, dgx, dgh, h_all, dh_buf, T, B, H, dtype=x.dtype,
                device=x.device, RESET_AFTER=ctx.reset_after, **_activations(ctx.opts),
-               **ctx.modes, LAYER_NORM=False)
+               **ctx.modes, LAYER_NORM=False, gates=3, backward=True)
         dgx2, dgh2 = flat(dgx).to(x.dtype), flat(dgh).to(x.dtype)
         dx = (dgx2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = dgx2.t() @ flat(x)

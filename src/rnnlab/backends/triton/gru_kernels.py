@@ -18,17 +18,23 @@ epilogue), else ``h̄ = h``; ``ZONE`` gives the zoneout keep weights ``d_t`` (el
 
 ``aux`` keeps ``gh_n`` (reset_after) or ``rh`` (reset before) for the backward; without a
 backward (``TRAINING`` off) gates and ``aux`` live in one step's slot, overwritten each step.
-The backward runs :mod:`rnnlab.bptt.gru`'s loop in 2 sub-steps per step (3 with the reset
-before the product), with ``dh`` in a two-slot buffer as in
-:mod:`rnnlab.backends.triton.lstm_kernels`::
+The backward runs :mod:`rnnlab.bptt.gru`'s loop from step T-1 down, with ``dh`` in a two-slot
+buffer as in :mod:`rnnlab.backends.triton.lstm_kernels`; *opening* step t forms ``da_n``,
+``da_z`` (and ``da_r``, reset_after) of the program's columns, *closing* it ``dh_{t-1}`` of
+its columns (reading all of the step's ``da``); reset before, a middle sub-step forms
+``d(r∘h̄) = da_n W_hn`` and ``da_r`` (reading all of ``da_n``)::
 
     g = dy_t + dh;   g̃ = g∘(1-d_t) (0 if padded);   da_n, da_z, da_r from g̃ as without zoneout
     dh_{t-1} = g∘(z + d_t∘(1-z)) + (dgh W_hh)∘m     (reset before: (d(rh)∘r + …)∘m)
 
-Sub-steps ``S0 ≤ s < S1`` run in one launch. ``LAYER_NORM`` computes the layer-normalised GRU
-instead (:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward,
-three backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
-otherwise).
+Closing step t and opening step t-1 touch only the program's own columns of ``dh``, so one
+sub-step does both (a block barrier between them): T+1 sub-steps with reset_after, 2T+1
+with the reset before the product, one grid barrier each. Sub-steps ``S0 ≤ s < S1`` run in
+one launch. ``LAYER_NORM`` computes the layer-normalised GRU instead
+(:mod:`rnnlab.backends.triton.layernorm_gru_kernels`: two sub-steps per step forward, 2T+1
+backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``du`` are placeholders
+otherwise). ``RESIDENT`` keeps the program's slices of the three gate blocks of ``W_hh`` on
+chip for all steps (see :mod:`rnnlab.backends.triton.kernels_common`).
 """
 
 import triton
@@ -37,7 +43,10 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
+    gate_product,
+    operand_tile,
+    resident_slice,
+    state_product,
     store_state,
     substep_end,
     tile_rows,
@@ -57,7 +66,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                        SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, HAS_BIAS: tl.constexpr,
                        TRAINING: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
-                       REC: tl.constexpr, ZONE: tl.constexpr, LAYER_NORM: tl.constexpr):
+                       REC: tl.constexpr, ZONE: tl.constexpr, LAYER_NORM: tl.constexpr,
+                       H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """GRU forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences (both reset forms); see the module docstring for the math."""
     PHASES: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
@@ -68,6 +78,15 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                               gate_beta, cand_alpha, cand_beta, BLOCK_B, BLOCK_H, BLOCK_K,
                               PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_r = w_hh_ptr
+            w_z = w_hh_ptr
+            w_n = w_hh_ptr
         for s in range(S0, S1):
             t = s // PHASES
             running = (t < length)[:, None]
@@ -81,18 +100,26 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
+            if s % PHASES == 0:  # the products' operand: h̄_{t-1}, or r∘h̄_{t-1} (reset before)
+                a_in = h_in
+            else:
+                a_in = aux_ptr + kept * B * H
+            if RESIDENT:  # read once for the sub-step's gates
+                a_tile = operand_tile(a_in, H, rows, row_mask, H, w_n, H_PAD)
+            else:
+                a_tile = a_in
             for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                 cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
                 xp = xp_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 gate = gates_ptr + kept * B * 3 * H + rows[:, None] * 3 * H + cols[None, :]
                 h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
                 if s % PHASES == 0:  # r, z (and n, h_t with reset_after)
-                    a_r = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, H, rows,
-                                         row_mask, w_hh_ptr, H, 1, cols, col_mask, H, BLOCK_K,
-                                         PRECISION)
-                    a_z = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, H,
-                                         rows, row_mask, w_hh_ptr, H, 1, cols + H, col_mask, H,
-                                         BLOCK_K, PRECISION)
+                    a_r = gate_product(tl.load(xp, mask=tile_mask, other=0.0), a_in, a_tile,
+                                       w_hh_ptr, w_r, 0, rows, row_mask, cols, col_mask, H,
+                                       BLOCK_K, PRECISION, RESIDENT)
+                    a_z = gate_product(tl.load(xp + H, mask=tile_mask, other=0.0), a_in, a_tile,
+                                       w_hh_ptr, w_z, 1, rows, row_mask, cols, col_mask, H,
+                                       BLOCK_K, PRECISION, RESIDENT)
                     r = activate(a_r, GATE_ACT, gate_alpha, gate_beta)
                     z = activate(a_z, GATE_ACT, gate_alpha, gate_beta)
                     tl.store(gate, r, mask=tile_mask)
@@ -101,8 +128,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                         gh_n = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
                         if HAS_BIAS:
                             gh_n += tl.load(b_hn_ptr + cols, mask=col_mask, other=0.0)[None, :]
-                        gh_n = dot_accumulate(gh_n, h_in, H, rows, row_mask, w_hh_ptr, H, 1,
-                                              cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                        gh_n = gate_product(gh_n, a_in, a_tile, w_hh_ptr, w_n, 2, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, PRECISION, RESIDENT)
                         n = activate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0) + r * gh_n,
                                      CAND_ACT, cand_alpha, cand_beta)
                         tl.store(aux_ptr + kept * B * H + at, gh_n, mask=tile_mask)
@@ -114,15 +141,72 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                             h_old = tl.load(h_in + at, mask=tile_mask, other=0.0)  # m∘h_{t-1}
                         tl.store(aux_ptr + kept * B * H + at, r * h_old, mask=tile_mask)
                 else:  # reset before: n = tanh(xp_n + (r∘h) W_hnᵀ), then h_t
-                    a_n = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0),
-                                         aux_ptr + kept * B * H, H, rows, row_mask, w_hh_ptr, H, 1,
-                                         cols + 2 * H, col_mask, H, BLOCK_K, PRECISION)
+                    a_n = gate_product(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), a_in,
+                                       a_tile, w_hh_ptr, w_n, 2, rows, row_mask, cols, col_mask,
+                                       H, BLOCK_K, PRECISION, RESIDENT)
                     n = activate(a_n, CAND_ACT, cand_alpha, cand_beta)
                     z = tl.load(gate + H, mask=tile_mask, other=0.0)
                     tl.store(gate + 2 * H, n, mask=tile_mask)
                     store_state(n + z * (h_old - n), h_old, running, h_prev, hbar_ptr, rec_ptr,
                                 zone_ptr, t64, at, tile_mask, B, H, REC, ZONE)  # h̃ = n + z∘(h - n)
             substep_end(sync_ptr, tile, s - S0, SYNC)
+
+
+@triton.jit
+def _open_step(t, rows, cols, tile_mask, at, length, dy_ptr, h_ptr, gates_ptr, aux_ptr, zone_ptr,
+               dgx_ptr, dgh_ptr, dh_ptr, B, H, gate_alpha, gate_beta, cand_alpha, cand_beta,
+               RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
+               ZONE: tl.constexpr):
+    """Open step t's BPTT for a tile: ``da_n``, ``da_z`` (and ``da_r`` and ``dgh``,
+    reset_after) of its columns from ``g = dy_t + dh`` (``dh`` in slot (t+1) % 2)."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+    at3 = rows[:, None] * 3 * H + cols[None, :]
+    gate = gates_ptr + t64 * B * 3 * H + at3
+    dgx_t = dgx_ptr + t64 * B * 3 * H
+    r = tl.load(gate, mask=tile_mask, other=0.0)
+    z = tl.load(gate + H, mask=tile_mask, other=0.0)
+    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+    h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    g = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+         + tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0))
+    if ZONE:  # the share of g that enters the step
+        g = g * (1.0 - zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+    g_run = tl.where(running, g, 0.0)
+    da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+    da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
+    tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
+    tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
+    if RESET_AFTER:
+        gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+        da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
+        tl.store(dgx_t + at3, da_r, mask=tile_mask)
+        dgh = dgh_ptr + t64 * B * 3 * H + at3
+        tl.store(dgh, da_r, mask=tile_mask)
+        tl.store(dgh + H, da_z, mask=tile_mask)
+        tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
+
+
+@triton.jit
+def _close_step(acc, t, rows, cols, tile_mask, at, length, dy_ptr, gates_ptr, rec_ptr, zone_ptr,
+                dh_ptr, B, H, RESET_AFTER: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
+    """Close step t's BPTT for a tile: ``dh_{t-1} = g∘z̃ + acc∘m`` with ``acc`` the recurrent
+    product of its columns (reset before: plus the partial ``d(r∘h̄)∘r`` the middle sub-step
+    left in slot t % 2), ``z̃ = z + d_t∘(1-z)``; the ``dh`` reaching ``h_t`` where padded."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)
+    dh_out = dh_ptr + (t % 2) * B * H
+    z = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H + H + cols[None, :],
+                mask=tile_mask, other=0.0)
+    if ZONE:  # g∘z̃ = g̃∘z + g∘d
+        z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
+    if not RESET_AFTER:
+        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+    if REC:  # the recurrent part reached h_{t-1} through m∘h_{t-1}
+        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+    dh = tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+    tl.store(dh_out + at, tl.where(running, acc + g * z, dh), mask=tile_mask)
 
 
 @triton.jit
@@ -133,10 +217,12 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         SYNC: tl.constexpr, RESET_AFTER: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
-                        LAYER_NORM: tl.constexpr):
-    """``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``), ``dgh`` those of the
-    recurrent pre-activations (reset_after; the reset-before form uses ``dgx`` for both)."""
-    PHASES: tl.constexpr = 2 if RESET_AFTER else 3
+                        LAYER_NORM: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
+    """GRU BPTT over sub-steps from the last step down (T+1 with reset_after, 2T+1 before; see
+    the module docstring). ``dgx`` gets the gradients of ``xp`` (= of ``W_ih x + b_ih``),
+    ``dgh`` those of the recurrent pre-activations (reset_after; the reset-before form uses
+    ``dgx`` for both)."""
+    PER_STEP: tl.constexpr = 1 if RESET_AFTER else 2
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
         layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
@@ -145,70 +231,68 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B,
                                BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
     else:
+        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_r = w_hh_ptr
+            w_z = w_hh_ptr
+            w_n = w_hh_ptr
         for s in range(S0, S1):
-            t = T - 1 - s // PHASES
-            phase = s % PHASES
-            running = (t < length)[:, None]
-            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            dh_in = dh_ptr + ((t + 1) % 2) * B * H
-            dh_out = dh_ptr + (t % 2) * B * H
-            dgx_t = dgx_ptr + t64 * B * 3 * H
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                at3 = rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + t64 * B * 3 * H + at3
-                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-                z = tl.load(gate + H, mask=tile_mask, other=0.0)
-                if ZONE:
-                    d = zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE)
-                if phase == 0:  # da_n, da_z (and da_r, reset_after)
-                    r = tl.load(gate, mask=tile_mask, other=0.0)
-                    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                    if ZONE:  # the share of g that enters the step
-                        g_run = tl.where(running, g * (1.0 - d), 0.0)
-                    else:
-                        g_run = tl.where(running, g, 0.0)
-                    da_n = g_run * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
-                    da_z = g_run * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
-                    tl.store(dgx_t + at3 + H, da_z, mask=tile_mask)
-                    tl.store(dgx_t + at3 + 2 * H, da_n, mask=tile_mask)
+            k = s // PER_STEP
+            if s % PER_STEP == 0:  # close step T - k, open step T - 1 - k
+                if k > 0:  # dh_{t-1} of the program's columns (reads all of step t's da)
+                    t = T - k
                     if RESET_AFTER:
-                        gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                        da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
-                        tl.store(dgx_t + at3, da_r, mask=tile_mask)
-                        dgh = dgh_ptr + t64 * B * 3 * H + at3
-                        tl.store(dgh, da_r, mask=tile_mask)
-                        tl.store(dgh + H, da_z, mask=tile_mask)
-                        tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
-                elif phase == PHASES - 1:  # dh_{t-1} = g∘z + (...) W_hh (∘m)
-                    if ZONE:  # g∘z̃ = g̃∘z + g∘d
-                        z = z + d * (1.0 - z)
-                    if REC:
-                        acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                        d_t = dgh_ptr + tl.cast(t, tl.int64) * B * 3 * H
                     else:
-                        acc = g * z
-                    if RESET_AFTER:  # + [da_r, da_z, da_n∘r] W_hh
-                        acc = dot_accumulate(acc, dgh_ptr + t64 * B * 3 * H, 3 * H, rows, row_mask,
-                                             w_hh_ptr, 1, H, cols, col_mask, 3 * H, BLOCK_K,
-                                             PRECISION)
-                    else:  # + d(r∘h̄)∘r (the middle sub-step's partial) + [da_r, da_z] W_hr,z
-                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                        acc = dot_accumulate(acc, dgx_t, 3 * H, rows, row_mask, w_hh_ptr, 1, H,
-                                             cols, col_mask, 2 * H, BLOCK_K, PRECISION)
-                    if REC:  # the recurrent part reached h_{t-1} through m∘h_{t-1}
-                        acc = acc * tl.load(rec_ptr + at, mask=tile_mask, other=0.0) + g * z
-                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
-                else:  # reset before, middle sub-step: d(r∘h̄) = da_n W_hn;  da_r
-                    d_rh = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-                    d_rh = dot_accumulate(d_rh, dgx_t + 2 * H, 3 * H, rows, row_mask,
-                                          w_hh_ptr + 2 * H * H, 1, H, cols, col_mask, H, BLOCK_K,
-                                          PRECISION)
-                    r = tl.load(gate, mask=tile_mask, other=0.0)
-                    if REC:
+                        d_t = dgx_ptr + tl.cast(t, tl.int64) * B * 3 * H
+                    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
+                                                                     BLOCK_H)
+                        acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                        acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_r, 0, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_z, 1, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        if RESET_AFTER:  # [da_r, da_z, da_n∘r] W_hh; before: [da_r, da_z] W_hr,z
+                            acc = state_product(acc, d_t, 3 * H, w_hh_ptr, w_n, 2, rows,
+                                                row_mask, cols, col_mask, H, BLOCK_K, H_PAD,
+                                                PRECISION, RESIDENT)
+                        _close_step(acc, t, rows, cols, tile_mask, at, length, dy_ptr, gates_ptr,
+                                    rec_ptr, zone_ptr, dh_ptr, B, H, RESET_AFTER, REC, ZONE)
+                # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
+                tl.debug_barrier()
+                if k < T:
+                    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
+                                                                     BLOCK_H)
+                        _open_step(T - 1 - k, rows, cols, tile_mask, at, length, dy_ptr, h_ptr,
+                                   gates_ptr, aux_ptr, zone_ptr, dgx_ptr, dgh_ptr, dh_ptr, B, H,
+                                   gate_alpha, gate_beta, cand_alpha, cand_beta, RESET_AFTER,
+                                   GATE_ACT, CAND_ACT, ZONE)
+            else:  # reset before: d(r∘h̄) = da_n W_hn (reads all of da_n);  da_r
+                t = T - 1 - k
+                t64 = tl.cast(t, tl.int64)
+                dgx_t = dgx_ptr + t64 * B * 3 * H
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    d_rh = state_product(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), dgx_t,
+                                         3 * H, w_hh_ptr, w_n, 2, rows, row_mask, cols, col_mask,
+                                         H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
+                    r = tl.load(gates_ptr + t64 * B * 3 * H + rows[:, None] * 3 * H
+                                + cols[None, :], mask=tile_mask, other=0.0)
+                    if REC:  # r∘h̄ read m∘h_{t-1}
                         h_old = tl.load(hbar_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    tl.store(dgx_t + at3, d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha,
-                                                                         gate_beta), mask=tile_mask)
-                    tl.store(dh_out + at, d_rh * r, mask=tile_mask)  # partial dh_{t-1}
+                    else:
+                        h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    tl.store(dgx_t + rows[:, None] * 3 * H + cols[None, :],
+                             d_rh * h_old * activation_grad(r, GATE_ACT, gate_alpha, gate_beta),
+                             mask=tile_mask)
+                    tl.store(dh_ptr + (t % 2) * B * H + at, d_rh * r,
+                             mask=tile_mask)  # partial dh_{t-1}
             substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -9,6 +9,15 @@ point-wise cell on the accumulator, in one pass. A step is one or more *sub-step
 of a backward, say); each reads what the previous one wrote in every column, so each ends in
 a synchronisation of the tile's programs, chosen by ``SYNC`` (see :func:`substep_end`).
 Tiles never wait on each other.
+
+The recurrent products take ``W_hh`` in one of two forms, the ``RESIDENT`` option of the
+LSTM, GRU and RNN kernels: *streamed*, each step reads the program's columns of ``W_hh`` from
+memory in ``BLOCK_K`` chunks (:func:`dot_accumulate`); *resident*, each program owns exactly
+one block of columns and loads its slices of ``W_hh`` once, before the time loop, with the
+reduction dimension padded to the power of two ``H_PAD`` (:func:`resident_slice`), so that
+the compiler keeps them in shared memory; each step then reads its operand (``h̄_{t-1}``, or
+the step's gate gradients) as one (BLOCK_B × H_PAD) tile and runs one ``tl.dot`` per gate
+(:func:`gate_product`, :func:`state_product`).
 """
 
 import triton
@@ -92,6 +101,26 @@ def store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr, zone_ptr, t64,
 
 
 @triton.jit
+def state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC: tl.constexpr,
+               ZONE: tl.constexpr):
+    """Close step t's BPTT for a tile: ``dh_{t-1} = acc∘m + g∘d_t`` (``acc`` the recurrent
+    product ``da_t W_hh`` of its columns; ``m`` with ``REC``; with ``ZONE`` the kept share
+    ``g∘d_t`` that opening step t left in slot t % 2), or the ``dh`` reaching ``h_t`` where step
+    t is padded; stored in slot t % 2 of the two-slot ``dh`` (slot (t+1) % 2 holds ``dh_t``)
+    and returned."""
+    running = (t < length)[:, None]
+    dh_out = dh_ptr + (t % 2) * B * H
+    if REC:
+        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+    if ZONE:
+        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
+    dh = tl.load(dh_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
+    dh_prev = tl.where(running, acc, dh)
+    tl.store(dh_out + at, dh_prev, mask=tile_mask)
+    return dh_prev
+
+
+@triton.jit
 def sigmoid(x):
     """σ(x), element-wise (Triton's ``tl.sigmoid``)."""
     return tl.sigmoid(x)
@@ -123,9 +152,81 @@ def dot_accumulate(acc, a_ptr, a_stride, rows, row_mask, w_ptr, stride_n, stride
         w = tl.load(w_ptr + cols[None, :] * stride_n + ks[:, None] * stride_k,
                     mask=k_mask[:, None] & col_mask[None, :], other=0.0)
         if PRECISION == "float32":
-            acc = tl.dot(a, w.to(tl.float32), acc, input_precision="ieee")
-        else:
-            acc = tl.dot(a.to(w.dtype), w, acc, input_precision=PRECISION)
+            w = w.to(tl.float32)
+        acc = tile_dot(acc, a.to(w.dtype), w, PRECISION)
+    return acc
+
+
+@triton.jit
+def resident_slice(w_ptr, row0, j, H, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr,
+                   TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr):
+    """The program's slice of the gate block ``W_g`` (rows ``row0 … row0 + H`` of a (G·H, H)
+    matrix) for its columns ``j … j + BLOCK_H``, loaded once before the time loop so that it
+    stays on chip: (H_PAD, BLOCK_H), the reduction dimension padded with zeros to ``H_PAD``.
+    ``TRANSPOSED`` (forward, ``h̄ W_gᵀ``): ``S[k, n] = W[row0 + j + n, k]``; else (backward,
+    ``da_g W_g``): ``S[k, n] = W[row0 + k, j + n]``. Half types stay half (the tensor cores'
+    path); ``PRECISION`` "float32" widens them, as :func:`dot_accumulate` does."""
+    ks = tl.arange(0, H_PAD)
+    cols = j + tl.arange(0, BLOCK_H)
+    mask = (ks < H)[:, None] & (cols < H)[None, :]
+    if TRANSPOSED:
+        w = tl.load(w_ptr + (row0 + cols[None, :]) * H + ks[:, None], mask=mask, other=0.0)
+    else:
+        w = tl.load(w_ptr + (row0 + ks[:, None]) * H + cols[None, :], mask=mask, other=0.0)
+    if PRECISION == "float32":
+        w = w.to(tl.float32)
+    return w
+
+
+@triton.jit
+def operand_tile(a_ptr, a_stride, rows, row_mask, K, w_slice, H_PAD: tl.constexpr):
+    """``A[rows, :K]`` of a float32 buffer (row stride ``a_stride``) as one (rows × H_PAD)
+    tile, zero past K, in the dtype of the resident ``w_slice`` it multiplies."""
+    ks = tl.arange(0, H_PAD)
+    a = tl.load(a_ptr + rows[:, None] * a_stride + ks[None, :],
+                mask=row_mask[:, None] & (ks < K)[None, :], other=0.0)
+    return a.to(w_slice.dtype)
+
+
+@triton.jit
+def gate_product(acc, a_ptr, a_tile, w_ptr, w_slice, g, rows, row_mask, cols, col_mask, H,
+                 BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr):
+    """Forward: ``acc + Ā W_gᵀ`` for the tile's columns of gate block ``g`` (``Ā`` (B, H) at
+    ``a_ptr``, ``W`` (G·H, H) at ``w_ptr``): with ``RESIDENT`` one ``tl.dot`` of the step's
+    operand tile ``a_tile`` (:func:`operand_tile`) and the resident ``w_slice``
+    (:func:`resident_slice`), else streamed from memory (:func:`dot_accumulate`)."""
+    if RESIDENT:
+        acc = tile_dot(acc, a_tile, w_slice, PRECISION)
+    else:
+        acc = dot_accumulate(acc, a_ptr, H, rows, row_mask, w_ptr, H, 1, cols + g * H, col_mask,
+                             H, BLOCK_K, PRECISION)
+    return acc
+
+
+@triton.jit
+def state_product(acc, d_ptr, d_stride, w_ptr, w_slice, g, rows, row_mask, cols, col_mask, H,
+                  BLOCK_K: tl.constexpr, H_PAD: tl.constexpr, PRECISION: tl.constexpr,
+                  RESIDENT: tl.constexpr):
+    """Backward: ``acc + D_g W_g`` for the tile's columns, ``D_g`` the columns ``g·H …`` of a
+    gradient buffer (row stride ``d_stride``), ``W_g`` the rows ``g·H …`` of ``W`` (G·H, H):
+    with ``RESIDENT`` one ``tl.dot`` against the resident ``w_slice``, else streamed."""
+    if RESIDENT:
+        a = operand_tile(d_ptr + g * H, d_stride, rows, row_mask, H, w_slice, H_PAD)
+        acc = tile_dot(acc, a, w_slice, PRECISION)
+    else:
+        acc = dot_accumulate(acc, d_ptr + g * H, d_stride, rows, row_mask, w_ptr + g * H * H, 1,
+                             H, cols, col_mask, H, BLOCK_K, PRECISION)
+    return acc
+
+
+@triton.jit
+def tile_dot(acc, a, w, PRECISION: tl.constexpr):
+    """``acc + a @ w`` at the input precision ``PRECISION`` ("float32": operands already
+    float32, computed exactly)."""
+    if PRECISION == "float32":
+        acc = tl.dot(a, w, acc, input_precision="ieee")
+    else:
+        acc = tl.dot(a, w, acc, input_precision=PRECISION)
     return acc
 
 

@@ -43,9 +43,129 @@ def precision(dtype: torch.dtype, device: torch.device) -> str:
     return "ieee"
 
 
+# On-chip budget of a resident program on Hopper: sm_90's 227 KB of shared memory per block.
+# The offline compile (benchmarks/results/kernel_resources_sm90.md) keeps the resident W_hh
+# slices in shared memory and stages each step's operand tile there beside them; see
+# resident_bytes.
+RESIDENT_BUDGET = 227 * 1024
+
+
+def resident_bytes(gates: int, h_pad: int, block_h: int, block_b: int, itemsize: int,
+                   backward: bool = False) -> int:
+    """Shared memory of a resident program, as the sm_90 compile lays it out: its ``gates``
+    slices of W_hh (h_pad × block_h weights of ``itemsize`` bytes), the step's operand tile
+    (block_b × h_pad: the backward's gate gradients staged as float32, the forward's h̄_{t-1}
+    in the weights' dtype) and up to 4 KB of scratch, an upper bound (at most 4 KB over the
+    compiler's figure)."""
+    operand = 4 if backward else itemsize
+    return gates * h_pad * block_h * itemsize + block_b * h_pad * operand + 4096
+
+
+def resident_warps(block_b: int, backward: bool) -> int:
+    """``num_warps`` of a resident kernel, the fewest spills in the sm_90 compile: 4 for the
+    forward of a 16-row tile (mma.sync), 8 for the backward and for 64-row tiles."""
+    return 4 if block_b < 64 and not backward else 8
+
+
+def _env_choice(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if value not in ("0", "1"):
+        raise ValueError(f"{name}: expected 0 or 1, got {value!r}")
+    return value == "1"
+
+
+def _env_columns() -> int | None:
+    wanted = os.environ.get("RNNLAB_TRITON_COLUMN_PROGRAMS")
+    if wanted is not None and (not wanted.isdigit() or int(wanted) < 1):
+        raise ValueError(f"RNNLAB_TRITON_COLUMN_PROGRAMS: expected a positive integer, "
+                         f"got {wanted!r}")
+    return None if wanted is None else int(wanted)
+
+
+def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = None,
+             itemsize: int = 4, backward: bool = False, columns: int | None = None,
+             resident: bool | None = None, launch_sync: bool = False) -> dict:
+    """How a kernel runs: its block sizes, ``columns`` programs per tile, their ``SYNC`` and,
+    for a kernel with the ``RESIDENT`` option, whether each program keeps its slices of W_hh
+    on chip (``RESIDENT``, ``H_PAD``). ``sms``: the GPU's multiprocessors (None off the GPU);
+    ``gates``: the gate blocks of W_hh (LSTM 4, GRU 3, RNN 1; 0 for a kernel that has the
+    option but no resident form, None for one without the option); ``itemsize``: bytes of a
+    weight; ``backward``: the BPTT kernel (its operand and warps differ, see
+    :func:`resident_bytes`); ``columns``, ``resident``: what the environment asks (None: the
+    default);
+    ``launch_sync``: one launch per sub-step asked for.
+
+    Streamed (today's rule): ``BLOCK_H`` = 16 … 64 columns; on the GPU as many programs per
+    tile as blocks, up to the multiprocessors left for each tile; off it one (or ``columns``).
+    Resident: each program owns exactly one block, ``BLOCK_H`` the smallest power of two ≥ 16
+    whose blocks fit the programs a tile has (the multiprocessors left for it, or
+    ``columns``), and :func:`resident_bytes` fit :data:`RESIDENT_BUDGET`; it runs with
+    :func:`resident_warps` and no software pipelining (``num_stages`` 1: the pipeliner would
+    stage copies of the step's operand tiles). The default is resident on the GPU wherever
+    that holds, streamed elsewhere; ``resident=True`` where it cannot hold is an error that
+    says why.
+    """
+    blocks = block_sizes(batch, hidden)
+    tiles = triton.cdiv(batch, blocks["BLOCK_B"])
+    h_pad = max(16, triton.next_power_of_2(hidden))
+    reason = None
+    if not gates:
+        reason = ("this kernel has no resident form (the layer norms, the projected LSTM)"
+                  if gates == 0 else
+                  "this kernel has no RESIDENT option")
+    else:
+        programs = columns if columns is not None else sms // tiles if sms else 1
+        block_h = max(16, triton.next_power_of_2(triton.cdiv(hidden, max(programs, 1))))
+        need = resident_bytes(gates, h_pad, block_h, blocks["BLOCK_B"], itemsize, backward)
+        if programs < 1:
+            reason = f"{tiles} tiles of {blocks['BLOCK_B']} sequences outnumber the {sms} SMs"
+        elif sms and need > RESIDENT_BUDGET:
+            reason = (f"a program's slices of W_hh ({gates} × {h_pad} × {block_h} weights of "
+                      f"{itemsize} bytes) and its operand tile take {need} bytes, over the "
+                      f"{RESIDENT_BUDGET} bytes of shared memory a program may use")
+    if resident and reason:
+        raise ValueError(f"RNNLAB_TRITON_RESIDENT=1: the weights cannot stay resident for "
+                         f"B={batch}, H={hidden}: {reason}")
+    on_chip = reason is None and (resident if resident is not None else sms is not None)
+    if on_chip:
+        blocks["BLOCK_H"] = block_h
+        n = triton.cdiv(hidden, block_h)
+    else:
+        wanted = columns if columns is not None else max(1, sms // tiles) if sms else 1
+        n = min(wanted, triton.cdiv(hidden, blocks["BLOCK_H"]))
+    if n == 1:
+        sync = "cta"
+    elif not sms or launch_sync or tiles * n > sms:
+        sync = "launch"
+    else:
+        sync = "grid"
+    plan = dict(blocks, columns=n, SYNC=sync)
+    if gates is not None:
+        plan.update(RESIDENT=on_chip, H_PAD=h_pad)
+    if on_chip:
+        plan.update(num_warps=resident_warps(blocks["BLOCK_B"], backward), num_stages=1)
+    return plan
+
+
+def plan_for(batch: int, hidden: int, device: torch.device, gates: int | None = None,
+             dtype: torch.dtype = torch.float32, backward: bool = False) -> dict:
+    """:func:`schedule` for ``device`` and the environment: ``RNNLAB_TRITON_COLUMN_PROGRAMS=n``
+    (programs per tile), ``RNNLAB_TRITON_RESIDENT=0/1`` (force the weights streamed or
+    resident, for a kernel with the option), ``RNNLAB_TRITON_SYNC=launch`` (one launch per
+    sub-step)."""
+    on_gpu = device.type == "cuda"
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if on_gpu else None
+    resident = _env_choice("RNNLAB_TRITON_RESIDENT") if gates is not None else None
+    return schedule(batch, hidden, sms=sms, gates=gates, itemsize=dtype.itemsize,
+                    backward=backward, columns=_env_columns(), resident=resident,
+                    launch_sync=os.environ.get("RNNLAB_TRITON_SYNC") == "launch")
+
+
 def column_programs(batch: int, hidden: int, device: torch.device) -> tuple[int, str]:
-    """How many programs share a tile's hidden units, and how they synchronise (the ``SYNC``
-    of :func:`~rnnlab.backends.triton.kernels_common.substep_end`).
+    """How many programs share a tile's hidden units in a streamed kernel, and how they
+    synchronise (the ``SYNC`` of :func:`~rnnlab.backends.triton.kernels_common.substep_end`).
 
     Default: on CUDA, as many column programs per tile as there are ``BLOCK_H`` blocks of
     hidden units, up to the streaming multiprocessors left for each tile (one program per SM,
@@ -57,32 +177,19 @@ def column_programs(batch: int, hidden: int, device: torch.device) -> tuple[int,
     at the number of blocks); a grid that does not fit on the GPU at once, the interpreter,
     or ``RNNLAB_TRITON_SYNC=launch`` synchronise with one launch per sub-step instead.
     """
-    wanted = os.environ.get("RNNLAB_TRITON_COLUMN_PROGRAMS")
-    if wanted is not None and (not wanted.isdigit() or int(wanted) < 1):
-        raise ValueError(f"RNNLAB_TRITON_COLUMN_PROGRAMS: expected a positive integer, "
-                         f"got {wanted!r}")
-    blocks = block_sizes(batch, hidden)
-    tiles = triton.cdiv(batch, blocks["BLOCK_B"])
-    on_gpu = device.type == "cuda"
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if on_gpu else 1
-    if wanted is None:
-        wanted = max(1, sms // tiles) if on_gpu else 1
-    columns = min(int(wanted), triton.cdiv(hidden, blocks["BLOCK_H"]))
-    if columns == 1:
-        return 1, "cta"
-    if not on_gpu or os.environ.get("RNNLAB_TRITON_SYNC") == "launch" or tiles * columns > sms:
-        return columns, "launch"
-    return columns, "grid"
+    plan = plan_for(batch, hidden, device)
+    return plan["columns"], plan["SYNC"]
 
 
 def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
-           **extra) -> None:
+           gates: int | None = None, backward: bool = False, **extra) -> None:
     """Run ``kernel`` over ``substeps`` sub-steps on a grid of (tiles of ``BLOCK_B``
-    sequences, column programs); see :mod:`rnnlab.backends.triton.kernels_common`."""
-    blocks = block_sizes(batch, hidden)
-    columns, sync = column_programs(batch, hidden, device)
-    grid = (triton.cdiv(batch, blocks["BLOCK_B"]), columns)
-    options = dict(**blocks, PRECISION=precision(dtype, device), SYNC=sync, **extra)
+    sequences, column programs) as :func:`plan_for` decides (``gates``, ``backward``: see
+    :func:`schedule`); see :mod:`rnnlab.backends.triton.kernels_common`."""
+    plan = plan_for(batch, hidden, device, gates, dtype, backward)
+    grid = (triton.cdiv(batch, plan["BLOCK_B"]), plan.pop("columns"))
+    sync = plan["SYNC"]
+    options = dict(**plan, PRECISION=precision(dtype, device), **extra)
     # the grid barrier's arrivals, per tile (the other modes never read it)
     counters = torch.zeros(grid[0] if sync == "grid" else 0, dtype=torch.int32, device=device)
     if sync == "launch":

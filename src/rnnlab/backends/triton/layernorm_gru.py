@@ -27,9 +27,10 @@ from rnnlab.cells.gru import LN_EPS
 
 
 def _options(opts: GRUOptions) -> dict:
-    """The kernels' options: the activations, the ``reset_after`` form, the layer norm."""
+    """The kernels' options: the activations, the ``reset_after`` form, the layer norm (which
+    has no resident form: ``gates`` 0, see :func:`~rnnlab.backends.triton.launch.schedule`)."""
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
-            "RESET_AFTER": True, "LAYER_NORM": True}
+            "RESET_AFTER": True, "LAYER_NORM": True, "gates": 0}
 
 
 def _shared(B, H, x):
@@ -97,8 +98,8 @@ class LayerNormGRUFunction(torch.autograd.Function):
         dgx, dgh, du = (torch.empty_like(gates) for _ in range(3))
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(gru_backward_kernel, B, H, 3 * T, float32(dy), w_hh, lengths, h_all, gates, aux,
-               m, hbar, zone, ln, pre, norms, _shared(B, H, x), dgx, dgh, du, dh_buf, T, B, H,
+        launch(gru_backward_kernel, B, H, 2 * T + 1, float32(dy), w_hh, lengths, h_all, gates,
+               aux, m, hbar, zone, ln, pre, norms, _shared(B, H, x), dgx, dgh, du, dh_buf, T, B, H,
                dtype=x.dtype, device=x.device, **_options(ctx.opts), **ctx.modes)
         d_v = flat(layer_norm_backward(dgx * float32(ln_ih_weight), v_hat, s_ih)).to(x.dtype)
         dx = (d_v @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None

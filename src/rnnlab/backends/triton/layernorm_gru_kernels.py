@@ -11,12 +11,15 @@ tile sharing their rows' partial moments as in
         n = tanh(xp_n + r∘gh_n);   h̃_t = n + z∘(h_{t-1} - n);   h_t = d_t∘h_{t-1} + (1-d_t)∘h̃_t
         (padded steps carry h)
 
-The backward runs three sub-steps per step, with ``g = dy_t + dh``::
+The backward runs three phases per step, with ``g = dy_t + dh``::
 
     0:  da_n, da_z, da_r from g∘(1-d_t) as the plain GRU's;   dgh = [da_r, da_z, da_n∘r];
         sums of dû = dgh∘γ_hh
     1:  du_t = (dû - mean dû - û∘mean(dû∘û))·s                          (stored for dW_hh)
     2:  dh_{t-1} = g∘(z + d_t∘(1-z)) + (du_t W_hh)∘m
+
+Phase 2 of step t writes only the program's own columns of ``dh``, where phase 0 of step t-1
+reads them, so the two share a sub-step (a block barrier between them): 2T+1 sub-steps.
 
 σ and tanh are the activations ``GATE_ACT``, ``CAND_ACT``; recurrent dropout (``h̄ = m∘h``
 from ``hbar``) and zoneout (``d_t``) as in :mod:`rnnlab.backends.triton.gru_kernels`.
@@ -122,6 +125,34 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
 
 
 @triton.jit
+def _close_step(t, rows, row_mask, length, dy_ptr, w_hh_ptr, gates_ptr, rec_ptr, zone_ptr, du_ptr,
+                dh_ptr, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, REC: tl.constexpr,
+                ZONE: tl.constexpr):
+    """Close step t's BPTT: ``dh_{t-1} = g∘z̃ + (du_t W_hh)∘m`` of the program's columns
+    (``z̃ = z + d_t∘(1-z)``, ``g = dy_t + dh``), the ``dh`` reaching ``h_t`` where padded."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)
+    step3 = t64 * B * 3 * H
+    dh_in = dh_ptr + ((t + 1) % 2) * B * H
+    dh_out = dh_ptr + (t % 2) * B * H
+    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+        z = tl.load(gates_ptr + step3 + rows[:, None] * 3 * H + H + cols[None, :],
+                    mask=tile_mask, other=0.0)
+        if ZONE:  # g∘z̃ = g∘(1-d)∘z + g∘d
+            z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
+        dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
+        g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
+        acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), du_ptr + step3,
+                             3 * H, rows, row_mask, w_hh_ptr, 1, H, cols, col_mask, 3 * H,
+                             BLOCK_K, PRECISION)
+        if REC:
+            acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
+        tl.store(dh_out + at, tl.where(running, acc + g * z, dh), mask=tile_mask)
+
+
+@triton.jit
 def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, pre_ptr,
                            norms_ptr, shared_ptr, rec_ptr, zone_ptr, dgx_ptr, dgh_ptr, du_ptr,
                            dh_ptr, tile, rows, row_mask, length, T, B, H, S0, S1, sync_ptr,
@@ -129,67 +160,55 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
                            BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                            PRECISION: tl.constexpr, SYNC: tl.constexpr, GATE_ACT: tl.constexpr,
                            CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
-    """LN-GRU BPTT over sub-steps (three per step, from the last step down) for one tile:
+    """LN-GRU BPTT over sub-steps (2T+1, from the last step down) for one tile:
     ``dgx`` the gradients of ``xp``, ``dgh`` those of ``gh``, ``du`` those of ``u``."""
     for s in range(S0, S1):
-        t = T - 1 - s // 3
-        phase = s % 3
+        k = s // 2
+        t = T - 1 - k
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H
-        dh_out = dh_ptr + (t % 2) * B * H
         step3 = t64 * B * 3 * H
-        if phase == 0:  # da_r, da_z, da_n; the sums of dû = dgh∘γ_hh
-            part_d = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            part_du = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                offsets = rows[:, None] * 3 * H + cols[None, :]
-                gate = gates_ptr + step3 + offsets
-                r = tl.load(gate, mask=tile_mask, other=0.0)
-                z = tl.load(gate + H, mask=tile_mask, other=0.0)
-                n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
-                h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                g = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                     + tl.load(dh_in + at, mask=tile_mask, other=0.0))
-                if ZONE:  # the share of g that enters the step
-                    g = g * (1.0 - zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
-                g = tl.where(running, g, 0.0)
-                da_n = g * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
-                da_z = g * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
-                da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
-                dgx = dgx_ptr + step3 + offsets
-                tl.store(dgx, da_r, mask=tile_mask)
-                tl.store(dgx + H, da_z, mask=tile_mask)
-                tl.store(dgx + 2 * H, da_n, mask=tile_mask)
-                dgh = dgh_ptr + step3 + offsets
-                tl.store(dgh, da_r, mask=tile_mask)
-                tl.store(dgh + H, da_z, mask=tile_mask)
-                tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
-                part_d, part_du = gradient_sums(part_d, part_du, dgh, pre_ptr + step3 + offsets,
-                                                ln_ptr, cols, col_mask, tile_mask, H, 3)
-            share_rows(shared_ptr, rows, row_mask, B, part_d, part_du, part_d)
-        elif phase == 1:  # du_t = LN_backward(dgh∘γ_hh)
+        if s % 2 == 0:  # close step t + 1, open step t
+            if k > 0:  # dh_t = g∘z + (du_{t+1} W_hh)∘m of the program's columns
+                _close_step(t + 1, rows, row_mask, length, dy_ptr, w_hh_ptr, gates_ptr, rec_ptr,
+                            zone_ptr, du_ptr, dh_ptr, B, H, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION,
+                            REC, ZONE)
+            # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
+            tl.debug_barrier()
+            if k < T:  # da_r, da_z, da_n; the sums of dû = dgh∘γ_hh
+                part_d = tl.zeros((BLOCK_B,), dtype=tl.float32)
+                part_du = tl.zeros((BLOCK_B,), dtype=tl.float32)
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    offsets = rows[:, None] * 3 * H + cols[None, :]
+                    gate = gates_ptr + step3 + offsets
+                    r = tl.load(gate, mask=tile_mask, other=0.0)
+                    z = tl.load(gate + H, mask=tile_mask, other=0.0)
+                    n = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
+                    h_old = tl.load(h_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    gh_n = tl.load(aux_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                    g = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                         + tl.load(dh_in + at, mask=tile_mask, other=0.0))
+                    if ZONE:  # the share of g that enters the step
+                        g = g * (1.0 - zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE))
+                    g = tl.where(running, g, 0.0)
+                    da_n = g * (1.0 - z) * activation_grad(n, CAND_ACT, cand_alpha, cand_beta)
+                    da_z = g * (h_old - n) * activation_grad(z, GATE_ACT, gate_alpha, gate_beta)
+                    da_r = da_n * gh_n * activation_grad(r, GATE_ACT, gate_alpha, gate_beta)
+                    dgx = dgx_ptr + step3 + offsets
+                    tl.store(dgx, da_r, mask=tile_mask)
+                    tl.store(dgx + H, da_z, mask=tile_mask)
+                    tl.store(dgx + 2 * H, da_n, mask=tile_mask)
+                    dgh = dgh_ptr + step3 + offsets
+                    tl.store(dgh, da_r, mask=tile_mask)
+                    tl.store(dgh + H, da_z, mask=tile_mask)
+                    tl.store(dgh + 2 * H, da_n * r, mask=tile_mask)
+                    part_d, part_du = gradient_sums(part_d, part_du, dgh, pre_ptr + step3 + offsets,
+                                                    ln_ptr, cols, col_mask, tile_mask, H, 3)
+                share_rows(shared_ptr, rows, row_mask, B, part_d, part_du, part_d)
+        else:  # du_t = LN_backward(dgh∘γ_hh)
             s_u = tl.load(norms_ptr + t64 * B + rows, mask=row_mask, other=0.0)[:, None]
             gates_norm_backward(dgh_ptr + step3, pre_ptr + step3, du_ptr + step3, ln_ptr,
                                 shared_ptr, s_u, rows, row_mask, B, H, 3, BLOCK_B, BLOCK_H)
-        else:  # dh_{t-1} = g∘z + (du_t W_hh)∘m
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                z = tl.load(gates_ptr + step3 + rows[:, None] * 3 * H + H + cols[None, :],
-                            mask=tile_mask, other=0.0)
-                if ZONE:  # g∘z̃ = g∘(1-d)∘z + g∘d
-                    z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-                if REC:
-                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                         du_ptr + step3, 3 * H, rows, row_mask, w_hh_ptr, 1, H,
-                                         cols, col_mask, 3 * H, BLOCK_K, PRECISION)
-                    acc = acc * tl.load(rec_ptr + at, mask=tile_mask, other=0.0) + g * z
-                else:
-                    acc = dot_accumulate(g * z, du_ptr + step3, 3 * H, rows, row_mask, w_hh_ptr,
-                                         1, H, cols, col_mask, 3 * H, BLOCK_K, PRECISION)
-                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)

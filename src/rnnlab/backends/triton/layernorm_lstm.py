@@ -32,7 +32,8 @@ _NOT_IN_THIS_CELL = dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, PROJ=Fal
 
 def _options(opts: LSTMOptions) -> dict:
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
-            **activation_kwargs("out", opts.out_act), **_NOT_IN_THIS_CELL}
+            **activation_kwargs("out", opts.out_act), **_NOT_IN_THIS_CELL,
+            "gates": 0}  # no resident form
 
 
 def _shared(B, H, x):
@@ -66,7 +67,8 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln
     launch(lstm_forward_kernel, B, H, 3 * T, xp, w_hh, h_all, h_all, lengths, h_all, c_all,
            gates, h_all, h_all, m, hbar, zone_h, zone_c, c_tilde, ln, pre, norms,
            _shared(B, H, x), 0.0, LN_EPS, T, B, H, H, dtype=x.dtype, device=x.device,
-           TRAINING=training, REC=rec is not None, ZONE_H=zone_h_mode, ZONE_C=zone_c_mode, **_options(opts))
+           TRAINING=training, REC=rec is not None, ZONE_H=zone_h_mode, ZONE_C=zone_c_mode,
+           **_options(opts))
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (p_hat, s_ih, w_hh, ln, lengths, gates, pre, norms, c_all, h_all, m, hbar, zone_h,
              zone_c, c_tilde)
@@ -105,7 +107,7 @@ class LayerNormLSTMFunction(torch.autograd.Function):
         dh_buf = gates.new_empty(2, B, H)
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
-        launch(lstm_backward_kernel, B, H, 4 * T, float32(dy), w_hh, h_all, h_all, lengths,
+        launch(lstm_backward_kernel, B, H, 3 * T + 1, float32(dy), w_hh, h_all, h_all, lengths,
                gates, c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x),
                d_a, dq, dn, h_all, dh_buf, dc_buf, T, B, H, H, dtype=x.dtype, device=x.device,
                **_options(ctx.opts), **ctx.modes)

@@ -13,7 +13,7 @@ partial moments ``(count, mean, M2)`` and, after the barrier, every program merg
     2:  n_t = LN(c̃_t)∘γ_c + β_c;   h̃_t = o∘tanh(n_t);   h_t = d^h∘h_{t-1} + (1-d^h)∘h̃_t
     (padded steps carry h and c)
 
-The backward runs four sub-steps per step (``dz = (dẑ - mean dẑ - ẑ∘mean(dẑ∘ẑ))·s`` needs
+The backward runs four phases per step (``dz = (dẑ - mean dẑ - ẑ∘mean(dẑ∘ẑ))·s`` needs
 the row sums of ``dẑ`` and ``dẑ∘ẑ``, shared the same way)::
 
     0:  g_h = (dy_t + dh)∘(1-d^h);  da_o = g_h∘tanh(n)∘σ'(o);  dn = g_h∘o∘tanh'(n);  sums of dn∘γ_c
@@ -21,6 +21,9 @@ the row sums of ``dẑ`` and ``dẑ∘ẑ``, shared the same way)::
         dc_{t-1} = dc∘f + dc_{t+1}∘d^c;   sums of dq̂ = da∘γ_hh
     2:  dq_t = LN_backward(da∘γ_hh)                                      (stored for dW_hh)
     3:  dh_{t-1} = (dq_t W_hh)∘m + (dy_t + dh)∘d^h
+
+Phase 3 of step t writes only the program's own columns of ``dh``, where phase 0 of step t-1
+reads them, so the two share a sub-step (a block barrier between them): 3T+1 sub-steps.
 
 σ and tanh are the activations ``GATE_ACT``, ``CAND_ACT`` (of g) and ``OUT_ACT`` (of n_t);
 recurrent dropout (``h̄ = m∘h`` from ``hbar``) and zoneout (``d^h``, ``d^c``; ``c_tilde``
@@ -45,6 +48,7 @@ from rnnlab.backends.triton.kernels_common import (
     row_statistics,
     row_sums,
     share_rows,
+    state_grad,
     store_state,
     substep_end,
     tile_moments,
@@ -181,11 +185,12 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
                             SYNC: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
                             OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
                             ZONE_C: tl.constexpr):
-    """LN-LSTM BPTT over sub-steps (four per step, from the last step down) for one tile."""
+    """LN-LSTM BPTT over sub-steps (3T+1, from the last step down) for one tile."""
     second = shared_ptr + B * 3 * tl.num_programs(1)  # the second region of shared partials
     for s in range(S0, S1):
-        t = T - 1 - s // 4
-        phase = s % 4
+        k = s // 3
+        phase = s % 3
+        t = T - 1 - k
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
         dh_in = dh_ptr + ((t + 1) % 2) * B * H  # dh, dc reaching h_t, c_t from step t+1
@@ -198,34 +203,46 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
         else:
             c_t = c_ptr + (t64 + 1) * B * H
         step4 = t64 * B * 4 * H
-        if phase == 0:  # da_o, dn and the sums of dĉ = dn∘γ_c
-            mean_c = tl.load(norms + 1, mask=row_mask, other=0.0)[:, None]
-            s_c = tl.load(norms + 2, mask=row_mask, other=0.0)[:, None]
-            part_d = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            part_dz = tl.zeros((BLOCK_B,), dtype=tl.float32)
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                c_hat, gain = _cell_norm(c_t, at, tile_mask, mean_c, s_c, ln_ptr, cols,
-                                         col_mask, H)
-                shift = tl.load(ln_ptr + 5 * H + cols, mask=col_mask, other=0.0)[None, :]
-                offsets = rows[:, None] * 4 * H + cols[None, :]
-                o = tl.load(gates_ptr + step4 + offsets + 3 * H, mask=tile_mask, other=0.0)
-                g_h = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                       + tl.load(dh_in + at, mask=tile_mask, other=0.0))
-                if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out for phase 3
-                    keep_h = g_h * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H, ZONE_H)
-                    tl.store(dh_out + at, keep_h, mask=tile_mask)
-                    g_h = g_h - keep_h
-                g_h = tl.where(running, g_h, 0.0)
-                tn = activate(c_hat * gain + shift, OUT_ACT, out_alpha, out_beta)
-                tl.store(da_ptr + step4 + offsets + 3 * H,
-                         g_h * tn * activation_grad(o, GATE_ACT, gate_alpha, gate_beta),
-                         mask=tile_mask)
-                dn = g_h * o * activation_grad(tn, OUT_ACT, out_alpha, out_beta)
-                tl.store(dn_ptr + t64 * B * H + at, dn, mask=tile_mask)
-                part_d += tl.sum(dn * gain, axis=1)
-                part_dz += tl.sum(dn * gain * c_hat, axis=1)
-            share_rows(shared_ptr, rows, row_mask, B, part_d, part_dz, part_d)
+        if phase == 0:  # close step t + 1, open step t
+            if k > 0:  # dh_t = (dq_{t+1} W_hh)∘m + g_h∘d^h of the program's columns
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                         dq_ptr + step4 + B * 4 * H, 4 * H, rows, row_mask,
+                                         w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K,
+                                         PRECISION)
+                    state_grad(acc, t + 1, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC,
+                               ZONE_H)
+            # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
+            tl.debug_barrier()
+            if k < T:  # da_o, dn and the sums of dĉ = dn∘γ_c
+                mean_c = tl.load(norms + 1, mask=row_mask, other=0.0)[:, None]
+                s_c = tl.load(norms + 2, mask=row_mask, other=0.0)[:, None]
+                part_d = tl.zeros((BLOCK_B,), dtype=tl.float32)
+                part_dz = tl.zeros((BLOCK_B,), dtype=tl.float32)
+                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
+                    c_hat, gain = _cell_norm(c_t, at, tile_mask, mean_c, s_c, ln_ptr, cols,
+                                             col_mask, H)
+                    shift = tl.load(ln_ptr + 5 * H + cols, mask=col_mask, other=0.0)[None, :]
+                    offsets = rows[:, None] * 4 * H + cols[None, :]
+                    o = tl.load(gates_ptr + step4 + offsets + 3 * H, mask=tile_mask, other=0.0)
+                    g_h = (tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+                           + tl.load(dh_in + at, mask=tile_mask, other=0.0))
+                    if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out for closing
+                        keep_h = g_h * zone_weights(zone_h_ptr, t64, at, tile_mask, B, H, ZONE_H)
+                        tl.store(dh_out + at, keep_h, mask=tile_mask)
+                        g_h = g_h - keep_h
+                    g_h = tl.where(running, g_h, 0.0)
+                    tn = activate(c_hat * gain + shift, OUT_ACT, out_alpha, out_beta)
+                    tl.store(da_ptr + step4 + offsets + 3 * H,
+                             g_h * tn * activation_grad(o, GATE_ACT, gate_alpha, gate_beta),
+                             mask=tile_mask)
+                    dn = g_h * o * activation_grad(tn, OUT_ACT, out_alpha, out_beta)
+                    tl.store(dn_ptr + t64 * B * H + at, dn, mask=tile_mask)
+                    part_d += tl.sum(dn * gain, axis=1)
+                    part_dz += tl.sum(dn * gain * c_hat, axis=1)
+                share_rows(shared_ptr, rows, row_mask, B, part_d, part_dz, part_d)
         elif phase == 1:  # dc_t, da_i, da_f, da_g, dc_{t-1}; the sums of dq̂ = da∘γ_hh
             mean_c = tl.load(norms + 1, mask=row_mask, other=0.0)[:, None]
             s_c = tl.load(norms + 2, mask=row_mask, other=0.0)[:, None]
@@ -271,16 +288,4 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
             s_q = tl.load(norms, mask=row_mask, other=0.0)[:, None]
             gates_norm_backward(da_ptr + step4, pre_ptr + step4, dq_ptr + step4, ln_ptr, second,
                                 s_q, rows, row_mask, B, H, 4, BLOCK_B, BLOCK_H)
-        else:  # dh_{t-1} = (dq_t W_hh)∘m + g_h∘d^h
-            for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                     dq_ptr + step4, 4 * H, rows, row_mask, w_hh_ptr, 1, H,
-                                     cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-                if REC:
-                    acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-                if ZONE_H:
-                    acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
         substep_end(sync_ptr, tile, s - S0, SYNC)

@@ -57,7 +57,8 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, peephole, weight
            float(opts.cell_clip or 0.0), 0.0, T, B, H, P, dtype=x.dtype, device=x.device,
            TRAINING=training, PEEPHOLE=peephole is not None, HAS_CLIP=has_clip,
            COUPLED=opts.coupled, **_activations(opts), REC=rec is not None, ZONE_H=zone_h_mode,
-           ZONE_C=zone_c_mode, PROJ=proj, LAYER_NORM=False)
+           ZONE_C=zone_c_mode, PROJ=proj, LAYER_NORM=False,
+           gates=0 if proj else 4)
     y = masked_output(h_all[1:], mask, x.dtype)
     saved = (w_hh, peep, w_hr, lengths, gates, c_all, h_all, clipped, h_tilde, m, hbar, zone_h,
              zone_c, c_tilde)
@@ -99,12 +100,13 @@ class LSTMFunction(torch.autograd.Function):
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
         dproj = gates.new_empty(T, B, P) if ctx.proj else h_all  # e_t
         unused = (h_all,) * 4  # the layer norm's buffers
-        launch(lstm_backward_kernel, B, H, 2 * T + 1 if ctx.proj else 2 * T, float32(dy), w_hh,
+        launch(lstm_backward_kernel, B, H, 2 * T + 1 if ctx.proj else T + 1, float32(dy), w_hh,
                peep, w_hr, lengths, gates, c_all, clipped, m, zone_h, zone_c, c_tilde, *unused,
                d_a, h_all, h_all, dproj, dh_buf, dc_buf, T, B, H, P, dtype=x.dtype,
                device=x.device, PEEPHOLE=ctx.has_peephole,
                HAS_CLIP=ctx.opts.cell_clip is not None, COUPLED=ctx.opts.coupled,
-               **_activations(ctx.opts), **ctx.modes, PROJ=ctx.proj, LAYER_NORM=False)
+               **_activations(ctx.opts), **ctx.modes, PROJ=ctx.proj, LAYER_NORM=False,
+               gates=0 if ctx.proj else 4, backward=True)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)

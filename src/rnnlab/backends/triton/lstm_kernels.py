@@ -19,8 +19,8 @@ in the step's epilogue (``hbar`` (T+1, B, P), ``hbar[0] = m∘h_0`` from the hos
 :func:`~rnnlab.backends.triton.kernels_common.zone_weights`); with ``ZONE_C`` the backward
 reads ``c̃_t`` from ``c_tilde`` (T, B, H). ``LAYER_NORM`` computes the layer-normalised LSTM
 instead (:mod:`rnnlab.backends.triton.layernorm_lstm_kernels`: three sub-steps per step
-forward, four backward; its buffers ``ln``, ``pre``, ``norms``, ``shared``, ``dq``, ``dn`` are
-placeholders otherwise).
+forward, three per step (and one) backward; its buffers ``ln``, ``pre``, ``norms``,
+``shared``, ``dq``, ``dn`` are placeholders otherwise).
 
 ``h`` has ``P`` units: ``proj_size`` with ``PROJ``, else ``H`` (no ``W_hr``: ``h̃_t`` is the new
 state). Without ``PROJ`` a step is one sub-step. With ``PROJ`` it is two, since the projection
@@ -29,12 +29,15 @@ columns and stores ``h̃_t`` in ``h_tilde`` (T, B, H) (one slot, (1, B, H), in i
 sub-step 1 forms the program's blocks of P columns of ``h̃_t W_hrᵀ`` and closes the state
 (zoneout of h, the padded carry, ``h̄ = m∘h``).
 
-Backward, per step from T-1 down to 0, two sub-steps: phase 1 forms the gate gradients
-``da_t`` of the program's columns from ``dh, dc``; phase 2 (it reads all of ``da_t``) forms
-``dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h``. Zoneout splits the gradient reaching each state:
-``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest enters the step.
-``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes slot t % 2 (phase 1
-leaves ``g_h∘d^h`` there for phase 2). Sub-steps ``S0 ≤ s < S1`` run in one launch.
+Backward, from step T-1 down to 0: *opening* step t forms the gate gradients ``da_t`` of the
+program's columns from ``dh, dc``; *closing* it (which reads all of ``da_t``) forms
+``dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h`` of the program's columns. Zoneout splits the gradient
+reaching each state: ``g_h∘d^h``, ``dc∘d^c`` go straight to ``h_{t-1}``, ``c_{t-1}``, the rest
+enters the step. ``dh, dc`` live in two-slot buffers: step t reads slot (t+1) % 2 and writes
+slot t % 2 (``g_h∘d^h`` is left there for closing). Closing step t writes only the program's
+own columns of ``dh_{t-1}``, and opening step t-1 reads ``dh``, ``dc`` only there, so
+sub-step s closes step T-s and opens step T-1-s with a block barrier between them: T+1
+sub-steps, one grid barrier each. Sub-steps ``S0 ≤ s < S1`` run in one launch.
 
 With ``PROJ``, ``dh`` (B, P) reaches ``h_t``; differentiating ``h_t = d^h∘h_{t-1} +
 (1-d^h)∘(h̃_t W_hrᵀ)`` (padded steps: ``h_t = h_{t-1}``)::
@@ -45,12 +48,16 @@ With ``PROJ``, ``dh`` (B, P) reaches ``h_t``; differentiating ``h_t = d^h∘h_{t
     dh_{t-1} = running_t ? (da_t W_hh)∘m + d^h_t∘(dy_t + dh_t) : dh_t
     dW_hr    = Σ_t e_tᵀ h̃_t   (a GEMM over all steps, on the host)
 
-``dh̃_t`` reads all of ``e_t`` and ``dh_{t-1}`` all of ``da_t``, so a step is still two
-sub-steps with a barrier after each: phase 2 of step t (P columns) computes ``dh_{t-1}`` and,
-in its epilogue from the same program's values, ``e_{t-1}``; phase 1 of step t-1 (H columns)
-computes ``dh̃_{t-1}`` and the gate gradients. One sub-step before them (phase 2 of "step T",
-without a product) forms ``e_{T-1}`` from ``dh_T``: 2T + 1 sub-steps. ``e`` is ``dproj``
-(T, B, P).
+Closing step t now works on the program's blocks of P columns: ``dh_{t-1}``, then, from the
+same program's values, ``e_{t-1}`` (and the kept share ``d^h∘(dy + dh)``, left in ``dh``'s slot
+as opening leaves it). Opening step t-1 (blocks of H columns) reads all of ``e_{t-1}``, so a
+grid barrier separates them: each is its own sub-step, 2T + 1 of them (closing "step T" forms
+``e_{T-1}`` from ``dh_T`` alone). ``e`` is ``dproj`` (T, B, P).
+
+``RESIDENT`` keeps the program's slices of ``W_hh`` on chip for all steps (forward: the rows
+of its columns in each gate block; backward: its columns of all 4H rows), see
+:mod:`rnnlab.backends.triton.kernels_common`; the cell code is the same in both forms. The
+projected LSTM streams its weights (its host passes no resident form).
 """
 
 import triton
@@ -60,7 +67,12 @@ from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
+    gate_product,
     lerp,
+    operand_tile,
+    resident_slice,
+    state_grad,
+    state_product,
     store_state,
     substep_end,
     tile_rows,
@@ -73,23 +85,31 @@ from rnnlab.backends.triton.layernorm_lstm_kernels import (
 
 
 @triton.jit
-def _cell_forward(xp, gate, h_in, w_hh_ptr, peep_ptr, c_prev, clipped_ptr, c_tilde_ptr,
-                  zone_c_ptr, t64, rows, row_mask, cols, col_mask, tile_mask, at, running, CLIP,
-                  B, H, P, gate_alpha, gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
-                  BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, TRAINING: tl.constexpr,
-                  PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr,
-                  GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr,
-                  ZONE_C: tl.constexpr):
-    """One block of H columns of step t: the gates and ``c̃_t`` (stored for the backward with
-    ``TRAINING``), ``c_t`` stored one step past ``c_prev``; returns ``h̃_t = o∘tanh c̃_t``.
-    ``xp``, ``gate`` point at the block's rows and columns of the step's i gate; ``h_in`` is the
-    recurrent input h̄_{t-1} (B, P)."""
-    a_f = dot_accumulate(tl.load(xp + H, mask=tile_mask, other=0.0), h_in, P, rows, row_mask,
-                         w_hh_ptr, P, 1, cols + H, col_mask, P, BLOCK_K, PRECISION)
-    a_g = dot_accumulate(tl.load(xp + 2 * H, mask=tile_mask, other=0.0), h_in, P, rows,
-                         row_mask, w_hh_ptr, P, 1, cols + 2 * H, col_mask, P, BLOCK_K, PRECISION)
-    a_o = dot_accumulate(tl.load(xp + 3 * H, mask=tile_mask, other=0.0), h_in, P, rows,
-                         row_mask, w_hh_ptr, P, 1, cols + 3 * H, col_mask, P, BLOCK_K, PRECISION)
+def _gate_input(xp, g: tl.constexpr, h_in, h_tile, w_hh_ptr, w_slice, rows, row_mask, cols,
+                col_mask, tile_mask, H, P, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                RESIDENT: tl.constexpr, PROJ: tl.constexpr):
+    """Gate block ``g``'s pre-activation ``xp_t + h̄_{t-1} W_gᵀ`` of a tile (``xp`` at the
+    tile's i gate); with ``PROJ`` the recurrent input has P units and is streamed."""
+    acc = tl.load(xp + g * H, mask=tile_mask, other=0.0)
+    if PROJ:
+        acc = dot_accumulate(acc, h_in, P, rows, row_mask, w_hh_ptr, P, 1, cols + g * H,
+                             col_mask, P, BLOCK_K, PRECISION)
+    else:
+        acc = gate_product(acc, h_in, h_tile, w_hh_ptr, w_slice, g, rows, row_mask, cols,
+                           col_mask, H, BLOCK_K, PRECISION, RESIDENT)
+    return acc
+
+
+@triton.jit
+def _cell(a_i, a_f, a_g, a_o, t64, running, rows, cols, col_mask, tile_mask, at, c_prev,
+          peep_ptr, gates_ptr, clipped_ptr, zone_c_ptr, c_tilde_ptr, CLIP, B, H, gate_alpha,
+          gate_beta, cand_alpha, cand_beta, out_alpha, out_beta, TRAINING: tl.constexpr,
+          PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr,
+          GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr,
+          ZONE_C: tl.constexpr):
+    """Step t's cell for a tile from the gates' pre-activations ``a = xp_t + h̄_{t-1} W_hhᵀ``
+    (``a_i`` unused when ``COUPLED``): the gates (kept for the backward when ``TRAINING``),
+    ``c_t`` stored one step past ``c_prev``; returns ``h̃_t = o∘tanh c̃_t``."""
     c_old = tl.load(c_prev + at, mask=tile_mask, other=0.0)
     if PEEPHOLE:
         p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
@@ -100,8 +120,6 @@ def _cell_forward(xp, gate, h_in, w_hh_ptr, peep_ptr, c_prev, clipped_ptr, c_til
     if COUPLED:
         i = 1.0 - f
     else:
-        a_i = dot_accumulate(tl.load(xp, mask=tile_mask, other=0.0), h_in, P, rows, row_mask,
-                             w_hh_ptr, P, 1, cols, col_mask, P, BLOCK_K, PRECISION)
         if PEEPHOLE:
             a_i += p_i * c_old
         i = activate(a_i, GATE_ACT, gate_alpha, gate_beta)
@@ -117,6 +135,7 @@ def _cell_forward(xp, gate, h_in, w_hh_ptr, peep_ptr, c_prev, clipped_ptr, c_til
     o = activate(a_o, GATE_ACT, gate_alpha, gate_beta)
     h_new = o * activate(c_new, OUT_ACT, out_alpha, out_beta)
     if TRAINING:  # the gates are what the backward reads; inference keeps none
+        gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
         tl.store(gate, i, mask=tile_mask)
         tl.store(gate + H, f, mask=tile_mask)
         tl.store(gate + 2 * H, g, mask=tile_mask)
@@ -157,7 +176,7 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
                         HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
                         CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, REC: tl.constexpr,
                         ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, PROJ: tl.constexpr,
-                        LAYER_NORM: tl.constexpr):
+                        LAYER_NORM: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LSTM forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -168,13 +187,27 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
                                out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
                                TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
     else:
+        if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
+            P = H
+        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            if not COUPLED:
+                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_i = w_hh_ptr
+            w_f = w_hh_ptr
+            w_g = w_hh_ptr
+            w_o = w_hh_ptr
         for s in range(S0, S1):
-            if PROJ:  # sub-step 0: the cell; 1: the projection
+            if PROJ:  # sub-step 0 of a step: the cell; 1: the projection
                 t = s // 2
-                phase = s % 2
+                cell_phase = s % 2 == 0
             else:
                 t = s
-                phase = 0
+                cell_phase = True
             running = (t < length)[:, None]
             t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
             h_prev = h_ptr + t64 * B * P
@@ -182,26 +215,44 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
                 h_tilde = h_tilde_ptr + t64 * B * H
             else:
                 h_tilde = h_tilde_ptr
-            if phase == 0:
+            if cell_phase:
                 if REC:  # the recurrent product reads m∘h_{t-1}
                     h_in = hbar_ptr + t64 * B * P
                 else:
                     h_in = h_prev
+                if RESIDENT:  # h̄_{t-1} read once for the four gates
+                    h_tile = operand_tile(h_in, H, rows, row_mask, H, w_f, H_PAD)
+                else:
+                    h_tile = h_in
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    offsets = t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    h_new = _cell_forward(xp_ptr + offsets, gates_ptr + offsets, h_in, w_hh_ptr,
-                                          peep_ptr, c_ptr + t64 * B * H, clipped_ptr,
-                                          c_tilde_ptr, zone_c_ptr, t64, rows, row_mask, cols,
-                                          col_mask, tile_mask, at, running, CLIP, B, H, P,
-                                          gate_alpha, gate_beta, cand_alpha, cand_beta,
-                                          out_alpha, out_beta, BLOCK_K, PRECISION, TRAINING,
-                                          PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT,
-                                          OUT_ACT, ZONE_C)
+                    xp = xp_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+                    a_f = _gate_input(xp, 1, h_in, h_tile, w_hh_ptr, w_f, rows, row_mask, cols,
+                                      col_mask, tile_mask, H, P, BLOCK_K, PRECISION, RESIDENT,
+                                      PROJ)
+                    a_g = _gate_input(xp, 2, h_in, h_tile, w_hh_ptr, w_g, rows, row_mask, cols,
+                                      col_mask, tile_mask, H, P, BLOCK_K, PRECISION, RESIDENT,
+                                      PROJ)
+                    a_o = _gate_input(xp, 3, h_in, h_tile, w_hh_ptr, w_o, rows, row_mask, cols,
+                                      col_mask, tile_mask, H, P, BLOCK_K, PRECISION, RESIDENT,
+                                      PROJ)
+                    if COUPLED:
+                        a_i = a_f  # unused: i = 1 - f
+                    else:
+                        a_i = _gate_input(xp, 0, h_in, h_tile, w_hh_ptr, w_i, rows, row_mask,
+                                          cols, col_mask, tile_mask, H, P, BLOCK_K, PRECISION,
+                                          RESIDENT, PROJ)
+                    if not PROJ:
+                        h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
+                    h_new = _cell(a_i, a_f, a_g, a_o, t64, running, rows, cols, col_mask,
+                                  tile_mask, at, c_ptr + t64 * B * H, peep_ptr, gates_ptr,
+                                  clipped_ptr, zone_c_ptr, c_tilde_ptr, CLIP, B, H, gate_alpha,
+                                  gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
+                                  TRAINING, PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT,
+                                  OUT_ACT, ZONE_C)
                     if PROJ:  # h̃_t for the projection after the barrier (and for dW_hr)
                         tl.store(h_tilde + at, h_new, mask=tile_mask)
                     else:
-                        h_old = tl.load(h_prev + at, mask=tile_mask, other=0.0)
                         store_state(h_new, h_old, running, h_prev, hbar_ptr, rec_ptr,
                                     zone_h_ptr, t64, at, tile_mask, B, H, REC, ZONE_H)
             else:
@@ -212,18 +263,43 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
 
 
 @triton.jit
-def _cell_backward(g_h, dc, gate, da, c_t, c_before, dc_out, clipped_ptr, peep_ptr, zone_c_ptr,
-                   t64, cols, col_mask, tile_mask, at, running, B, H, gate_alpha, gate_beta,
-                   cand_alpha, cand_beta, out_alpha, out_beta, PEEPHOLE: tl.constexpr,
-                   HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
-                   CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, ZONE_C: tl.constexpr):
-    """One block of H columns of step t: from ``g_h`` reaching ``h̃_t = o∘tanh c̃_t`` (0 where
-    the sequence is padded) and ``dc`` reaching ``c_t``, the gate gradients (stored at ``da``,
-    the block's i gate) and ``dc_{t-1}`` (stored at ``dc_out``)."""
+def _output_grad(dh, t, at, tile_mask, length, dy_ptr, dh_ptr, zone_h_ptr, B, P,
+                 ZONE_H: tl.constexpr):
+    """The gradient entering step t's new state from ``dh`` reaching ``h_t`` (B, P) and the
+    output's ``dy_t``: ``running∘(1-d^h)∘(dy_t + dh)``; with ``ZONE_H`` the kept share
+    ``d^h∘(dy_t + dh)`` is left in slot t % 2 of ``dh`` for :func:`state_grad`."""
+    t64 = tl.cast(t, tl.int64)
+    g_h = tl.load(dy_ptr + t64 * B * P + at, mask=tile_mask, other=0.0) + dh
+    if ZONE_H:
+        keep_h = g_h * zone_weights(zone_h_ptr, t64, at, tile_mask, B, P, ZONE_H)
+        tl.store(dh_ptr + (t % 2) * B * P + at, keep_h, mask=tile_mask)
+        g_h -= keep_h
+    return tl.where((t < length)[:, None], g_h, 0.0)
+
+
+@triton.jit
+def _gate_grads(g_h, t, rows, cols, col_mask, tile_mask, at, length, peep_ptr, gates_ptr,
+                c_ptr, clipped_ptr, zone_c_ptr, c_tilde_ptr, da_ptr, dc_ptr, B, H, gate_alpha,
+                gate_beta, cand_alpha, cand_beta, out_alpha, out_beta, PEEPHOLE: tl.constexpr,
+                HAS_CLIP: tl.constexpr, COUPLED: tl.constexpr, GATE_ACT: tl.constexpr,
+                CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, ZONE_C: tl.constexpr):
+    """Open step t's BPTT for a tile: ``da_t`` of its columns from ``g_h`` entering
+    ``h̃_t = o∘tanh c̃_t`` (0 where the step is padded) and the ``dc`` reaching ``c_t``
+    (slot (t+1) % 2), and ``dc_{t-1}`` (slot t % 2)."""
+    running = (t < length)[:, None]
+    t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
+    gate = gates_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
+    da = da_ptr + t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
     i = tl.load(gate, mask=tile_mask, other=0.0)
     f = tl.load(gate + H, mask=tile_mask, other=0.0)
     g = tl.load(gate + 2 * H, mask=tile_mask, other=0.0)
     o = tl.load(gate + 3 * H, mask=tile_mask, other=0.0)
+    if ZONE_C:  # c̃_t, before zoneout
+        c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    else:
+        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
+    c_before = tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
+    dc = tl.load(dc_ptr + ((t + 1) % 2) * B * H + at, mask=tile_mask, other=0.0)
     if PEEPHOLE:
         p_i = tl.load(peep_ptr + cols, mask=col_mask, other=0.0)[None, :]
         p_f = tl.load(peep_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
@@ -235,8 +311,8 @@ def _cell_backward(g_h, dc, gate, da, c_t, c_before, dc_out, clipped_ptr, peep_p
         dc_step = dc
     tc = activate(c_t, OUT_ACT, out_alpha, out_beta)
     da_o = g_h * tc * activation_grad(o, GATE_ACT, gate_alpha, gate_beta)
-    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(tc, OUT_ACT, out_alpha,
-                                                                         out_beta)
+    dc_new = tl.where(running, dc_step, 0.0) + g_h * o * activation_grad(
+        tc, OUT_ACT, out_alpha, out_beta)
     if PEEPHOLE:
         dc_new += da_o * p_o
     if HAS_CLIP:  # no gradient through a clipped cell state
@@ -259,50 +335,30 @@ def _cell_backward(g_h, dc, gate, da, c_t, c_before, dc_out, clipped_ptr, peep_p
     tl.store(da + 2 * H, dc_new * i * activation_grad(g, CAND_ACT, cand_alpha, cand_beta),
              mask=tile_mask)
     tl.store(da + 3 * H, da_o, mask=tile_mask)
-    tl.store(dc_out + at, tl.where(running, dc_prev, dc), mask=tile_mask)
+    tl.store(dc_ptr + (t % 2) * B * H + at, tl.where(running, dc_prev, dc), mask=tile_mask)
 
 
 @triton.jit
-def _recurrent_grad(da_ptr, w_hh_ptr, rec_ptr, rows, row_mask, cols, col_mask, tile_mask, at,
-                    H, P, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                    PRECISION: tl.constexpr, REC: tl.constexpr):
-    """``(da_t W_hh)∘m`` of a block of P columns (``da_ptr`` the step's (B, 4H))."""
-    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), da_ptr, 4 * H, rows,
-                         row_mask, w_hh_ptr, 1, P, cols, col_mask, 4 * H, BLOCK_K, PRECISION)
-    if REC:
-        acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
-    return acc
-
-
-@triton.jit
-def _projection_grads(dy_ptr, da_ptr, w_hh_ptr, rec_ptr, zone_h_ptr, dh_in, dh_out, dproj_ptr,
-                      t, T, length, rows, row_mask, B, H, P, BLOCK_B: tl.constexpr,
-                      BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-                      REC: tl.constexpr, ZONE_H: tl.constexpr):
-    """Phase 2 of step t with ``PROJ``, the program's blocks of P columns: ``dh_{t-1}`` (at
-    t = T: ``dh_T``, in ``dh_out`` from the host), then ``e_{t-1}`` for phase 1 of step t-1."""
-    t64 = tl.cast(t, tl.int64)
+def _close_projected(t, T, length, rows, row_mask, dy_ptr, da_ptr, w_hh_ptr, rec_ptr,
+                     zone_h_ptr, dh_ptr, dproj_ptr, B, H, P, BLOCK_B: tl.constexpr,
+                     BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                     REC: tl.constexpr, ZONE_H: tl.constexpr):
+    """Close step t with ``PROJ``, the program's blocks of P columns: ``dh_{t-1}`` (at t = T:
+    ``dh_T``, in slot T % 2 from the host), then ``e_{t-1}`` for opening step t-1."""
     for j in range(tl.program_id(1) * BLOCK_H, P, tl.num_programs(1) * BLOCK_H):
         cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, P, BLOCK_H)
         if t == T:
-            dh_prev = tl.load(dh_out + at, mask=tile_mask, other=0.0)
+            dh = tl.load(dh_ptr + (T % 2) * B * P + at, mask=tile_mask, other=0.0)
         else:
-            acc = _recurrent_grad(da_ptr + t64 * B * 4 * H, w_hh_ptr, rec_ptr, rows, row_mask,
-                                  cols, col_mask, tile_mask, at, H, P, BLOCK_B, BLOCK_H, BLOCK_K,
-                                  PRECISION, REC)
-            dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-            if ZONE_H:  # h_t's kept share d^h∘(dy_t + dh_t)
-                dy = tl.load(dy_ptr + t64 * B * P + at, mask=tile_mask, other=0.0)
-                acc += (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask, B, P, ZONE_H)
-            dh_prev = tl.where((t < length)[:, None], acc, dh)
-            tl.store(dh_out + at, dh_prev, mask=tile_mask)
-        if t > 0:  # e_{t-1} = running ∘ (1-d^h)∘(dy_{t-1} + dh_{t-1})
-            s64 = t64 - 1
-            g_h = tl.load(dy_ptr + s64 * B * P + at, mask=tile_mask, other=0.0) + dh_prev
-            if ZONE_H:
-                g_h -= g_h * zone_weights(zone_h_ptr, s64, at, tile_mask, B, P, ZONE_H)
-            tl.store(dproj_ptr + s64 * B * P + at, tl.where((t - 1 < length)[:, None], g_h, 0.0),
-                     mask=tile_mask)
+            acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
+                                 da_ptr + tl.cast(t, tl.int64) * B * 4 * H, 4 * H, rows,
+                                 row_mask, w_hh_ptr, 1, P, cols, col_mask, 4 * H, BLOCK_K,
+                                 PRECISION)
+            dh = state_grad(acc, t, at, tile_mask, length, rec_ptr, dh_ptr, B, P, REC, ZONE_H)
+        if t > 0:
+            e = _output_grad(dh, t - 1, at, tile_mask, length, dy_ptr, dh_ptr, zone_h_ptr, B,
+                             P, ZONE_H)
+            tl.store(dproj_ptr + tl.cast(t - 1, tl.int64) * B * P + at, e, mask=tile_mask)
 
 
 @triton.jit
@@ -315,7 +371,8 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
                          SYNC: tl.constexpr, PEEPHOLE: tl.constexpr, HAS_CLIP: tl.constexpr,
                          COUPLED: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
                          OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
-                         ZONE_C: tl.constexpr, PROJ: tl.constexpr, LAYER_NORM: tl.constexpr):
+                         ZONE_C: tl.constexpr, PROJ: tl.constexpr, LAYER_NORM: tl.constexpr,
+                         H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LSTM BPTT over sub-steps from the last step down, for one tile of sequences: the gate gradients ``da`` and the carried ``dh``, ``dc``; see the module docstring."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
     if LAYER_NORM:
@@ -327,62 +384,75 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
                                 PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
                                 ZONE_C)
     else:
+        if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
+            P = H
+        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
+            j0 = tl.program_id(1) * BLOCK_H
+            if not COUPLED:  # coupled gates: da_i = 0
+                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
+        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
+            w_i = w_hh_ptr
+            w_f = w_hh_ptr
+            w_g = w_hh_ptr
+            w_o = w_hh_ptr
         for s in range(S0, S1):
-            if PROJ:  # sub-step 0: phase 2 of "step T"; then phase 1, phase 2 of each step
-                t = T - (s + 1) // 2
-                gates_phase = s % 2 == 1
-            else:
-                t = T - 1 - s // 2
-                gates_phase = s % 2 == 0
-            running = (t < length)[:, None]
-            t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
-            dh_in = dh_ptr + ((t + 1) % 2) * B * P  # dh, dc reaching h_t, c_t from step t+1
-            dc_in = dc_ptr + ((t + 1) % 2) * B * H
-            dh_out = dh_ptr + (t % 2) * B * P
-            dc_out = dc_ptr + (t % 2) * B * H
-            if gates_phase:  # phase 1: gate gradients
+            if PROJ:  # sub-step 2k closes step T - k, 2k + 1 opens step T - 1 - k
+                t_close = T - s // 2
+                closing = s % 2 == 0
+                t_open = T - 1 - s // 2
+                opening = s % 2 == 1
+            else:  # sub-step s closes step T - s and opens step T - 1 - s
+                t_close = T - s
+                closing = s > 0
+                t_open = T - 1 - s
+                opening = s < T
+            if closing:
+                if PROJ:
+                    _close_projected(t_close, T, length, rows, row_mask, dy_ptr, da_ptr,
+                                     w_hh_ptr, rec_ptr, zone_h_ptr, dh_ptr, dproj_ptr, B, H, P,
+                                     BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, REC, ZONE_H)
+                else:  # dh_{t-1} of the program's columns (reads all of da_t)
+                    da_t = da_ptr + tl.cast(t_close, tl.int64) * B * 4 * H
+                    for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
+                        cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H,
+                                                                     BLOCK_H)
+                        acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+                        if not COUPLED:  # coupled gates: da_i = 0
+                            acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_i, 0, rows,
+                                                row_mask, cols, col_mask, H, BLOCK_K, H_PAD,
+                                                PRECISION, RESIDENT)
+                        acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_f, 1, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_g, 2, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        acc = state_product(acc, da_t, 4 * H, w_hh_ptr, w_o, 3, rows, row_mask,
+                                            cols, col_mask, H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
+                        state_grad(acc, t_close, at, tile_mask, length, rec_ptr, dh_ptr, B, H,
+                                   REC, ZONE_H)
+            if not PROJ:  # the owner reads what it wrote: a block barrier orders it
+                tl.debug_barrier()
+            if opening:
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    if PROJ:  # dh̃_t = e_t W_hr
+                    if PROJ:  # dh̃_t = e_t W_hr (all of e_t, written before the barrier)
                         g_h = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                             dproj_ptr + t64 * B * P, P, rows, row_mask,
-                                             w_hr_ptr, 1, H, cols, col_mask, P, BLOCK_K,
-                                             PRECISION)
+                                             dproj_ptr + tl.cast(t_open, tl.int64) * B * P, P,
+                                             rows, row_mask, w_hr_ptr, 1, H, cols, col_mask, P,
+                                             BLOCK_K, PRECISION)
                     else:
-                        dy = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                        dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                        if ZONE_H:  # the kept share of h_t is h_{t-1}'s: left in dh_out
-                            keep_h = (dy + dh) * zone_weights(zone_h_ptr, t64, at, tile_mask,
-                                                              B, H, ZONE_H)
-                            tl.store(dh_out + at, keep_h, mask=tile_mask)
-                            g_h = tl.where(running, dy + dh - keep_h, 0.0)
-                        else:
-                            g_h = tl.where(running, dy + dh, 0.0)
-                    if ZONE_C:  # c̃_t, before zoneout
-                        c_t = tl.load(c_tilde_ptr + t64 * B * H + at, mask=tile_mask, other=0.0)
-                    else:
-                        c_t = tl.load(c_ptr + (t64 + 1) * B * H + at, mask=tile_mask, other=0.0)
-                    offsets = t64 * B * 4 * H + rows[:, None] * 4 * H + cols[None, :]
-                    _cell_backward(g_h, tl.load(dc_in + at, mask=tile_mask, other=0.0),
-                                   gates_ptr + offsets, da_ptr + offsets, c_t,
-                                   tl.load(c_ptr + t64 * B * H + at, mask=tile_mask, other=0.0),
-                                   dc_out, clipped_ptr, peep_ptr, zone_c_ptr, t64, cols,
-                                   col_mask, tile_mask, at, running, B, H, gate_alpha,
-                                   gate_beta, cand_alpha, cand_beta, out_alpha, out_beta,
-                                   PEEPHOLE, HAS_CLIP, COUPLED, GATE_ACT, CAND_ACT, OUT_ACT,
-                                   ZONE_C)
-            elif PROJ:  # phase 2: dh_{t-1}, then e_{t-1}
-                _projection_grads(dy_ptr, da_ptr, w_hh_ptr, rec_ptr, zone_h_ptr, dh_in, dh_out,
-                                  dproj_ptr, t, T, length, rows, row_mask, B, H, P, BLOCK_B,
-                                  BLOCK_H, BLOCK_K, PRECISION, REC, ZONE_H)
-            else:  # phase 2: dh_{t-1} = (da_t W_hh)∘m + g_h∘d^h
-                for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
-                    cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    acc = _recurrent_grad(da_ptr + t64 * B * 4 * H, w_hh_ptr, rec_ptr, rows,
-                                          row_mask, cols, col_mask, tile_mask, at, H, H, BLOCK_B,
-                                          BLOCK_H, BLOCK_K, PRECISION, REC)
-                    if ZONE_H:
-                        acc += tl.load(dh_out + at, mask=tile_mask, other=0.0)
-                    dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
-                    tl.store(dh_out + at, tl.where(running, acc, dh), mask=tile_mask)
+                        g_h = _output_grad(tl.load(dh_ptr + ((t_open + 1) % 2) * B * H + at,
+                                                   mask=tile_mask, other=0.0),
+                                           t_open, at, tile_mask, length, dy_ptr, dh_ptr,
+                                           zone_h_ptr, B, H, ZONE_H)
+                    _gate_grads(g_h, t_open, rows, cols, col_mask, tile_mask, at, length,
+                                peep_ptr, gates_ptr, c_ptr, clipped_ptr, zone_c_ptr, c_tilde_ptr,
+                                da_ptr, dc_ptr, B, H, gate_alpha, gate_beta, cand_alpha,
+                                cand_beta, out_alpha, out_beta, PEEPHOLE, HAS_CLIP, COUPLED,
+                                GATE_ACT, CAND_ACT, OUT_ACT, ZONE_C)
             substep_end(sync_ptr, tile, s - S0, SYNC)

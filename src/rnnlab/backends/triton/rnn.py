@@ -33,7 +33,7 @@ def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, opts, rec, zon
     w_hh = weight_hh.contiguous()
     launch(rnn_forward_kernel, B, H, T, xp, w_hh, lengths, h_all, m, hbar, zone, h_tilde, T, B,
            H, dtype=x.dtype, device=x.device, RELU=opts.nonlinearity == "relu",
-           TRAINING=training, REC=rec is not None, ZONE=zone_mode)
+           TRAINING=training, REC=rec is not None, ZONE=zone_mode, gates=1)
     y = masked_output(h_all[1:], mask, x.dtype)
     return y, h_all[T].to(x.dtype), (w_hh, lengths, h_all, m, hbar, zone, h_tilde)
 
@@ -61,9 +61,9 @@ class RNNFunction(torch.autograd.Function):
         d_a = h_all.new_empty(T, B, H)
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
-        launch(rnn_backward_kernel, B, H, 2 * T, float32(dy), w_hh, lengths, h_all, m, zone,
+        launch(rnn_backward_kernel, B, H, T + 1, float32(dy), w_hh, lengths, h_all, m, zone,
                h_tilde, d_a, dh_buf, T, B, H, dtype=x.dtype, device=x.device, RELU=ctx.relu,
-               **ctx.modes)
+               **ctx.modes, gates=1, backward=True)
         d_a2 = flat(d_a).to(x.dtype)
         dx = (d_a2 @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_a2.t() @ flat(x)

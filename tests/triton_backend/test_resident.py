@@ -1,0 +1,117 @@
+"""The resident form of the recurrent kernels (``RESIDENT``: each program keeps its slices of
+W_hh on chip for all steps) against the reference engine, and the host's rule that chooses it
+(:func:`rnnlab.backends.triton.launch.schedule`).
+
+Forced with ``RNNLAB_TRITON_RESIDENT=1``: under the interpreter the programs of a tile run one
+launch per sub-step, compiled on CUDA behind the grid barrier. H = 40 pads the reduction to
+H_PAD = 64; two column programs own a block of 32 columns each."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
+
+from rnnlab.backends.triton.launch import RESIDENT_BUDGET, plan_for, resident_bytes, schedule
+
+KERNELS = {  # id: (family, options, gates)
+    "lstm": ("LSTM", {}, 4),
+    "lstm-peephole-clip": ("LSTM", dict(peephole=True, cell_clip=0.5), 4),
+    "lstm-peephole-coupled-regs": ("LSTM", dict(peephole=True, coupled=True,
+                                                recurrent_dropout=0.3, zoneout=(0.2, 0.4)), 4),
+    "gru": ("GRU", {}, 3),
+    "gru-reset-before-regs": ("GRU", dict(reset_after=False, recurrent_dropout=0.3,
+                                          zoneout=0.3), 3),
+    "rnn": ("RNN", dict(nonlinearity="relu"), 1),
+}
+
+
+def force_resident(monkeypatch, columns: str, B: int, H: int, gates: int):
+    monkeypatch.setenv("RNNLAB_TRITON_RESIDENT", "1")
+    monkeypatch.setenv("RNNLAB_TRITON_COLUMN_PROGRAMS", columns)
+    plan = plan_for(B, H, torch.device(DEVICE), gates)
+    assert plan["RESIDENT"] and plan["columns"] == int(columns)
+
+
+@pytest.mark.parametrize("columns", ["1", "2"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_resident_matches_reference(kernel, columns, monkeypatch):
+    """Two layers, bidirectional, packed variable lengths: outputs, final states and every
+    gradient."""
+    family, options, gates = KERNELS[kernel]
+    force_resident(monkeypatch, columns, 3, 40, gates)
+    reference, layer = make_pair(family, dict(options, num_layers=2, bidirectional=True),
+                                 DEVICE, hidden_size=40, seed=3)
+    x = torch.randn(4, 3, 6, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 4), "packed", TOL32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("kernel", ["lstm", "gru", "rnn"])
+def test_resident_half_precision(kernel, dtype, monkeypatch):
+    """Half-precision weights kept half on chip, float32 accumulation, within the half type's
+    rounding of the float32 reference on the same weights."""
+    family, options, gates = KERNELS[kernel]
+    force_resident(monkeypatch, "2", 3, 40, gates)
+    reference, layer = make_pair(family, options, DEVICE, dtype=dtype, hidden_size=40)
+    x = torch.randn(4, 3, 6, device=DEVICE).to(dtype).float().requires_grad_()
+    tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=3e-3, rtol=3e-3)
+    assert_matches_reference(reference, layer, x, lengths_of(3, 4), "lengths", tol, dtype)
+
+
+H200 = 132
+
+
+@pytest.mark.parametrize("gates, dtype, B, H, backward, expected", [
+    # resident: the smallest BLOCK_H ≥ 16 whose blocks fit the tile's SMs, if it fits on chip
+    (4, torch.bfloat16, 8, 1024, False, (True, 16, 64, 4)),  # LSTM
+    (4, torch.bfloat16, 8, 1024, True, (True, 16, 64, 8)),
+    (4, torch.bfloat16, 8, 256, False, (True, 16, 16, 4)),
+    (4, torch.float32, 8, 512, True, (True, 16, 32, 8)),
+    (3, torch.bfloat16, 64, 512, False, (True, 16, 32, 8)),  # GRU
+    (1, torch.float32, 8, 1024, True, (True, 16, 64, 8)),  # RNN
+    # the forward stages h̄ in the weights' dtype, the backward its gradients in float32
+    (1, torch.bfloat16, 64, 1024, False, (True, 16, 64, 8)),
+    (1, torch.bfloat16, 64, 1024, True, (False, 64, 16, None)),
+    (3, torch.float32, 64, 512, True, (False, 64, 8, None)),  # 233472 bytes compiled
+    # streamed (BLOCK_H 64, as many programs as blocks up to the SMs): over the budget
+    (4, torch.float32, 8, 1024, False, (False, 64, 16, None)),
+    (4, torch.bfloat16, 64, 1024, False, (False, 64, 16, None)),
+    (3, torch.bfloat16, 512, 1024, True, (False, 64, 16, None)),  # 8 tiles: 16 SMs each
+    (1, torch.bfloat16, 16384, 256, False, (False, 64, 1, None)),  # 256 tiles: no SM left
+])
+def test_host_rule_on_an_h200(gates, dtype, B, H, backward, expected):
+    plan = schedule(B, H, sms=H200, gates=gates, itemsize=dtype.itemsize, backward=backward)
+    assert (plan["RESIDENT"], plan["BLOCK_H"], plan["columns"],
+            plan.get("num_warps")) == expected
+    tiles = -(-B // plan["BLOCK_B"])
+    if plan["RESIDENT"]:  # one block per program, all resident at once, within the budget
+        assert plan["columns"] * plan["BLOCK_H"] >= H > (plan["columns"] - 1) * plan["BLOCK_H"]
+        assert tiles * plan["columns"] <= H200 and plan["SYNC"] == "grid"
+        assert plan["num_stages"] == 1
+        assert resident_bytes(gates, plan["H_PAD"], plan["BLOCK_H"], plan["BLOCK_B"],
+                              dtype.itemsize, backward) <= RESIDENT_BUDGET
+
+
+def test_host_rule_off_the_gpu_streams_unless_forced():
+    assert not schedule(8, 40, sms=None, gates=4)["RESIDENT"]
+    plan = schedule(8, 40, sms=None, gates=4, columns=2, resident=True)
+    assert (plan["RESIDENT"], plan["BLOCK_H"], plan["H_PAD"], plan["columns"]) == (True, 32, 64, 2)
+    assert not schedule(8, 1024, sms=H200, gates=4, itemsize=2, resident=False)["RESIDENT"]
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(B=8, H=1024, sms=H200, gates=4, itemsize=4), "bytes of shared memory"),
+    (dict(B=16384, H=256, sms=H200, gates=1, itemsize=2), "outnumber the 132 SMs"),
+    (dict(B=8, H=256, sms=H200, gates=0, itemsize=2), "no resident form"),
+])
+def test_forcing_where_it_cannot_apply_says_why(kwargs, reason):
+    B, H = kwargs.pop("B"), kwargs.pop("H")
+    with pytest.raises(ValueError, match=f"^RNNLAB_TRITON_RESIDENT=1: .*B={B}, H={H}: .*{reason}"):
+        schedule(B, H, resident=True, **kwargs)
+
+
+def test_bad_resident_setting_is_named(monkeypatch):
+    monkeypatch.setenv("RNNLAB_TRITON_RESIDENT", "yes")
+    with pytest.raises(ValueError, match="^RNNLAB_TRITON_RESIDENT: expected 0 or 1, got 'yes'"):
+        plan_for(8, 40, torch.device("cpu"), 4)
