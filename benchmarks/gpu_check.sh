@@ -6,7 +6,7 @@
 # Runs from the working tree (PYTHONPATH=src, the machine's python3 with its torch, Triton,
 # pytest, xdist; nothing is installed) with the C++ CPU engine off (RNNLAB_CPU_ENGINE=0: its
 # build is not what a GPU run checks). Every step has its own time limit, so a hang costs that
-# step only; what a step measured before its limit stays in OUTDIR. Writes 9 files at most:
+# step only; what a step measured before its limit stays in OUTDIR. Writes 10 files at most:
 #
 #   summary.txt               the GPU, versions, and per step its exit status, time and result
 #   tests_triton.log          tests/triton_backend + the variants smoke test, compiled on CUDA
@@ -18,6 +18,9 @@
 #                             the host's choice beside the weights streamed (--streamed)
 #   gpu_layers_others.md      gpu_layers.py: GRU, SRU, RNN, same B and H, T = 256, --streamed
 #   variants_gpu.md           variants.py --device cuda: B 64, I=H 512, T 100, fp32 + bf16
+#   gpu_step_profile.md       gpu_step_profile.py: LSTM and GRU, bf16, B 8/64, H 1024, T 256,
+#                             µs per step of the recurrent kernels split into product, epilogue
+#                             and barrier (why a row misses its target)
 #   crossover_cuda.json       the table backend="auto" reads on CUDA, written by the three
 #                             benchmark steps (--crossover): µs per step of native (cuDNN),
 #                             triton and, where cuDNN cannot run the row, reference, per family,
@@ -31,7 +34,7 @@
 # and commit it with the GPU named in the message (the file's "source" says the GPU, versions,
 # date and commands).
 #
-# The limits (seconds) sum to 440 (+ 5 s per step to kill one that ignores the signal); a
+# The limits (seconds) sum to 470 (+ 5 s per step to kill one that ignores the signal); a
 # step's exit status 124 means it reached its limit. Python: $PYTHON (python3); xdist workers:
 # $WORKERS (16).
 set -u
@@ -97,6 +100,9 @@ step "gpu_layers GRU/SRU/RNN" 55 "$OUT/benchmarks.log" \
 step "variants (GPU)" 65 "$OUT/benchmarks.log" \
     "$PY" benchmarks/variants.py --device cuda --rounds 3 --warmup 1 --out "$OUT/variants_gpu.md" \
     --crossover "$CROSSOVER"
+step "step profile" 30 "$OUT/benchmarks.log" \
+    "$PY" benchmarks/gpu_step_profile.py --families LSTM,GRU --batches 8,64 --hiddens 1024 \
+    --dtypes bf16 --rounds 3 --out "$OUT/gpu_step_profile.md"
 
 echo "crossover_cuda.json: $(grep -o '"family"' "$CROSSOVER" 2>/dev/null | wc -l) rows" >>"$SUMMARY"
 
