@@ -328,6 +328,15 @@ def test_auto_takes_the_engine_measured_faster_on_the_machines_isa(isa, train_16
     assert select_backend(rnnlab.LSTM(I, 256, zoneout=0.1), big).name == "cpu"  # not torch's
 
 
+def test_auto_at_the_avx512_crossover(monkeypatch):
+    """B·H = 16·128 on AVX-512: oneDNN's LSTM trains faster, inference goes to this engine."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    layer, x = rnnlab.LSTM(I, 128), Batch(torch.randn(T, 16, I))
+    assert select_backend(layer, x).name == "native"
+    with torch.no_grad():
+        assert select_backend(layer, x).name == "cpu"
+
+
 def _forget_the_build(monkeypatch, build=None):
     for name, value in (("_module", None), ("_error", None), ("_failure", None), ("_tried", False)):
         monkeypatch.setattr(_build, name, value)
