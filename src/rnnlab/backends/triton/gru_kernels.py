@@ -76,7 +76,8 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                               norms_ptr, shared_ptr, rec_ptr, hbar_ptr, zone_ptr, tile, rows,
                               row_mask, length, EPS, B, H, S0, S1, sync_ptr, gate_alpha,
                               gate_beta, cand_alpha, cand_beta, BLOCK_B, BLOCK_H, BLOCK_K,
-                              PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE)
+                              PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE, H_PAD,
+                              RESIDENT)
     else:
         if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
             j0 = tl.program_id(1) * BLOCK_H
@@ -229,7 +230,8 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                norms_ptr, shared_ptr, rec_ptr, zone_ptr, dgx_ptr, dgh_ptr,
                                du_ptr, dh_ptr, tile, rows, row_mask, length, T, B, H, S0, S1,
                                sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B,
-                               BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE)
+                               BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE,
+                               H_PAD, RESIDENT)
     else:
         if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
             j0 = tl.program_id(1) * BLOCK_H

@@ -10,12 +10,12 @@ import torch
 from rnnlab.backends.triton.gru_kernels import gru_backward_kernel, gru_forward_kernel
 from rnnlab.backends.triton.launch import (
     activation_kwargs,
-    column_programs,
     float32,
     grad_needed,
     launch,
     lengths_of,
     masked_output,
+    plan_for,
     recurrent_input,
     zone_input,
 )
@@ -27,15 +27,17 @@ from rnnlab.cells.gru import LN_EPS
 
 
 def _options(opts: GRUOptions) -> dict:
-    """The kernels' options: the activations, the ``reset_after`` form, the layer norm (which
-    has no resident form: ``gates`` 0, see :func:`~rnnlab.backends.triton.launch.schedule`)."""
+    """The kernels' options: the activations, the ``reset_after`` form, the layer norm, and
+    W_hh's three gate blocks for :func:`~rnnlab.backends.triton.launch.schedule`."""
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
-            "RESET_AFTER": True, "LAYER_NORM": True, "gates": 0}
+            "RESET_AFTER": True, "LAYER_NORM": True, "gates": 3}
 
 
-def _shared(B, H, x):
-    """The partial row statistics the tile's programs exchange: (programs, B, 3)."""
-    return x.new_empty(column_programs(B, H, x.device)[0], B, 3, dtype=torch.float32)
+def _shared(B, H, x, backward=False):
+    """The partial row statistics the tile's programs exchange: (programs, B, 3), as many
+    programs as the kernel's launch plan has."""
+    programs = plan_for(B, H, x.device, 3, x.dtype, backward)["columns"]
+    return x.new_empty(programs, B, 3, dtype=torch.float32)
 
 
 def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight, mask,
@@ -99,8 +101,9 @@ class LayerNormGRUFunction(torch.autograd.Function):
         dh_buf = h_all.new_empty(2, B, H)
         dh_buf[T % 2] = dh
         launch(gru_backward_kernel, B, H, 2 * T + 1, float32(dy), w_hh, lengths, h_all, gates,
-               aux, m, hbar, zone, ln, pre, norms, _shared(B, H, x), dgx, dgh, du, dh_buf, T, B, H,
-               dtype=x.dtype, device=x.device, **_options(ctx.opts), **ctx.modes)
+               aux, m, hbar, zone, ln, pre, norms, _shared(B, H, x, backward=True), dgx, dgh, du,
+               dh_buf, T, B, H, dtype=x.dtype, device=x.device, backward=True,
+               **_options(ctx.opts), **ctx.modes)
         d_v = flat(layer_norm_backward(dgx * float32(ln_ih_weight), v_hat, s_ih)).to(x.dtype)
         dx = (d_v @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_v.t() @ flat(x)

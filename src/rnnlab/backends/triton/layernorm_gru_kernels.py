@@ -34,7 +34,6 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
     row_statistics,
     share_rows,
     store_state,
@@ -44,7 +43,9 @@ from rnnlab.backends.triton.kernels_common import (
 from rnnlab.backends.triton.layernorm_common import (
     gates_norm_backward,
     gradient_sums,
+    recurrent_grad,
     recurrent_moments,
+    recurrent_slices,
 )
 
 
@@ -67,8 +68,12 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                           cand_alpha, cand_beta, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                           BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
                           TRAINING: tl.constexpr, GATE_ACT: tl.constexpr,
-                          CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
+                          CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
+                          H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LN-GRU forward over sub-steps ``S0 ≤ s < S1`` (two per step) for one tile."""
+    # W_hh: the program's slices of the three gate blocks on chip (RESIDENT), or streamed
+    w_r, w_z, w_n, _ = recurrent_slices(w_hh_ptr, H, 3, BLOCK_H, H_PAD, True, PRECISION,
+                                        RESIDENT)
     # the tile's rows in one program, which stores their statistics (a tensor: the
     # interpreter cannot combine a scalar condition with a mask)
     stats_rows = row_mask & (rows * 0 + tl.program_id(1) == 0)
@@ -86,9 +91,10 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
-            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, pre_ptr + kept * B * 3 * H, rows,
-                                            row_mask, H, 3, BLOCK_B, BLOCK_H, BLOCK_K,
-                                            PRECISION)
+            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, w_r, w_z, w_n, w_n,
+                                            pre_ptr + kept * B * 3 * H, rows, row_mask, H, 3,
+                                            BLOCK_B, BLOCK_H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
             share_rows(shared_ptr, rows, row_mask, B, n, mean, m2)
         else:  # û_t, the gates and h_t
             mean_u, s_u = row_statistics(shared_ptr, rows, row_mask, B, EPS, BLOCK_B)
@@ -125,10 +131,10 @@ def layernorm_gru_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, p
 
 
 @triton.jit
-def _close_step(t, rows, row_mask, length, dy_ptr, w_hh_ptr, gates_ptr, rec_ptr, zone_ptr, du_ptr,
-                dh_ptr, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, REC: tl.constexpr,
-                ZONE: tl.constexpr):
+def _close_step(t, rows, row_mask, length, dy_ptr, w_hh_ptr, w_r, w_z, w_n, gates_ptr, rec_ptr,
+                zone_ptr, du_ptr, dh_ptr, B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                BLOCK_K: tl.constexpr, H_PAD: tl.constexpr, PRECISION: tl.constexpr,
+                RESIDENT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
     """Close step t's BPTT: ``dh_{t-1} = g∘z̃ + (du_t W_hh)∘m`` of the program's columns
     (``z̃ = z + d_t∘(1-z)``, ``g = dy_t + dh``), the ``dh`` reaching ``h_t`` where padded."""
     running = (t < length)[:, None]
@@ -144,9 +150,9 @@ def _close_step(t, rows, row_mask, length, dy_ptr, w_hh_ptr, gates_ptr, rec_ptr,
             z = z + zone_weights(zone_ptr, t64, at, tile_mask, B, H, ZONE) * (1.0 - z)
         dh = tl.load(dh_in + at, mask=tile_mask, other=0.0)
         g = tl.load(dy_ptr + t64 * B * H + at, mask=tile_mask, other=0.0) + dh
-        acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32), du_ptr + step3,
-                             3 * H, rows, row_mask, w_hh_ptr, 1, H, cols, col_mask, 3 * H,
-                             BLOCK_K, PRECISION)
+        acc = recurrent_grad(du_ptr + step3, w_hh_ptr, w_r, w_z, w_n, w_n, rows, row_mask, cols,
+                             col_mask, H, 3, BLOCK_B, BLOCK_H, BLOCK_K, H_PAD, PRECISION,
+                             RESIDENT)
         if REC:
             acc *= tl.load(rec_ptr + at, mask=tile_mask, other=0.0)
         tl.store(dh_out + at, tl.where(running, acc + g * z, dh), mask=tile_mask)
@@ -159,9 +165,13 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
                            gate_alpha, gate_beta, cand_alpha, cand_beta, BLOCK_B: tl.constexpr,
                            BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                            PRECISION: tl.constexpr, SYNC: tl.constexpr, GATE_ACT: tl.constexpr,
-                           CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr):
+                           CAND_ACT: tl.constexpr, REC: tl.constexpr, ZONE: tl.constexpr,
+                           H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LN-GRU BPTT over sub-steps (2T+1, from the last step down) for one tile:
     ``dgx`` the gradients of ``xp``, ``dgh`` those of ``gh``, ``du`` those of ``u``."""
+    # W_hh: the program's column slices of the three gate blocks on chip (RESIDENT), or streamed
+    w_r, w_z, w_n, _ = recurrent_slices(w_hh_ptr, H, 3, BLOCK_H, H_PAD, False, PRECISION,
+                                        RESIDENT)
     for s in range(S0, S1):
         k = s // 2
         t = T - 1 - k
@@ -171,9 +181,9 @@ def layernorm_gru_backward(dy_ptr, w_hh_ptr, ln_ptr, h_ptr, gates_ptr, aux_ptr, 
         step3 = t64 * B * 3 * H
         if s % 2 == 0:  # close step t + 1, open step t
             if k > 0:  # dh_t = g∘z + (du_{t+1} W_hh)∘m of the program's columns
-                _close_step(t + 1, rows, row_mask, length, dy_ptr, w_hh_ptr, gates_ptr, rec_ptr,
-                            zone_ptr, du_ptr, dh_ptr, B, H, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION,
-                            REC, ZONE)
+                _close_step(t + 1, rows, row_mask, length, dy_ptr, w_hh_ptr, w_r, w_z, w_n,
+                            gates_ptr, rec_ptr, zone_ptr, du_ptr, dh_ptr, B, H, BLOCK_B, BLOCK_H,
+                            BLOCK_K, H_PAD, PRECISION, RESIDENT, REC, ZONE)
             # the owner reads what it wrote: a block barrier orders it (and the slot reuse)
             tl.debug_barrier()
             if k < T:  # da_r, da_z, da_n; the sums of dû = dgh∘γ_hh

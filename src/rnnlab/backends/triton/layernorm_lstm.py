@@ -9,12 +9,12 @@ import torch
 
 from rnnlab.backends.triton.launch import (
     activation_kwargs,
-    column_programs,
     float32,
     grad_needed,
     launch,
     lengths_of,
     masked_output,
+    plan_for,
     recurrent_input,
     zone_input,
 )
@@ -33,12 +33,14 @@ _NOT_IN_THIS_CELL = dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, PROJ=Fal
 def _options(opts: LSTMOptions) -> dict:
     return {**activation_kwargs("gate", opts.gate_act), **activation_kwargs("cand", opts.cand_act),
             **activation_kwargs("out", opts.out_act), **_NOT_IN_THIS_CELL,
-            "gates": 0}  # no resident form
+            "gates": 4}  # W_hh's gate blocks, for the resident form
 
 
-def _shared(B, H, x):
-    """The partial row statistics the tile's programs exchange: (2, programs, B, 3)."""
-    return x.new_empty(2, column_programs(B, H, x.device)[0], B, 3, dtype=torch.float32)
+def _shared(B, H, x, backward=False):
+    """The partial row statistics the tile's programs exchange: (2, programs, B, 3), as many
+    programs as the kernel's launch plan has."""
+    programs = plan_for(B, H, x.device, 4, x.dtype, backward)["columns"]
+    return x.new_empty(2, programs, B, 3, dtype=torch.float32)
 
 
 def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, ln_ih_weight, ln_hh_weight,
@@ -108,9 +110,9 @@ class LayerNormLSTMFunction(torch.autograd.Function):
         dc_buf = torch.empty_like(dh_buf)
         dh_buf[T % 2], dc_buf[T % 2] = dh, dc
         launch(lstm_backward_kernel, B, H, 3 * T + 1, float32(dy), w_hh, h_all, h_all, lengths,
-               gates, c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms, _shared(B, H, x),
-               d_a, dq, dn, h_all, dh_buf, dc_buf, T, B, H, H, dtype=x.dtype, device=x.device,
-               **_options(ctx.opts), **ctx.modes)
+               gates, c_all, h_all, m, zone_h, zone_c, c_tilde, ln, pre, norms,
+               _shared(B, H, x, backward=True), d_a, dq, dn, h_all, dh_buf, dc_buf, T, B, H, H,
+               dtype=x.dtype, device=x.device, backward=True, **_options(ctx.opts), **ctx.modes)
         d_p = flat(layer_norm_backward(d_a * float32(ln_ih_weight), p_hat, s_ih)).to(x.dtype)
         dx = (d_p @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
         dw_ih = d_p.t() @ flat(x)

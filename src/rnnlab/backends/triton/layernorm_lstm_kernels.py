@@ -42,7 +42,6 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
-    dot_accumulate,
     lerp,
     merge_moments,
     row_statistics,
@@ -57,7 +56,9 @@ from rnnlab.backends.triton.kernels_common import (
 from rnnlab.backends.triton.layernorm_common import (
     gates_norm_backward,
     gradient_sums,
+    recurrent_grad,
     recurrent_moments,
+    recurrent_slices,
 )
 
 
@@ -89,8 +90,12 @@ def layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pr
                            BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SYNC: tl.constexpr,
                            TRAINING: tl.constexpr, GATE_ACT: tl.constexpr,
                            CAND_ACT: tl.constexpr, OUT_ACT: tl.constexpr, REC: tl.constexpr,
-                           ZONE_H: tl.constexpr, ZONE_C: tl.constexpr):
+                           ZONE_H: tl.constexpr, ZONE_C: tl.constexpr, H_PAD: tl.constexpr,
+                           RESIDENT: tl.constexpr):
     """LN-LSTM forward over sub-steps ``S0 ≤ s < S1`` (three per step) for one tile."""
+    # W_hh: the program's slices of the four gate blocks on chip (RESIDENT), or streamed
+    w_i, w_f, w_g, w_o = recurrent_slices(w_hh_ptr, H, 4, BLOCK_H, H_PAD, True, PRECISION,
+                                          RESIDENT)
     # the tile's rows in one program, which stores their statistics (a tensor: the
     # interpreter cannot combine a scalar condition with a mask)
     stats_rows = row_mask & (rows * 0 + tl.program_id(1) == 0)
@@ -116,9 +121,10 @@ def layernorm_lstm_forward(xp_ptr, w_hh_ptr, ln_ptr, h_ptr, c_ptr, gates_ptr, pr
                 h_in = hbar_ptr + t64 * B * H
             else:
                 h_in = h_prev
-            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, pre_ptr + kept * B * 4 * H, rows,
-                                            row_mask, H, 4, BLOCK_B, BLOCK_H, BLOCK_K,
-                                            PRECISION)
+            n, mean, m2 = recurrent_moments(h_in, w_hh_ptr, w_i, w_f, w_g, w_o,
+                                            pre_ptr + kept * B * 4 * H, rows, row_mask, H, 4,
+                                            BLOCK_B, BLOCK_H, BLOCK_K, H_PAD, PRECISION,
+                                            RESIDENT)
             share_rows(shared_ptr, rows, row_mask, B, n, mean, m2)
         elif phase == 1:  # q̂_t, the gates, c̃_t and its moments, c_t
             mean_q, s_q = row_statistics(shared_ptr, rows, row_mask, B, EPS, BLOCK_B)
@@ -184,8 +190,11 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
                             BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                             SYNC: tl.constexpr, GATE_ACT: tl.constexpr, CAND_ACT: tl.constexpr,
                             OUT_ACT: tl.constexpr, REC: tl.constexpr, ZONE_H: tl.constexpr,
-                            ZONE_C: tl.constexpr):
+                            ZONE_C: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """LN-LSTM BPTT over sub-steps (3T+1, from the last step down) for one tile."""
+    # W_hh: the program's column slices of the four gate blocks on chip (RESIDENT), or streamed
+    w_i, w_f, w_g, w_o = recurrent_slices(w_hh_ptr, H, 4, BLOCK_H, H_PAD, False, PRECISION,
+                                          RESIDENT)
     second = shared_ptr + B * 3 * tl.num_programs(1)  # the second region of shared partials
     for s in range(S0, S1):
         k = s // 3
@@ -207,10 +216,9 @@ def layernorm_lstm_backward(dy_ptr, w_hh_ptr, ln_ptr, gates_ptr, c_ptr, pre_ptr,
             if k > 0:  # dh_t = (dq_{t+1} W_hh)∘m + g_h∘d^h of the program's columns
                 for j in range(tl.program_id(1) * BLOCK_H, H, tl.num_programs(1) * BLOCK_H):
                     cols, col_mask, tile_mask, at = column_block(j, rows, row_mask, H, BLOCK_H)
-                    acc = dot_accumulate(tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32),
-                                         dq_ptr + step4 + B * 4 * H, 4 * H, rows, row_mask,
-                                         w_hh_ptr, 1, H, cols, col_mask, 4 * H, BLOCK_K,
-                                         PRECISION)
+                    acc = recurrent_grad(dq_ptr + step4 + B * 4 * H, w_hh_ptr, w_i, w_f, w_g,
+                                         w_o, rows, row_mask, cols, col_mask, H, 4, BLOCK_B,
+                                         BLOCK_H, BLOCK_K, H_PAD, PRECISION, RESIDENT)
                     state_grad(acc, t + 1, at, tile_mask, length, rec_ptr, dh_ptr, B, H, REC,
                                ZONE_H)
             # the owner reads what it wrote: a block barrier orders it (and the slot reuse)

@@ -185,7 +185,8 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
                                c_tilde_ptr, tile, rows, row_mask, length, EPS, B, H, S0, S1,
                                sync_ptr, gate_alpha, gate_beta, cand_alpha, cand_beta,
                                out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K, PRECISION, SYNC,
-                               TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C)
+                               TRAINING, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H, ZONE_C, H_PAD,
+                               RESIDENT)
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
@@ -382,7 +383,7 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
                                 B, H, S0, S1, sync_ptr, gate_alpha, gate_beta, cand_alpha,
                                 cand_beta, out_alpha, out_beta, BLOCK_B, BLOCK_H, BLOCK_K,
                                 PRECISION, SYNC, GATE_ACT, CAND_ACT, OUT_ACT, REC, ZONE_H,
-                                ZONE_C)
+                                ZONE_C, H_PAD, RESIDENT)
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
