@@ -12,8 +12,9 @@
 #   tests_triton.log          tests/triton_backend + the variants smoke test, compiled on CUDA
 #   tests_conformance.log     tests/conformance, the CUDA cases
 #   tests_triton_columns2.log tests/triton_backend with RNNLAB_TRITON_COLUMN_PROGRAMS=2
-#   tests_triton_resident.log the resident tests and tests/triton_backend/test_triton_backend.py
-#                             with RNNLAB_TRITON_RESIDENT=1 (W_hh on chip wherever it applies)
+#   tests_triton_resident.log the resident tests, tests/triton_backend/test_triton_backend.py and
+#                             the layer-norm variants with RNNLAB_TRITON_RESIDENT=1 (W_hh on
+#                             chip wherever it applies)
 #   gpu_layers_lstm.md        gpu_layers.py: LSTM, B 8/64, H 256/1024, T = 1024, triton bf16 + fp32,
 #                             the host's choice beside the weights streamed (--streamed)
 #   gpu_layers_others.md      gpu_layers.py: GRU, SRU, RNN, same B and H, T = 256, --streamed
@@ -82,12 +83,13 @@ step "conformance (CUDA)" 85 "$OUT/tests_conformance.log" \
     "${PYTEST[@]}" tests/conformance -k cuda
 step "triton tests, 2 cols" 35 "$OUT/tests_triton_columns2.log" \
     env RNNLAB_TRITON_COLUMN_PROGRAMS=2 "${PYTEST[@]}" tests/triton_backend
-# forced resident: the layer norms and the projected LSTM have no resident form, and the
+# forced resident, the layer norms included: the projected LSTM has no resident form, and the
 # several-programs tests ask for one program per 80 float32 units, whose slices exceed the
-# on-chip budget: all refuse
+# on-chip budget: both refuse
 step "triton tests, resident" 40 "$OUT/tests_triton_resident.log" \
     env RNNLAB_TRITON_RESIDENT=1 "${PYTEST[@]}" tests/triton_backend/test_resident.py \
-    tests/triton_backend/test_triton_backend.py -k "not several_programs and not proj"
+    tests/triton_backend/test_triton_backend.py tests/triton_backend/test_triton_variants.py \
+    -k "not several_programs and not proj and (not test_triton_variants or layernorm)"
 
 CROSSOVER=$OUT/crossover_cuda.json
 rm -f "$CROSSOVER"  # the rows of this run only

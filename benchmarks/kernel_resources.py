@@ -2,13 +2,15 @@
 GPU: Triton's own compiler and ptxas build the forward and backward kernels of the LSTM, GRU
 and RNN with the block sizes the host picks on a 132-SM H200
 (:func:`rnnlab.backends.triton.launch.schedule`), streamed and resident, and the report gives
-per kernel the registers per thread, the bytes spilled, the shared memory, ``num_warps``, and
+per kernel (the layer-normalised LSTM and GRU as LN-LSTM, LN-GRU) the registers per thread, the bytes spilled, the shared memory, ``num_warps``, and
 whether the recurrent weights stayed on chip: every load of ``W_hh`` outside the time loop
 in the TTGIR (resident) or inside it (streamed).
 
     python benchmarks/kernel_resources.py                      # the full grid, ~15 min
     python benchmarks/kernel_resources.py --hiddens 256 --batches 8 --families LSTM
     python benchmarks/kernel_resources.py --out benchmarks/results/kernel_resources_sm90.md
+    python benchmarks/kernel_resources.py --families LN-LSTM,LN-GRU \
+        --rows-from benchmarks/results/kernel_resources_sm90.md --out …   # the other rows kept
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ KERNELS = {  # family: (gates, forward, backward, the kernels' options)
     "GRU": (3, gru_forward_kernel, gru_backward_kernel,
             dict(RESET_AFTER=True, HAS_BIAS=True, ZONE=0, LAYER_NORM=False)),
     "RNN": (1, rnn_forward_kernel, rnn_backward_kernel, dict(RELU=False, ZONE=0)),
+    "LN-LSTM": (4, lstm_forward_kernel, lstm_backward_kernel,
+                dict(PEEPHOLE=False, HAS_CLIP=False, COUPLED=False, OUT_ACT=NAMES.index("tanh"),
+                     ZONE_H=0, ZONE_C=0, PROJ=False, LAYER_NORM=True)),
+    "LN-GRU": (3, gru_forward_kernel, gru_backward_kernel,
+               dict(RESET_AFTER=True, HAS_BIAS=True, ZONE=0, LAYER_NORM=True)),
 }
 COMMON = dict(TRAINING=True, REC=False, GATE_ACT=NAMES.index("sigmoid"),
               CAND_ACT=NAMES.index("tanh"))
@@ -122,7 +129,8 @@ def rows_for(family: str, dtype: str, B: int, H: int, resident: bool, warps: int
     out = []
     for direction, fn in (("fwd", forward), ("bwd", backward)):
         plan = schedule(B, H, sms=SMS, gates=gates, itemsize=torch_dtype.itemsize,
-                        backward=direction == "bwd", resident=False if not resident else None)
+                        backward=direction == "bwd", layer_norm=options.get("LAYER_NORM", False),
+                        resident=False if not resident else None)
         note = ""
         if resident and not plan["RESIDENT"]:  # compile what the host refuses, to show why
             tiles = triton.cdiv(B, plan["BLOCK_B"])
@@ -137,13 +145,14 @@ def rows_for(family: str, dtype: str, B: int, H: int, resident: bool, warps: int
         constexprs = dict(plan, PRECISION=precision, **COMMON, **options)
         if direction == "bwd":
             constexprs.pop("TRAINING")
-            if family == "GRU":
+            if family.endswith("GRU"):
                 constexprs.pop("HAS_BIAS")
         kernel = compile_kernel(fn, w_type, constexprs, num_warps, num_stages)
         outside, inside = weight_loads(kernel.asm["ttgir"])
         shared = kernel.metadata.shared
         estimate = resident_bytes(gates, plan["H_PAD"], plan["BLOCK_H"], plan["BLOCK_B"],
-                                  torch_dtype.itemsize, direction == "bwd")
+                                  torch_dtype.itemsize, direction == "bwd",
+                                  options.get("LAYER_NORM", False))
         out.append(dict(family=family, dtype=dtype, B=B, H=H, dir=direction, estimate=estimate,
                         form="resident" if plan["RESIDENT"] else "streamed",
                         BLOCK_B=plan["BLOCK_B"], BLOCK_H=plan["BLOCK_H"], columns=columns,
@@ -152,6 +161,30 @@ def rows_for(family: str, dtype: str, B: int, H: int, resident: bool, warps: int
                         loads=f"{outside}/{inside}", fits=shared <= SHARED_LIMIT, note=note,
                         **resources(kernel)))
     return out
+
+
+def read_rows(path: Path, skip: set[str]) -> list[dict]:
+    """The rows of an earlier report (``--out``), but those of the families in ``skip``, with
+    their ``resident_bytes`` estimate recomputed."""
+    names = ["family", "dtype", "B", "H", "dir", "form", "BLOCK_B", "BLOCK_H", "columns",
+             "warps", "regs", "spills", "shared", "loads", "on_chip", "note"]
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != len(names) or cells[0] in skip or not cells[2].isdigit():
+            continue
+        r = dict(zip(names, cells))
+        r["fits"] = not r["shared"].endswith("(over)")
+        for key in ("B", "H", "BLOCK_B", "BLOCK_H", "columns", "warps", "regs", "spills"):
+            r[key] = int(r[key])
+        r["shared"] = int(r["shared"].split()[0])
+        gates, _, _, options = KERNELS[r["family"]]
+        torch_dtype = DTYPES[r["dtype"]][0]
+        r["estimate"] = resident_bytes(gates, max(16, triton.next_power_of_2(r["H"])),
+                                       r["BLOCK_H"], r["BLOCK_B"], torch_dtype.itemsize,
+                                       r["dir"] == "bwd", options.get("LAYER_NORM", False))
+        rows.append(r)
+    return rows
 
 
 def rule(rows: list[dict]) -> list[str]:
@@ -174,7 +207,7 @@ def rule(rows: list[dict]) -> list[str]:
                      f"{min(r['shared'] for r in refused)}–{max(r['shared'] for r in refused)} "
                      f"bytes; over the limit: {sum(not r['fits'] for r in refused)}.")
     lines.append(f"- `launch.resident_bytes` (G·H_PAD·BLOCK_H·itemsize + BLOCK_B·H_PAD·(4 "
-                 f"backward, itemsize forward) + 4096) is exact for {len(exact)} of "
+                 f"backward and layer norms, itemsize plain forward) + 4096) is exact for {len(exact)} of "
                  f"{len(resident)} resident kernels, at least the compiler's figure for "
                  f"{len(resident) - len(under)} (at most "
                  f"{max((r['estimate'] - r['shared'] for r in resident), default=0)} bytes "
@@ -219,13 +252,15 @@ def report(rows: list[dict], command: str) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", default="LSTM,GRU,RNN")
+    parser.add_argument("--families", default=",".join(KERNELS))
     parser.add_argument("--dtypes", default="bf16,fp32")
     parser.add_argument("--hiddens", default="256,512,1024")
     parser.add_argument("--batches", default="8,64")
     parser.add_argument("--forms", default="streamed,resident")
     parser.add_argument("--resident-warps", type=int, default=None,
                         help="num_warps of the resident kernels (default: the host's)")
+    parser.add_argument("--rows-from", type=Path,
+                        help="an earlier report: keep its rows of the families not compiled")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -239,6 +274,8 @@ def main(argv=None) -> None:
                                             args.resident_warps):
                             rows.append(row)
                             print(row, flush=True)
+    if args.rows_from:
+        rows = read_rows(args.rows_from, set(args.families.split(","))) + rows
     text = report(rows, "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]))
     if args.out:
         args.out.write_text(text)

@@ -99,9 +99,27 @@ H200 = 132
     (4, torch.bfloat16, 64, 1024, False, (False, 64, 16, None)),
     (3, torch.bfloat16, 512, 1024, True, (False, 64, 16, None)),  # 8 tiles: 16 SMs each
     (1, torch.bfloat16, 16384, 256, False, (False, 64, 1, None)),  # 256 tiles: no SM left
+    (4, torch.bfloat16, 32, 1024, False, (True, 16, 64, 4)),
 ])
 def test_host_rule_on_an_h200(gates, dtype, B, H, backward, expected):
-    plan = schedule(B, H, sms=H200, gates=gates, itemsize=dtype.itemsize, backward=backward)
+    check_host_rule(gates, dtype, B, H, backward, False, expected)
+
+
+@pytest.mark.parametrize("gates, dtype, B, H, backward, expected", [
+    # the layer-norm kernels: the forward's operand takes float32's room (sm_90 compile)
+    (4, torch.bfloat16, 8, 1024, False, (True, 16, 64, 4)),  # LN-LSTM
+    (4, torch.bfloat16, 8, 1024, True, (True, 16, 64, 8)),
+    (4, torch.bfloat16, 32, 1024, False, (False, 64, 16, None)),  # the plain LSTM's fits
+    (3, torch.bfloat16, 64, 512, False, (True, 16, 32, 8)),  # LN-GRU
+    (3, torch.float32, 64, 512, False, (False, 64, 8, None)),
+])
+def test_host_rule_for_the_layer_norms_on_an_h200(gates, dtype, B, H, backward, expected):
+    check_host_rule(gates, dtype, B, H, backward, True, expected)
+
+
+def check_host_rule(gates, dtype, B, H, backward, layer_norm, expected):
+    plan = schedule(B, H, sms=H200, gates=gates, itemsize=dtype.itemsize, backward=backward,
+                    layer_norm=layer_norm)
     assert (plan["RESIDENT"], plan["BLOCK_H"], plan["columns"],
             plan.get("num_warps")) == expected
     tiles = -(-B // plan["BLOCK_B"])
@@ -110,7 +128,7 @@ def test_host_rule_on_an_h200(gates, dtype, B, H, backward, expected):
         assert tiles * plan["columns"] <= H200 and plan["SYNC"] == "grid"
         assert plan["num_stages"] == 1
         assert resident_bytes(gates, plan["H_PAD"], plan["BLOCK_H"], plan["BLOCK_B"],
-                              dtype.itemsize, backward) <= RESIDENT_BUDGET
+                              dtype.itemsize, backward, layer_norm) <= RESIDENT_BUDGET
 
 
 def test_host_rule_off_the_gpu_streams_unless_forced():
@@ -123,6 +141,8 @@ def test_host_rule_off_the_gpu_streams_unless_forced():
 @pytest.mark.parametrize("kwargs, reason", [
     (dict(B=8, H=1024, sms=H200, gates=4, itemsize=4), "bytes of shared memory"),
     (dict(B=16384, H=256, sms=H200, gates=1, itemsize=2), "outnumber the 132 SMs"),
+    (dict(B=32, H=1024, sms=H200, gates=4, itemsize=2, layer_norm=True),
+     "bytes of shared memory"),
     (dict(B=8, H=256, sms=H200, gates=0, itemsize=2), "no resident form"),
 ])
 def test_forcing_where_it_cannot_apply_says_why(kwargs, reason):

@@ -34,7 +34,7 @@ backward included; see :func:`rnnlab.backends.triton.launch.column_programs`); t
 LSTM takes two per step, forward and backward (the projection and the recurrent product each
 read the whole of the other's result). Where each program then owns one block of hidden units
 and its slices of ``W_hh`` fit in its shared memory, the LSTM (unprojected), GRU and RNN
-kernels keep those slices on chip for all T steps instead of
+kernels, the layer-normalised ones included, keep those slices on chip for all T steps instead of
 reading them from memory every step (*resident* weights; the rule is
 :func:`rnnlab.backends.triton.launch.schedule`'s, set from the offline compile in
 ``benchmarks/results/kernel_resources_sm90.md``). Environment:
@@ -42,7 +42,7 @@ reading them from memory every step (*resident* weights; the rule is
 interpreter by default); ``RNNLAB_TRITON_SYNC=launch`` synchronises them with one launch per
 sub-step; ``RNNLAB_TRITON_RESIDENT=0`` streams the weights everywhere, ``=1`` keeps them
 resident (under the interpreter too) and raises an error saying why where that cannot apply
-(the layer norms, the projected LSTM, or slices over the on-chip budget).
+(the projected LSTM, or slices over the on-chip budget).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ a synchronisation of the tile's programs, chosen by ``SYNC`` (see :func:`substep
 Tiles never wait on each other.
 
 The recurrent products take ``W_hh`` in one of two forms, the ``RESIDENT`` option of the
-LSTM, GRU and RNN kernels: *streamed*, each step reads the program's columns of ``W_hh`` from
+LSTM, GRU and RNN kernels (their layer-normalised forms included, through
+:mod:`rnnlab.backends.triton.layernorm_common`): *streamed*, each step reads the program's columns of ``W_hh`` from
 memory in ``BLOCK_K`` chunks (:func:`dot_accumulate`); *resident*, each program owns exactly
 one block of columns and loads its slices of ``W_hh`` once, before the time loop, with the
 reduction dimension padded to the power of two ``H_PAD`` (:func:`resident_slice`), so that

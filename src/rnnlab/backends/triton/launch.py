@@ -51,13 +51,14 @@ RESIDENT_BUDGET = 227 * 1024
 
 
 def resident_bytes(gates: int, h_pad: int, block_h: int, block_b: int, itemsize: int,
-                   backward: bool = False) -> int:
+                   backward: bool = False, layer_norm: bool = False) -> int:
     """Shared memory of a resident program, as the sm_90 compile lays it out: its ``gates``
     slices of W_hh (h_pad × block_h weights of ``itemsize`` bytes), the step's operand tile
     (block_b × h_pad: the backward's gate gradients staged as float32, the forward's h̄_{t-1}
-    in the weights' dtype) and up to 4 KB of scratch, an upper bound (at most 4 KB over the
+    in the weights' dtype, except in the layer-norm kernels (``layer_norm``), whose forward
+    takes float32's room too) and up to 4 KB of scratch, an upper bound (at most 4 KB over the
     compiler's figure)."""
-    operand = 4 if backward else itemsize
+    operand = 4 if backward or layer_norm else itemsize
     return gates * h_pad * block_h * itemsize + block_b * h_pad * operand + 4096
 
 
@@ -85,15 +86,17 @@ def _env_columns() -> int | None:
 
 
 def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = None,
-             itemsize: int = 4, backward: bool = False, columns: int | None = None,
-             resident: bool | None = None, launch_sync: bool = False) -> dict:
+             itemsize: int = 4, backward: bool = False, layer_norm: bool = False,
+             columns: int | None = None, resident: bool | None = None,
+             launch_sync: bool = False) -> dict:
     """How a kernel runs: its block sizes, ``columns`` programs per tile, their ``SYNC`` and,
     for a kernel with the ``RESIDENT`` option, whether each program keeps its slices of W_hh
     on chip (``RESIDENT``, ``H_PAD``). ``sms``: the GPU's multiprocessors (None off the GPU);
-    ``gates``: the gate blocks of W_hh (LSTM 4, GRU 3, RNN 1; 0 for a kernel that has the
-    option but no resident form, None for one without the option); ``itemsize``: bytes of a
+    ``gates``: the gate blocks of W_hh (LSTM 4, GRU 3, RNN 1, with or without layer norm; 0
+    for a kernel that has the option but no resident form (the projected LSTM), None for one
+    without the option); ``itemsize``: bytes of a
     weight; ``backward``: the BPTT kernel (its operand and warps differ, see
-    :func:`resident_bytes`); ``columns``, ``resident``: what the environment asks (None: the
+    :func:`resident_bytes`); ``layer_norm``: a layer-norm kernel (its forward operand too); ``columns``, ``resident``: what the environment asks (None: the
     default);
     ``launch_sync``: one launch per sub-step asked for.
 
@@ -112,13 +115,14 @@ def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = No
     h_pad = max(16, triton.next_power_of_2(hidden))
     reason = None
     if not gates:
-        reason = ("this kernel has no resident form (the layer norms, the projected LSTM)"
+        reason = ("this kernel has no resident form (the projected LSTM)"
                   if gates == 0 else
                   "this kernel has no RESIDENT option")
     else:
         programs = columns if columns is not None else sms // tiles if sms else 1
         block_h = max(16, triton.next_power_of_2(triton.cdiv(hidden, max(programs, 1))))
-        need = resident_bytes(gates, h_pad, block_h, blocks["BLOCK_B"], itemsize, backward)
+        need = resident_bytes(gates, h_pad, block_h, blocks["BLOCK_B"], itemsize, backward,
+                              layer_norm)
         if programs < 1:
             reason = f"{tiles} tiles of {blocks['BLOCK_B']} sequences outnumber the {sms} SMs"
         elif sms and need > RESIDENT_BUDGET:
@@ -150,7 +154,8 @@ def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = No
 
 
 def plan_for(batch: int, hidden: int, device: torch.device, gates: int | None = None,
-             dtype: torch.dtype = torch.float32, backward: bool = False) -> dict:
+             dtype: torch.dtype = torch.float32, backward: bool = False,
+             layer_norm: bool = False) -> dict:
     """:func:`schedule` for ``device`` and the environment: ``RNNLAB_TRITON_COLUMN_PROGRAMS=n``
     (programs per tile), ``RNNLAB_TRITON_RESIDENT=0/1`` (force the weights streamed or
     resident, for a kernel with the option), ``RNNLAB_TRITON_SYNC=launch`` (one launch per
@@ -159,7 +164,8 @@ def plan_for(batch: int, hidden: int, device: torch.device, gates: int | None = 
     sms = torch.cuda.get_device_properties(device).multi_processor_count if on_gpu else None
     resident = _env_choice("RNNLAB_TRITON_RESIDENT") if gates is not None else None
     return schedule(batch, hidden, sms=sms, gates=gates, itemsize=dtype.itemsize,
-                    backward=backward, columns=_env_columns(), resident=resident,
+                    backward=backward, layer_norm=layer_norm, columns=_env_columns(),
+                    resident=resident,
                     launch_sync=os.environ.get("RNNLAB_TRITON_SYNC") == "launch")
 
 
@@ -184,9 +190,11 @@ def column_programs(batch: int, hidden: int, device: torch.device) -> tuple[int,
 def launch(kernel, batch: int, hidden: int, substeps: int, *args, dtype, device,
            gates: int | None = None, backward: bool = False, **extra) -> None:
     """Run ``kernel`` over ``substeps`` sub-steps on a grid of (tiles of ``BLOCK_B``
-    sequences, column programs) as :func:`plan_for` decides (``gates``, ``backward``: see
-    :func:`schedule`); see :mod:`rnnlab.backends.triton.kernels_common`."""
-    plan = plan_for(batch, hidden, device, gates, dtype, backward)
+    sequences, column programs) as :func:`plan_for` decides (``gates``, ``backward`` and the
+    kernel's ``LAYER_NORM`` option: see :func:`schedule`); see
+    :mod:`rnnlab.backends.triton.kernels_common`."""
+    plan = plan_for(batch, hidden, device, gates, dtype, backward,
+                    extra.get("LAYER_NORM", False))
     grid = (triton.cdiv(batch, plan["BLOCK_B"]), plan.pop("columns"))
     sync = plan["SYNC"]
     options = dict(**plan, PRECISION=precision(dtype, device), **extra)

@@ -36,7 +36,7 @@ def _options(opts: GRUOptions) -> dict:
 def _shared(B, H, x, backward=False):
     """The partial row statistics the tile's programs exchange: (programs, B, 3), as many
     programs as the kernel's launch plan has."""
-    programs = plan_for(B, H, x.device, 3, x.dtype, backward)["columns"]
+    programs = plan_for(B, H, x.device, 3, x.dtype, backward, layer_norm=True)["columns"]
     return x.new_empty(programs, B, 3, dtype=torch.float32)
 
 

@@ -23,6 +23,10 @@ reads them, so the two share a sub-step (a block barrier between them): 2T+1 sub
 
 σ and tanh are the activations ``GATE_ACT``, ``CAND_ACT``; recurrent dropout (``h̄ = m∘h``
 from ``hbar``) and zoneout (``d_t``) as in :mod:`rnnlab.backends.triton.gru_kernels`.
+``RESIDENT`` keeps the program's slices of the three gate blocks of ``W_hh`` on chip for all
+steps (forward: for ``u_t`` in sub-step 0; backward: for ``du_t W_hh`` in phase 2), one
+``tl.dot`` per gate block (:func:`~rnnlab.backends.triton.layernorm_common.recurrent_slices`);
+streamed otherwise.
 
 Buffers: ``ln`` (6H,) = [γ_hh, b_hh]; ``pre`` (T or 1, B, 3H): u_t, then û_t; ``norms``
 (T or 1, B): ``s`` per row; ``shared`` (programs, B, 3) the partials; ``aux`` keeps ``gh_n``.

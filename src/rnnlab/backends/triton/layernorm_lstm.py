@@ -39,7 +39,7 @@ def _options(opts: LSTMOptions) -> dict:
 def _shared(B, H, x, backward=False):
     """The partial row statistics the tile's programs exchange: (2, programs, B, 3), as many
     programs as the kernel's launch plan has."""
-    programs = plan_for(B, H, x.device, 4, x.dtype, backward)["columns"]
+    programs = plan_for(B, H, x.device, 4, x.dtype, backward, layer_norm=True)["columns"]
     return x.new_empty(2, programs, B, 3, dtype=torch.float32)
 
 

@@ -27,7 +27,10 @@ reads them, so the two share a sub-step (a block barrier between them): 3T+1 sub
 
 σ and tanh are the activations ``GATE_ACT``, ``CAND_ACT`` (of g) and ``OUT_ACT`` (of n_t);
 recurrent dropout (``h̄ = m∘h`` from ``hbar``) and zoneout (``d^h``, ``d^c``; ``c_tilde``
-keeps ``c̃_t``) as in :mod:`rnnlab.backends.triton.lstm_kernels`.
+keeps ``c̃_t``) as in :mod:`rnnlab.backends.triton.lstm_kernels`. ``RESIDENT`` keeps the
+program's slices of the four gate blocks of ``W_hh`` on chip for all steps (forward: for
+``q_t`` in sub-step 0; backward: for ``dq_t W_hh`` in phase 3), one ``tl.dot`` per gate block
+(:func:`~rnnlab.backends.triton.layernorm_common.recurrent_slices`); streamed otherwise.
 Buffers: ``ln`` (6H,) = [γ_hh, γ_c, β_c]; ``pre`` (T or 1, B, 4H): q_t, then q̂_t;
 ``norms`` (T or 1, B, 3): ``s_q``, mean and ``s`` of c̃_t per row; ``shared`` (2, programs, B, 3)
 the partials of two consecutive sub-steps (two regions, so that a fast program never

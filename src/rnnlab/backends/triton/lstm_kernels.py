@@ -56,8 +56,9 @@ grid barrier separates them: each is its own sub-step, 2T + 1 of them (closing "
 
 ``RESIDENT`` keeps the program's slices of ``W_hh`` on chip for all steps (forward: the rows
 of its columns in each gate block; backward: its columns of all 4H rows), see
-:mod:`rnnlab.backends.triton.kernels_common`; the cell code is the same in both forms. The
-projected LSTM streams its weights (its host passes no resident form).
+:mod:`rnnlab.backends.triton.kernels_common`; the cell code is the same in both forms, and
+the layer-normalised LSTM has it too. The projected LSTM streams its weights (its host passes
+no resident form).
 """
 
 import triton
