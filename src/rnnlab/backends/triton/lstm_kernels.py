@@ -166,6 +166,32 @@ def _project(h_tilde, w_hr_ptr, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, rows
 
 
 @triton.jit
+def gate_weights(w_hh_ptr, H, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr,
+                 TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr, COUPLED: tl.constexpr,
+                 RESIDENT: tl.constexpr):
+    """The program's ``W_hh`` operands of the gates i, f, g, o: with ``RESIDENT`` its slices of
+    the four gate blocks for its one block of columns, loaded once (:func:`resident_slice`;
+    ``TRANSPOSED`` for the forward's ``h̄ W_hhᵀ``; coupled gates load none for i, whose
+    gradient is 0, and return f's in its place); streamed, the pointer that
+    :func:`dot_accumulate` reads every step."""
+    if RESIDENT:
+        j0 = tl.program_id(1) * BLOCK_H
+        w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
+        w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
+        w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
+        if COUPLED:
+            w_i = w_f
+        else:
+            w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
+    else:
+        w_i = w_hh_ptr
+        w_f = w_hh_ptr
+        w_g = w_hh_ptr
+        w_o = w_hh_ptr
+    return w_i, w_f, w_g, w_o
+
+
+@triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr, c_ptr,
                         gates_ptr, clipped_ptr, h_tilde_ptr, rec_ptr, hbar_ptr, zone_h_ptr,
                         zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP,
@@ -189,18 +215,8 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            if not COUPLED:
-                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_i = w_hh_ptr
-            w_f = w_hh_ptr
-            w_g = w_hh_ptr
-            w_o = w_hh_ptr
+        w_i, w_f, w_g, w_o = gate_weights(w_hh_ptr, H, BLOCK_H, H_PAD, True, PRECISION, COUPLED,
+                                          RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 0 of a step: the cell; 1: the projection
                 t = s // 2
@@ -386,18 +402,8 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            if not COUPLED:  # coupled gates: da_i = 0
-                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_i = w_hh_ptr
-            w_f = w_hh_ptr
-            w_g = w_hh_ptr
-            w_o = w_hh_ptr
+        w_i, w_f, w_g, w_o = gate_weights(w_hh_ptr, H, BLOCK_H, H_PAD, False, PRECISION,
+                                          COUPLED, RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 2k closes step T - k, 2k + 1 opens step T - 1 - k
                 t_close = T - s // 2
