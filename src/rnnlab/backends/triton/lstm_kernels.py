@@ -67,10 +67,10 @@ from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
+    gate_operand,
     gate_product,
     lerp,
     operand_tile,
-    resident_slice,
     state_grad,
     state_product,
     store_state,
@@ -166,32 +166,6 @@ def _project(h_tilde, w_hr_ptr, h_prev, hbar_ptr, rec_ptr, zone_h_ptr, t64, rows
 
 
 @triton.jit
-def gate_weights(w_hh_ptr, H, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr,
-                 TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr, COUPLED: tl.constexpr,
-                 RESIDENT: tl.constexpr):
-    """The program's ``W_hh`` operands of the gates i, f, g, o: with ``RESIDENT`` its slices of
-    the four gate blocks for its one block of columns, loaded once (:func:`resident_slice`;
-    ``TRANSPOSED`` for the forward's ``h̄ W_hhᵀ``; coupled gates load none for i, whose
-    gradient is 0, and return f's in its place); streamed, the pointer that
-    :func:`dot_accumulate` reads every step."""
-    if RESIDENT:
-        j0 = tl.program_id(1) * BLOCK_H
-        w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        if COUPLED:
-            w_i = w_f
-        else:
-            w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-    else:
-        w_i = w_hh_ptr
-        w_f = w_hh_ptr
-        w_g = w_hh_ptr
-        w_o = w_hh_ptr
-    return w_i, w_f, w_g, w_o
-
-
-@triton.jit
 def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr, c_ptr,
                         gates_ptr, clipped_ptr, h_tilde_ptr, rec_ptr, hbar_ptr, zone_h_ptr,
                         zone_c_ptr, c_tilde_ptr, ln_ptr, pre_ptr, norms_ptr, shared_ptr, CLIP,
@@ -215,8 +189,13 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        w_i, w_f, w_g, w_o = gate_weights(w_hh_ptr, H, BLOCK_H, H_PAD, True, PRECISION, COUPLED,
-                                          RESIDENT)
+        w_f = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_g = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_o = gate_operand(w_hh_ptr, 3, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        if COUPLED:  # no product for i (its gradient is 0): f's operand stands in
+            w_i = w_f
+        else:
+            w_i = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 0 of a step: the cell; 1: the projection
                 t = s // 2
@@ -402,8 +381,13 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        w_i, w_f, w_g, w_o = gate_weights(w_hh_ptr, H, BLOCK_H, H_PAD, False, PRECISION,
-                                          COUPLED, RESIDENT)
+        w_f = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_g = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_o = gate_operand(w_hh_ptr, 3, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        if COUPLED:  # no product for i (its gradient is 0): f's operand stands in
+            w_i = w_f
+        else:
+            w_i = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 2k closes step T - k, 2k + 1 opens step T - 1 - k
                 t_close = T - s // 2
