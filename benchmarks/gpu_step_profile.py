@@ -49,9 +49,9 @@ import rnnlab
 from rnnlab.backends.triton import launch as launch_module
 from rnnlab.backends.triton.kernels_common import (
     column_block,
+    gate_operand,
     gate_product,
     operand_tile,
-    resident_slice,
     state_product,
     substep_end,
     tile_rows,
@@ -85,22 +85,16 @@ def product_kernel(buf_ptr, w_ptr, lengths_ptr, scale, B, H, S0, S1, sync_ptr,
         width = GATES * H
     else:
         width = H
-    if RESIDENT:  # as the engine's kernels: the program's one block, its slices loaded once
-        j0 = tl.program_id(1) * BLOCK_H
-        w0 = resident_slice(w_ptr, 0, j0, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION)
-        w1 = w0
-        w2 = w0
-        w3 = w0
-        if GATES > 1:
-            w1 = resident_slice(w_ptr, H, j0, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION)
-            w2 = resident_slice(w_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION)
-        if GATES > 3:
-            w3 = resident_slice(w_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION)
-    else:
-        w0 = w_ptr
-        w1 = w_ptr
-        w2 = w_ptr
-        w3 = w_ptr
+    # as the engine's kernels: resident, the program's slices loaded once (unused ones: w0)
+    w0 = gate_operand(w_ptr, 0, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION, RESIDENT)
+    w1 = w0
+    w2 = w0
+    w3 = w0
+    if GATES > 1:
+        w1 = gate_operand(w_ptr, 1, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION, RESIDENT)
+        w2 = gate_operand(w_ptr, 2, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION, RESIDENT)
+    if GATES > 3:
+        w3 = gate_operand(w_ptr, 3, H, BLOCK_H, H_PAD, not BACKWARD, PRECISION, RESIDENT)
     for s in range(S0, S1):
         a_ptr = buf_ptr + (s % 2) * B * width
         out_ptr = buf_ptr + ((s + 1) % 2) * B * width

@@ -23,6 +23,8 @@ from conformance_common import (
 )
 from parity import loss_of
 
+from rnnlab import regularisers
+
 
 def fullgraph_possible(case) -> bool:
     """fullgraph=True except where rnnlab runs a kernel outside the graph: the LSTM's fused op
@@ -99,3 +101,16 @@ def test_compile_sru_with_graph_breaks(engine):
         results.append((out, torch.autograd.grad(loss_of(out), list(module.parameters()))))
     assert_close(results[1][0], results[0][0], case.tol, "compiled outputs")
     assert_close(results[1][1], results[0][1], case.tol, "compiled parameter gradients")
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                        reason="needs CUDA"))])
+def test_compiled_mask_draws_keep_their_rate(device):
+    """Regulariser masks drawn inside a compiled graph (inductor's own random numbers, its
+    ``randint`` over the whole int64 range) keep their rate in each of the four 16-bit draws
+    cut from a word (64 Ki draws each: 0.01 is 5 standard deviations)."""
+    like = torch.empty(0, device=device)
+    draw = torch.compile(lambda: regularisers.bernoulli((4096, 64), 0.3, like), fullgraph=True)
+    rates = draw().view(-1, 4).mean(0)  # column k: the k-th 16 bits of every word
+    assert torch.all((rates - 0.3).abs() < 0.01), rates

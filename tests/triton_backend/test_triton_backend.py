@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from parity import assert_same
-from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
+from triton_pairs import (
+    DEVICE,
+    TOL32,
+    assert_matches_reference,
+    assert_second_derivatives_match,
+    lengths_of,
+    make_pair,
+)
 
 import rnnlab
 from rnnlab.backends import BACKENDS, select_backend
@@ -122,16 +128,7 @@ def test_second_derivatives_match_the_reference(kernel):
     autograd twin: a gradient penalty's gradients equal the reference engine's."""
     family, options = KERNELS[kernel]
     reference, layer = make_pair(family, options, DEVICE)
-    x = torch.randn(4, 3, 6, device=DEVICE)
-    grads = []
-    for m in (reference, layer):
-        xs = x.clone().requires_grad_()
-        out, _ = m(xs, lengths=torch.tensor([4, 2, 3]))
-        first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
-        penalty = sum(g.square().sum() for g in first)
-        grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
-    for a, b in zip(grads[1], grads[0], strict=True):
-        assert_same(a, b, torch.float32, "second-order gradient", TOL32)
+    assert_second_derivatives_match(reference, layer, DEVICE)
 
 
 @pytest.mark.parametrize("batch, hidden, expected", [

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from parity import assert_same
-from triton_pairs import DEVICE, TOL32, assert_matches_reference, lengths_of, make_pair
+from triton_pairs import (
+    DEVICE,
+    TOL32,
+    assert_matches_reference,
+    assert_second_derivatives_match,
+    lengths_of,
+    make_pair,
+)
 
 from rnnlab import regularisers
 from rnnlab.backends.triton.launch import column_programs
@@ -142,18 +148,7 @@ def test_second_derivatives_match_the_reference(variant):
     twin with the same masks: a gradient penalty's gradients equal the reference engine's."""
     family, options, _ = VARIANTS[variant]
     reference, layer = pair(family, options, seed=11)
-    x = torch.randn(4, 3, 6, device=DEVICE)
-    grads = []
-    for m in (reference, layer):
-        xs = x.clone().requires_grad_()
-        out, _ = m(xs, lengths=torch.tensor([4, 2, 3]))
-        first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
-        penalty = sum(g.square().sum() for g in first)
-        grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
-    for a, b in zip(grads[1], grads[0], strict=True):  # float32 rounding on the tensor's scale
-        scale = b.abs().max().item()
-        assert_same(a, b, torch.float32, "second-order gradient",
-                    dict(atol=2e-5 * max(scale, 1.0), rtol=2e-5))
+    assert_second_derivatives_match(reference, layer, DEVICE)
 
 
 @pytest.mark.parametrize("variant", ["lstm-regs", "lstm-zoneout-c-peephole-clip-acts",

@@ -84,3 +84,21 @@ def lengths_of(B, T):
     lengths = torch.randint(1, T + 1, (B,))
     lengths[0] = T
     return lengths
+
+
+def assert_second_derivatives_match(reference, layer, device):
+    """Under ``create_graph=True`` the triton engine's backward hands over to the reference
+    engine's autograd twin (with the same masks): a gradient penalty's gradients equal the
+    reference engine's, to float32 rounding on each tensor's scale."""
+    x = torch.randn(4, 3, 6, device=device)
+    grads = []
+    for m in (reference, layer):
+        xs = x.clone().requires_grad_()
+        out, _ = m(xs, lengths=torch.tensor([4, 2, 3]))
+        first = torch.autograd.grad(out.sin().sum(), [xs, *m.parameters()], create_graph=True)
+        penalty = sum(g.square().sum() for g in first)
+        grads.append(torch.autograd.grad(penalty, [xs, *m.parameters()]))
+    for a, b in zip(grads[1], grads[0], strict=True):
+        scale = b.abs().max().item()
+        assert_same(a, b, torch.float32, "second-order gradient",
+                    dict(atol=TOL32["atol"] * max(scale, 1.0), rtol=TOL32["rtol"]))

@@ -43,9 +43,9 @@ import triton.language as tl
 from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
+    gate_operand,
     gate_product,
     operand_tile,
-    resident_slice,
     state_product,
     store_state,
     substep_end,
@@ -79,15 +79,9 @@ def gru_forward_kernel(xp_ptr, w_hh_ptr, b_hn_ptr, lengths_ptr, h_ptr, gates_ptr
                               PRECISION, SYNC, TRAINING, GATE_ACT, CAND_ACT, REC, ZONE, H_PAD,
                               RESIDENT)
     else:
-        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_r = w_hh_ptr
-            w_z = w_hh_ptr
-            w_n = w_hh_ptr
+        w_r = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_z = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_n = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
         for s in range(S0, S1):
             t = s // PHASES
             running = (t < length)[:, None]
@@ -233,15 +227,9 @@ def gru_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, gates_ptr, aux_ptr
                                BLOCK_H, BLOCK_K, PRECISION, SYNC, GATE_ACT, CAND_ACT, REC, ZONE,
                                H_PAD, RESIDENT)
     else:
-        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            w_r = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_z = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_n = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_r = w_hh_ptr
-            w_z = w_hh_ptr
-            w_n = w_hh_ptr
+        w_r = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_z = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_n = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
         for s in range(S0, S1):
             k = s // PER_STEP
             if s % PER_STEP == 0:  # close step T - k, open step T - 1 - k

@@ -180,6 +180,21 @@ def resident_slice(w_ptr, row0, j, H, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr
 
 
 @triton.jit
+def gate_operand(w_ptr, g, H, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr,
+                 TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr):
+    """The program's operand of gate block ``g`` of ``W`` (G·H, H), taken before the time loop:
+    with ``RESIDENT`` its slice for the program's one block of columns, loaded now to stay on
+    chip (:func:`resident_slice`); streamed, ``w_ptr``, which :func:`dot_accumulate` reads every
+    step."""
+    if RESIDENT:
+        w = resident_slice(w_ptr, g * H, tl.program_id(1) * BLOCK_H, H, BLOCK_H, H_PAD,
+                           TRANSPOSED, PRECISION)
+    else:
+        w = w_ptr
+    return w
+
+
+@triton.jit
 def operand_tile(a_ptr, a_stride, rows, row_mask, K, w_slice, H_PAD: tl.constexpr):
     """``A[rows, :K]`` of a float32 buffer (row stride ``a_stride``) as one (rows × H_PAD)
     tile, zero past K, in the dtype of the resident ``w_slice`` it multiplies."""

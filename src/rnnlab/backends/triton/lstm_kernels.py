@@ -68,10 +68,10 @@ from rnnlab.backends.triton.activations import activate, activation_grad
 from rnnlab.backends.triton.kernels_common import (
     column_block,
     dot_accumulate,
+    gate_operand,
     gate_product,
     lerp,
     operand_tile,
-    resident_slice,
     state_grad,
     state_product,
     store_state,
@@ -191,18 +191,13 @@ def lstm_forward_kernel(xp_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, h_ptr
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        if RESIDENT:  # the program's one block of columns: its W_hh slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            if not COUPLED:
-                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, True, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_i = w_hh_ptr
-            w_f = w_hh_ptr
-            w_g = w_hh_ptr
-            w_o = w_hh_ptr
+        w_f = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_g = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        w_o = gate_operand(w_hh_ptr, 3, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
+        if COUPLED:  # no product for i (its gradient is 0): f's operand stands in
+            w_i = w_f
+        else:
+            w_i = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 0 of a step: the cell; 1: the projection
                 t = s // 2
@@ -388,18 +383,13 @@ def lstm_backward_kernel(dy_ptr, w_hh_ptr, peep_ptr, w_hr_ptr, lengths_ptr, gate
     else:
         if not PROJ:  # h has the H units (one value for both, as the compiler sees it)
             P = H
-        if RESIDENT:  # the program's one block of columns: its W_hh column slices stay on chip
-            j0 = tl.program_id(1) * BLOCK_H
-            if not COUPLED:  # coupled gates: da_i = 0
-                w_i = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_f = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_g = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-            w_o = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, False, PRECISION)
-        else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-            w_i = w_hh_ptr
-            w_f = w_hh_ptr
-            w_g = w_hh_ptr
-            w_o = w_hh_ptr
+        w_f = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_g = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        w_o = gate_operand(w_hh_ptr, 3, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
+        if COUPLED:  # no product for i (its gradient is 0): f's operand stands in
+            w_i = w_f
+        else:
+            w_i = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
         for s in range(S0, S1):
             if PROJ:  # sub-step 2k closes step T - k, 2k + 1 opens step T - 1 - k
                 t_close = T - s // 2

@@ -22,9 +22,9 @@ import triton.language as tl
 
 from rnnlab.backends.triton.kernels_common import (
     column_block,
+    gate_operand,
     gate_product,
     operand_tile,
-    resident_slice,
     state_grad,
     state_product,
     store_state,
@@ -44,11 +44,7 @@ def rnn_forward_kernel(xp_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, hbar_ptr, 
                        RESIDENT: tl.constexpr):
     """Elman RNN forward over sub-steps ``S0 ≤ s < S1`` for one tile of sequences: ``h_t = φ(xp_t + h̄_{t-1} W_hhᵀ)``, zoned."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    if RESIDENT:  # the program's one block of columns: its W_hh slice stays on chip
-        w = resident_slice(w_hh_ptr, 0, tl.program_id(1) * BLOCK_H, H, BLOCK_H, H_PAD, True,
-                           PRECISION)
-    else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-        w = w_hh_ptr
+    w = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, True, PRECISION, RESIDENT)
     for t in range(S0, S1):
         running = (t < length)[:, None]
         t64 = tl.cast(t, tl.int64)  # offsets of step t overflow int32 at T·B·4H ≥ 2³¹
@@ -105,11 +101,7 @@ def rnn_backward_kernel(dy_ptr, w_hh_ptr, lengths_ptr, h_ptr, rec_ptr, zone_ptr,
                         ZONE: tl.constexpr, H_PAD: tl.constexpr, RESIDENT: tl.constexpr):
     """Elman RNN BPTT over sub-steps from the last step down (T+1 of them, see the module docstring): ``da_t = g∘(1-d_t)∘φ'``, then ``dh_{t-1} = (da_t W_hh)∘m + g∘d_t``."""
     tile, rows, row_mask, length = tile_rows(lengths_ptr, B, BLOCK_B)
-    if RESIDENT:  # the program's one block of columns: its W_hh column slice stays on chip
-        w = resident_slice(w_hh_ptr, 0, tl.program_id(1) * BLOCK_H, H, BLOCK_H, H_PAD, False,
-                           PRECISION)
-    else:  # streamed: dot_accumulate reads W_hh at w_hh_ptr every step
-        w = w_hh_ptr
+    w = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, False, PRECISION, RESIDENT)
     for s in range(S0, S1):  # sub-step s closes step T - s and opens step T - 1 - s
         if s > 0:  # dh_{T-s-1} = (da_{T-s} W_hh)∘m + g∘d of the program's columns
             t = T - s
