@@ -17,10 +17,10 @@ import triton.language as tl
 
 from rnnlab.backends.triton.kernels_common import (
     column_block,
+    gate_operand,
     gate_product,
     merge_moments,
     operand_tile,
-    resident_slice,
     row_sums,
     state_product,
     tile_moments,
@@ -32,22 +32,15 @@ def recurrent_slices(w_hh_ptr, H, K: tl.constexpr, BLOCK_H: tl.constexpr, H_PAD:
                      TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr):
     """The weights of the K gate blocks' recurrent products, one per block (four; with K = 3
     the fourth repeats the third, unused): with ``RESIDENT`` the program's slices of ``W_hh``
-    (:func:`~rnnlab.backends.triton.kernels_common.resident_slice`, ``TRANSPOSED`` for the
+    (:func:`~rnnlab.backends.triton.kernels_common.gate_operand`, ``TRANSPOSED`` for the
     forward's ``h̄ W_gᵀ``), loaded once before the time loop; streamed, ``w_hh_ptr`` itself."""
-    if RESIDENT:
-        j0 = tl.program_id(1) * BLOCK_H
-        w_0 = resident_slice(w_hh_ptr, 0, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        w_1 = resident_slice(w_hh_ptr, H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        w_2 = resident_slice(w_hh_ptr, 2 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        if K == 4:
-            w_3 = resident_slice(w_hh_ptr, 3 * H, j0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION)
-        else:
-            w_3 = w_2
+    w_0 = gate_operand(w_hh_ptr, 0, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION, RESIDENT)
+    w_1 = gate_operand(w_hh_ptr, 1, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION, RESIDENT)
+    w_2 = gate_operand(w_hh_ptr, 2, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION, RESIDENT)
+    if K == 4:
+        w_3 = gate_operand(w_hh_ptr, 3, H, BLOCK_H, H_PAD, TRANSPOSED, PRECISION, RESIDENT)
     else:
-        w_0 = w_hh_ptr
-        w_1 = w_hh_ptr
-        w_2 = w_hh_ptr
-        w_3 = w_hh_ptr
+        w_3 = w_2
     return w_0, w_1, w_2, w_3
 
 
