@@ -92,11 +92,13 @@ H200 = 132
     (1, torch.float32, 8, 1024, True, (True, 16, 64, 8)),  # RNN
     # the forward stages h̄ in the weights' dtype, the backward its gradients in float32
     (1, torch.bfloat16, 64, 1024, False, (True, 16, 64, 8)),
-    (1, torch.bfloat16, 64, 1024, True, (False, 64, 16, None)),
-    (3, torch.float32, 64, 512, True, (False, 64, 8, None)),  # 233472 bytes compiled
+    # where the tallest tile does not fit, a shorter one (32 rows: 2 tiles of 64 programs)
+    (1, torch.bfloat16, 64, 1024, True, (True, 16, 64, 8)),
+    (3, torch.float32, 64, 512, True, (True, 16, 32, 8)),  # 64 rows: 233472 bytes compiled
+    (4, torch.bfloat16, 64, 1024, False, (True, 16, 64, 4)),
     # streamed (BLOCK_H 64, as many programs as blocks up to the SMs): over the budget
     (4, torch.float32, 8, 1024, False, (False, 64, 16, None)),
-    (4, torch.bfloat16, 64, 1024, False, (False, 64, 16, None)),
+    (4, torch.bfloat16, 64, 1024, True, (False, 64, 16, None)),
     (3, torch.bfloat16, 512, 1024, True, (False, 64, 16, None)),  # 8 tiles: 16 SMs each
     (1, torch.bfloat16, 16384, 256, False, (False, 64, 1, None)),  # 256 tiles: no SM left
     (4, torch.bfloat16, 32, 1024, False, (True, 16, 64, 4)),
@@ -109,9 +111,10 @@ def test_host_rule_on_an_h200(gates, dtype, B, H, backward, expected):
     # the layer-norm kernels: the forward's operand takes float32's room (sm_90 compile)
     (4, torch.bfloat16, 8, 1024, False, (True, 16, 64, 4)),  # LN-LSTM
     (4, torch.bfloat16, 8, 1024, True, (True, 16, 64, 8)),
-    (4, torch.bfloat16, 32, 1024, False, (False, 64, 16, None)),  # the plain LSTM's fits
+    (4, torch.bfloat16, 32, 1024, False, (True, 16, 64, 4)),  # at 16 rows (the plain: 32)
+    (4, torch.bfloat16, 64, 1024, False, (False, 64, 16, None)),
     (3, torch.bfloat16, 64, 512, False, (True, 16, 32, 8)),  # LN-GRU
-    (3, torch.float32, 64, 512, False, (False, 64, 8, None)),
+    (3, torch.float32, 64, 512, False, (True, 16, 32, 4)),  # at 32 rows
 ])
 def test_host_rule_for_the_layer_norms_on_an_h200(gates, dtype, B, H, backward, expected):
     check_host_rule(gates, dtype, B, H, backward, True, expected)
@@ -131,6 +134,18 @@ def check_host_rule(gates, dtype, B, H, backward, layer_norm, expected):
                               dtype.itemsize, backward, layer_norm) <= RESIDENT_BUDGET
 
 
+def test_host_rule_takes_the_tallest_tile_that_fits():
+    """B = 64, H = 1024, bfloat16 LSTM forward: 64-row tiles put 128 KB of weights and 128 KB of
+    operand on each of 64 programs, over the budget; 32-row tiles fit, 2 tiles × 64 programs on
+    the 132 SMs, under one grid barrier each. Its backward stages float32 gradients: streamed."""
+    plan = schedule(64, 1024, sms=H200, gates=4, itemsize=2)
+    assert (plan["RESIDENT"], plan["BLOCK_B"], plan["columns"], plan["SYNC"]) == (
+        True, 32, 64, "grid")
+    assert not schedule(64, 1024, sms=H200, gates=4, itemsize=2, backward=True)["RESIDENT"]
+    streamed = schedule(64, 1024, sms=H200, gates=4, itemsize=2, resident=False)
+    assert (streamed["BLOCK_B"], streamed["BLOCK_H"]) == (64, 64)
+
+
 def test_host_rule_off_the_gpu_streams_unless_forced():
     assert not schedule(8, 40, sms=None, gates=4)["RESIDENT"]
     plan = schedule(8, 40, sms=None, gates=4, columns=2, resident=True)
@@ -141,7 +156,7 @@ def test_host_rule_off_the_gpu_streams_unless_forced():
 @pytest.mark.parametrize("kwargs, reason", [
     (dict(B=8, H=1024, sms=H200, gates=4, itemsize=4), "bytes of shared memory"),
     (dict(B=16384, H=256, sms=H200, gates=1, itemsize=2), "outnumber the 132 SMs"),
-    (dict(B=32, H=1024, sms=H200, gates=4, itemsize=2, layer_norm=True),
+    (dict(B=64, H=1024, sms=H200, gates=4, itemsize=2, layer_norm=True),
      "bytes of shared memory"),
     (dict(B=8, H=256, sms=H200, gates=0, itemsize=2), "no resident form"),
 ])

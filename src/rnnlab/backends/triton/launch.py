@@ -104,7 +104,10 @@ def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = No
     tile as blocks, up to the multiprocessors left for each tile; off it one (or ``columns``).
     Resident: each program owns exactly one block, ``BLOCK_H`` the smallest power of two ≥ 16
     whose blocks fit the programs a tile has (the multiprocessors left for it, or
-    ``columns``), and :func:`resident_bytes` fit :data:`RESIDENT_BUDGET`; it runs with
+    ``columns``), and :func:`resident_bytes` fit :data:`RESIDENT_BUDGET`, with the tallest tile
+    that lets them fit (``BLOCK_B`` halved down to 16: shorter tiles shrink the operand tile and
+    spread the tiles over more multiprocessors: the forward of B = 64, H = 1024 in bfloat16 fits
+    at 32); it runs with
     :func:`resident_warps` and no software pipelining (``num_stages`` 1: the pipeliner would
     stage copies of the step's operand tiles). The default is resident on the GPU wherever
     that holds, streamed elsewhere; ``resident=True`` where it cannot hold is an error that
@@ -113,29 +116,38 @@ def schedule(batch: int, hidden: int, *, sms: int | None, gates: int | None = No
     blocks = block_sizes(batch, hidden)
     tiles = triton.cdiv(batch, blocks["BLOCK_B"])
     h_pad = max(16, triton.next_power_of_2(hidden))
-    reason = None
+    reason, fit = None, None
     if not gates:
         reason = ("this kernel has no resident form (the projected LSTM)"
                   if gates == 0 else
                   "this kernel has no RESIDENT option")
-    else:
-        programs = columns if columns is not None else sms // tiles if sms else 1
-        block_h = max(16, triton.next_power_of_2(triton.cdiv(hidden, max(programs, 1))))
-        need = resident_bytes(gates, h_pad, block_h, blocks["BLOCK_B"], itemsize, backward,
-                              layer_norm)
-        if programs < 1:
-            reason = f"{tiles} tiles of {blocks['BLOCK_B']} sequences outnumber the {sms} SMs"
-        elif sms and need > RESIDENT_BUDGET:
-            reason = (f"a program's slices of W_hh ({gates} × {h_pad} × {block_h} weights of "
-                      f"{itemsize} bytes) and its operand tile take {need} bytes, over the "
-                      f"{RESIDENT_BUDGET} bytes of shared memory a program may use")
+    else:  # the tallest tile (BLOCK_B halved down to 16) whose programs fit on chip
+        block_b = blocks["BLOCK_B"]
+        while fit is None and block_b >= 16:
+            n_tiles = triton.cdiv(batch, block_b)
+            programs = columns if columns is not None else sms // n_tiles if sms else 1
+            block_h = max(16, triton.next_power_of_2(triton.cdiv(hidden, max(programs, 1))))
+            need = resident_bytes(gates, h_pad, block_h, block_b, itemsize, backward,
+                                  layer_norm)
+            if programs < 1:
+                reason = reason or f"{n_tiles} tiles of {block_b} sequences outnumber the {sms} SMs"
+            elif sms and need > RESIDENT_BUDGET:
+                reason = reason or (
+                    f"a program's slices of W_hh ({gates} × {h_pad} × {block_h} weights of "
+                    f"{itemsize} bytes) and its operand tile ({block_b} rows) take {need} "
+                    f"bytes, over the {RESIDENT_BUDGET} bytes of shared memory a program may use")
+            else:
+                fit = block_b, n_tiles, block_h
+            block_b //= 2
+        if fit is not None:
+            reason = None
     if resident and reason:
         raise ValueError(f"RNNLAB_TRITON_RESIDENT=1: the weights cannot stay resident for "
                          f"B={batch}, H={hidden}: {reason}")
     on_chip = reason is None and (resident if resident is not None else sms is not None)
     if on_chip:
-        blocks["BLOCK_H"] = block_h
-        n = triton.cdiv(hidden, block_h)
+        blocks["BLOCK_B"], tiles, blocks["BLOCK_H"] = fit
+        n = triton.cdiv(hidden, blocks["BLOCK_H"])
     else:
         wanted = columns if columns is not None else max(1, sms // tiles) if sms else 1
         n = min(wanted, triton.cdiv(hidden, blocks["BLOCK_H"]))
