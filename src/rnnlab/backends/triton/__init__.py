@@ -29,8 +29,8 @@ On the CPU the engine runs only when forced and only under the Triton interprete
 (``TRITON_INTERPRET=1``), which is how the tests check it without a GPU.
 
 On CUDA each tile's hidden units are split over as many programs as the GPU has
-multiprocessors for it, synchronised by a grid barrier, one per step (the LSTM, GRU and RNN
-backward included; see :func:`rnnlab.backends.triton.launch.column_programs`); the projected
+multiprocessors for it, synchronised by a grid barrier, one per step (the LSTM, RNN and
+reset-after GRU backward included; see :func:`rnnlab.backends.triton.launch.column_programs`); the projected
 LSTM takes two per step, forward and backward (the projection and the recurrent product each
 read the whole of the other's result). Where each program then owns one block of hidden units
 and its slices of ``W_hh`` fit in its shared memory, the LSTM (unprojected), GRU and RNN
