@@ -61,6 +61,20 @@ def test_resident_matches_reference(kernel, columns, monkeypatch):
     assert_matches_reference(reference, layer, x, lengths_of(3, 4), "packed", TOL32)
 
 
+@pytest.mark.parametrize("kernel", ["lstm", "gru-layernorm"])
+def test_resident_with_several_tiles(kernel, monkeypatch):
+    """B = 70: two tiles of sequences (64 rows and 6), each with its two programs and their
+    resident slices (on a GPU a tile too tall for the budget is split this way): variable
+    lengths, outputs, final states and every gradient."""
+    family, options, gates = KERNELS[kernel]
+    H = hidden_of(kernel)
+    force_resident(monkeypatch, "2", 70, H, gates)
+    assert plan_for(70, H, torch.device(DEVICE), gates)["BLOCK_B"] == 64
+    reference, layer = make_pair(family, options, DEVICE, hidden_size=H, seed=4)
+    x = torch.randn(5, 70, 6, device=DEVICE, requires_grad=True)
+    assert_matches_reference(reference, layer, x, lengths_of(70, 5), "lengths", TOL32)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("kernel", ["lstm", "gru", "rnn", "lstm-layernorm", "gru-layernorm"])
 def test_resident_half_precision(kernel, dtype, monkeypatch):
