@@ -28,6 +28,18 @@ from rnnlab.backends.triton.kernels_common import (
 
 
 @triton.jit
+def normalised_gate(pre, ln_ptr, k: tl.constexpr, cols, col_mask, tile_mask, mean, s, H,
+                    TRAINING: tl.constexpr):
+    """Gate block ``k`` of a tile's recurrent pre-activations normalised and scaled, ``ẑ∘γ``:
+    ``ẑ = (z - mean)·s``, the gains ``γ`` at ``ln_ptr + k·H``; ``pre`` holds z_t, and when
+    training receives ẑ_t, which the backward reads."""
+    z_hat = (tl.load(pre + k * H, mask=tile_mask, other=0.0) - mean) * s
+    if TRAINING:
+        tl.store(pre + k * H, z_hat, mask=tile_mask)
+    return z_hat * tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
+
+
+@triton.jit
 def recurrent_slices(w_hh_ptr, H, K: tl.constexpr, BLOCK_H: tl.constexpr, H_PAD: tl.constexpr,
                      TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr):
     """The weights of the K gate blocks' recurrent products, one per block (four; with K = 3

@@ -47,6 +47,7 @@ from rnnlab.backends.triton.kernels_common import (
 from rnnlab.backends.triton.layernorm_common import (
     gates_norm_backward,
     gradient_sums,
+    normalised_gate,
     recurrent_grad,
     recurrent_moments,
     recurrent_slices,
@@ -57,12 +58,9 @@ from rnnlab.backends.triton.layernorm_common import (
 def _normalised(pre, ln_ptr, k: tl.constexpr, cols, col_mask, tile_mask, mean, s, H,
                 TRAINING: tl.constexpr):
     """Gate ``k``'s ``gh = û∘γ_hh + b_hh``; ``pre`` holds u_t, then û_t."""
-    u_hat = (tl.load(pre + k * H, mask=tile_mask, other=0.0) - mean) * s
-    if TRAINING:  # the backward reads û_t
-        tl.store(pre + k * H, u_hat, mask=tile_mask)
-    gain = tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
     shift = tl.load(ln_ptr + (3 + k) * H + cols, mask=col_mask, other=0.0)[None, :]
-    return u_hat * gain + shift
+    return normalised_gate(pre, ln_ptr, k, cols, col_mask, tile_mask, mean, s, H,
+                           TRAINING) + shift
 
 
 @triton.jit

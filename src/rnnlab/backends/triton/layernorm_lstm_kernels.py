@@ -59,6 +59,7 @@ from rnnlab.backends.triton.kernels_common import (
 from rnnlab.backends.triton.layernorm_common import (
     gates_norm_backward,
     gradient_sums,
+    normalised_gate,
     recurrent_grad,
     recurrent_moments,
     recurrent_slices,
@@ -69,11 +70,8 @@ from rnnlab.backends.triton.layernorm_common import (
 def _gate_input(pre, xp, ln_ptr, k: tl.constexpr, cols, col_mask, tile_mask, mean_q, s_q, H,
                 TRAINING: tl.constexpr):
     """Gate ``k``'s pre-activation ``xp_t + q̂_t∘γ_hh``; ``pre`` holds q_t, then q̂_t."""
-    q_hat = (tl.load(pre + k * H, mask=tile_mask, other=0.0) - mean_q) * s_q
-    if TRAINING:  # the backward reads q̂_t
-        tl.store(pre + k * H, q_hat, mask=tile_mask)
-    gain = tl.load(ln_ptr + k * H + cols, mask=col_mask, other=0.0)[None, :]
-    return tl.load(xp + k * H, mask=tile_mask, other=0.0) + q_hat * gain
+    return tl.load(xp + k * H, mask=tile_mask, other=0.0) + normalised_gate(
+        pre, ln_ptr, k, cols, col_mask, tile_mask, mean_q, s_q, H, TRAINING)
 
 
 @triton.jit
