@@ -7,24 +7,13 @@ import itertools
 
 import pytest
 import torch
+from cpu_engine_required import require_cpu_engine
 from parity import assert_same, loss_of, make_input, make_pair, output_tensors
 
 import rnnlab
 from rnnlab.backends import BACKENDS, select_backend
 from rnnlab.backends import cpu as cpu_backend
 from rnnlab.backends.cpu import _build
-from rnnlab.layers.sequence import Batch
-
-try:  # compiles once per machine and torch version (cached), or explains why not
-    _unavailable, _broken = _build.error(), None
-except RuntimeError as exc:  # RNNLAB_REQUIRE_CPU_ENGINE=1 (CI): a broken build fails the run
-    _unavailable, _broken = None, str(exc)
-if _broken is not None:  # outside the except: the compiler's output once, no chained traceback
-    pytest.fail(_broken, pytrace=False)
-if _unavailable is not None:
-    pytest.skip(f"the C++ CPU engine cannot be built here: {_unavailable} (set "
-                "RNNLAB_REQUIRE_CPU_ENGINE=1 to make this an error)", allow_module_level=True)
-
 from rnnlab.backends.cpu import gru as cpu_gru
 from rnnlab.backends.cpu import lstm as cpu_lstm
 from rnnlab.backends.cpu import rnn as cpu_rnn
@@ -32,6 +21,9 @@ from rnnlab.backends.cpu import sru as cpu_sru
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.rnn import RNNOptions
+from rnnlab.layers.sequence import Batch
+
+require_cpu_engine()
 
 T, B, I, H = 6, 4, 3, 5
 DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])

@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from cpu_engine_required import require_cpu_engine
 from layernorm_gradcheck import gradcheck_layernorm_functions
 from parity import loss_of, make_input, output_tensors
 from torch.func import functional_call
@@ -18,21 +19,11 @@ from torch.func import functional_call
 import rnnlab
 from rnnlab import activations
 from rnnlab.backends import select_backend
-from rnnlab.backends.cpu import _build
+from rnnlab.backends.cpu.layernorm_gru import LayerNormGRUFunction
+from rnnlab.backends.cpu.layernorm_lstm import LayerNormLSTMFunction
 from rnnlab.layers.sequence import Batch
 
-try:  # compiles once per machine and torch version (cached), or explains why not
-    _unavailable, _broken = _build.error(), None
-except RuntimeError as exc:  # RNNLAB_REQUIRE_CPU_ENGINE=1 (CI): a broken build fails the run
-    _unavailable, _broken = None, str(exc)
-if _broken is not None:
-    pytest.fail(_broken, pytrace=False)
-if _unavailable is not None:
-    pytest.skip(f"the C++ CPU engine cannot be built here: {_unavailable}",
-                allow_module_level=True)
-
-from rnnlab.backends.cpu.layernorm_gru import LayerNormGRUFunction  # noqa: E402
-from rnnlab.backends.cpu.layernorm_lstm import LayerNormLSTMFunction  # noqa: E402
+require_cpu_engine()
 
 F64 = torch.float64
 TOL = dict(atol=1e-10, rtol=1e-10)

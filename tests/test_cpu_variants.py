@@ -8,6 +8,7 @@ fixed masks; second derivatives; backend="auto" picking the engine."""
 
 import pytest
 import torch
+from cpu_engine_required import require_cpu_engine
 from parity import assert_same, loss_of, make_input, output_tensors
 from torch.func import functional_call
 
@@ -16,18 +17,6 @@ from rnnlab import activations
 from rnnlab.activations import get as activation
 from rnnlab.backends import select_backend
 from rnnlab.backends.cpu import _build
-from rnnlab.layers.sequence import Batch
-
-try:  # compiles once per machine and torch version (cached), or explains why not
-    _unavailable, _broken = _build.error(), None
-except RuntimeError as exc:  # RNNLAB_REQUIRE_CPU_ENGINE=1 (CI): a broken build fails the run
-    _unavailable, _broken = None, str(exc)
-if _broken is not None:
-    pytest.fail(_broken, pytrace=False)
-if _unavailable is not None:
-    pytest.skip(f"the C++ CPU engine cannot be built here: {_unavailable}",
-                allow_module_level=True)
-
 from rnnlab.backends.cpu import gru as cpu_gru
 from rnnlab.backends.cpu import lstm as cpu_lstm
 from rnnlab.backends.cpu import rnn as cpu_rnn
@@ -35,6 +24,9 @@ from rnnlab.backends.cpu import sru as cpu_sru
 from rnnlab.bptt.gru import GRUOptions
 from rnnlab.bptt.lstm import LSTMOptions
 from rnnlab.bptt.rnn import RNNOptions
+from rnnlab.layers.sequence import Batch
+
+require_cpu_engine()
 
 T, B, I, H = 6, 4, 3, 5
 F64 = torch.float64
